@@ -1,0 +1,262 @@
+"""Threads or greenlets: the few primitives the blocking layer needs from each.
+
+A connection runs in the request's own thread (threaded servers) or greenlet
+(gevent). Locks and events held across socket I/O must be of the same kind, or
+a greenlet blocked on an OS lock would freeze its whole hub. Timers (keep-alive
+pings, ping and close timeouts) are served by one shared service per process,
+never by a thread per connection: a heap and one daemon thread for threads, the
+hub's own timers for gevent.
+
+Timer callbacks must not block: on the threads backend they all run on the one
+timer thread. They may spawn work that blocks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["Backend", "Lock", "Signal", "Timer", "detect_backend", "get_backend"]
+
+
+class Lock(Protocol):
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class Signal(Protocol):
+    """An event: ``set``, ``clear``, ``is_set`` and ``wait(timeout) -> bool``."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Backend:
+    """The primitives for one concurrency model."""
+
+    name = "abstract"
+
+    def lock(self) -> Lock:
+        raise NotImplementedError
+
+    def signal(self) -> Signal:
+        raise NotImplementedError
+
+    def spawn(self, fn: Callable[[], object]) -> None:
+        raise NotImplementedError
+
+    def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
+        """Wait until ``sock`` has data (or EOF); False on timeout."""
+        raise NotImplementedError
+
+    def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
+        raise NotImplementedError
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
+        raise NotImplementedError
+
+
+class _TimerHandle:
+    __slots__ = ("cancelled", "fn")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _TimerService:
+    """One daemon thread running every timer of the process, in deadline order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _TimerHandle]] = []
+        self._counter = itertools.count()
+        self._wakeup = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> _TimerHandle:
+        handle = _TimerHandle(fn)
+        with self._wakeup:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._counter), handle))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="faye_sync-timers", daemon=True
+                )
+                self._thread.start()
+            self._wakeup.notify()
+        return handle
+
+    def _run(self) -> None:
+        # Blocks without bound by design: it is the process's timer thread and
+        # sleeps until the next deadline or a new timer.
+        while True:
+            with self._wakeup:
+                while True:
+                    while self._heap and self._heap[0][2].cancelled:
+                        heapq.heappop(self._heap)
+                    if self._heap:
+                        wait = self._heap[0][0] - time.monotonic()
+                        if wait <= 0:
+                            handle = heapq.heappop(self._heap)[2]
+                            break
+                        self._wakeup.wait(wait)
+                    else:
+                        self._wakeup.wait()
+            try:
+                handle.fn()
+            except Exception:  # a timer must not kill the service for everyone
+                import logging
+
+                logging.getLogger("faye_sync").exception("timer callback failed")
+
+
+class ThreadsBackend(Backend):
+    name = "threads"
+
+    def __init__(self) -> None:
+        self._timers = _TimerService()
+
+    def lock(self) -> Lock:
+        return threading.Lock()
+
+    def signal(self) -> Signal:
+        return threading.Event()
+
+    def spawn(self, fn: Callable[[], object]) -> None:
+        threading.Thread(target=fn, name="faye_sync-reader", daemon=True).start()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
+        return _poll(sock, select.POLLIN | select.POLLHUP | select.POLLERR, timeout)
+
+    def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
+        return _poll(sock, select.POLLOUT | select.POLLHUP | select.POLLERR, timeout)
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
+        return self._timers.call_later(delay, fn)
+
+
+def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
+    if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
+        return True  # TLS records already decrypted and buffered
+    poller = select.poll()
+    poller.register(sock, events)
+    return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+
+class GeventBackend(Backend):
+    name = "gevent"
+
+    def __init__(self) -> None:
+        import gevent
+        import gevent.event
+        import gevent.lock
+        import gevent.socket
+
+        self._gevent = gevent
+        self._semaphore = gevent.lock.Semaphore
+        self._event = gevent.event.Event
+        self._wait_read = gevent.socket.wait_read
+        self._wait_write = gevent.socket.wait_write
+
+    def lock(self) -> Lock:
+        semaphore: Lock = self._semaphore()
+        return semaphore
+
+    def signal(self) -> Signal:
+        event: Signal = self._event()
+        return event
+
+    def spawn(self, fn: Callable[[], object]) -> None:
+        self._gevent.spawn(fn)
+
+    def sleep(self, seconds: float) -> None:
+        self._gevent.sleep(seconds)
+
+    def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
+        if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
+            return True
+        return self._wait(self._wait_read, sock, timeout)
+
+    def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
+        return self._wait(self._wait_write, sock, timeout)
+
+    def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
+        try:
+            wait(sock.fileno(), timeout=timeout, timeout_exc=_Timeout)
+        except _Timeout:
+            return False
+        return True
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
+        # The callback runs in a fresh greenlet, so it may block like any other.
+        timer = self._gevent.get_hub().loop.timer(max(delay, 0.0))
+        timer.start(self._gevent.spawn, fn)
+        return _GeventTimer(timer)
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _GeventTimer:
+    __slots__ = ("_timer",)
+
+    def __init__(self, timer: Any) -> None:
+        self._timer = timer
+
+    def cancel(self) -> None:
+        self._timer.stop()
+        self._timer.close()
+
+
+_backends: dict[str, Backend] = {}
+_backends_lock = threading.Lock()
+
+
+def get_backend(name: str) -> Backend:
+    """The shared backend called ``name``: ``"threads"`` or ``"gevent"``."""
+    with _backends_lock:
+        backend = _backends.get(name)
+        if backend is None:
+            if name == "threads":
+                backend = ThreadsBackend()
+            elif name == "gevent":
+                backend = GeventBackend()
+            else:
+                raise ValueError(f"unknown backend {name!r}: use 'threads' or 'gevent'")
+            _backends[name] = backend
+        return backend
+
+
+def detect_backend(sock: object | None = None) -> Backend:
+    """gevent when the socket is gevent's or this code runs in a gevent greenlet."""
+    gevent = sys.modules.get("gevent")
+    if gevent is not None:
+        if sock is not None and type(sock).__module__.startswith("gevent"):
+            return get_backend("gevent")
+        if isinstance(gevent.getcurrent(), gevent.Greenlet):
+            return get_backend("gevent")
+    return get_backend("threads")

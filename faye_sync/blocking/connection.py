@@ -1,0 +1,458 @@
+"""A WebSocket connection over a blocking socket: faye's API in a thread or greenlet.
+
+Who reads. The thread that wants a message reads the socket itself: ``receive()``
+takes the read lock, calls ``recv`` and feeds the frame layer, so a message goes
+from the socket to its caller without changing threads. ``run()`` (behind the
+WSGI response) reads the same way and dispatches events to listeners. Only a
+handler that sends without ever reading gets a background reader (the *pump*),
+started by its first ``send``: it answers pings, sees the peer's close and keeps
+messages for a later ``receive()``, to which it hands the socket back.
+
+Locks. ``_mutex`` guards the frame layer and is never held across I/O (a plain
+lock is safe under gevent, since nothing inside it blocks). ``_send_lock`` is
+held while a frame is made and written, so frames never interleave and the
+deflate context sees messages in wire order. ``_read_lock`` admits one reader.
+
+Timers (keep-alive ping, ping timeout, close timeout) come from the backend's
+shared service and never block: a dead peer is cut off by ``shutdown``, which
+wakes whoever is blocked on the socket; that thread then reports ``close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..exceptions import ConcurrencyError, ConnectionClosed
+from ..protocol.base import FrameProtocol
+from ..protocol.events import Close, Error, Message, Open, Pong
+from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN
+from .backends import Backend, Timer
+from .emitter import Event, EventEmitter
+
+__all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection"]
+
+log = logging.getLogger("faye_sync")
+
+READ_SIZE = 65536
+CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
+_PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
+_HIGH_WATER = 64  # messages a pump keeps before it stops reading (backpressure)
+
+
+class Connection(EventEmitter):
+    """Runs a frame layer over a connected socket.
+
+    Args:
+        sock: the connected socket, in blocking mode.
+        protocol: the frame layer (hybi-13 or a hixie draft), already handshaken.
+        backend: threads or gevent primitives.
+        buffered: bytes already read past the handshake; parsed first.
+        ping: seconds between keep-alive pings, or None.
+        ping_timeout: seconds to wait for a pong before the peer counts as
+            gone (close 1006), or None.
+        close_timeout: seconds to wait for the peer's close frame.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket | None,
+        protocol: FrameProtocol,
+        *,
+        backend: Backend,
+        buffered: bytes = b"",
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self._sock = sock
+        self._protocol = protocol
+        self._backend = backend
+        self._buffered = buffered
+        self._mutex = backend.lock() if backend.name == "gevent" else threading.Lock()
+        self._send_lock = backend.lock()
+        self._read_lock = backend.lock()
+        self._arrival = backend.signal()  # a pump queued a message or stopped
+        self._messages: deque[str | bytes] = deque()
+        self._pending_output = b""  # written by a timer that could not write it
+        self._ping_callbacks: dict[bytes, Callable[[], Any]] = {}
+        self._ping_counter = 0
+        self._ping_interval = ping
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._timers: list[Timer] = []
+        self._close_timer: Timer | None = None
+        self._awaiting_pong = False
+        self._started = False
+        self._opened = False
+        self._error_reported = False
+        self._closed_event: Close | None = None
+        self._user_reads = False
+        self._pump_active = False
+        self._reader_wanted = False
+
+    # ------------------------------------------------------------ attributes
+
+    @property
+    def ready_state(self) -> int:
+        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as faye reports it."""
+        if self._closed_event is not None:
+            return CLOSED
+        state = self._protocol.state
+        return CLOSING if state == CLOSED else state
+
+    @property
+    def version(self) -> str:
+        return self._protocol.version
+
+    @property
+    def buffered_amount(self) -> int:
+        """Always 0: ``send`` returns once its frame is written to the socket."""
+        return 0
+
+    # -------------------------------------------------------------- sending
+
+    def send(self, message: str | bytes | bytearray | memoryview) -> bool:
+        """Send a text (``str``) or binary (bytes-like) message.
+
+        Blocks until the frame is written. Returns False once the connection is
+        closing or closed (faye's result), and the message is dropped.
+        """
+        if not self._started:
+            self._start()
+        protocol = self._protocol
+        if isinstance(message, str):
+            frame: Callable[[Any], bool] = protocol.send_text
+        elif isinstance(message, bytes | bytearray | memoryview):
+            frame = protocol.send_binary
+        else:
+            raise TypeError(
+                f"send() takes str (text) or bytes (binary), not {type(message).__name__}; "
+                "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
+            )
+        with self._send_lock:
+            with self._mutex:
+                sent = frame(message)
+                data = protocol.data_to_send()
+            if data:
+                sent = self._write(data)
+        if not sent:
+            self._collect()  # a close may be waiting to be reported
+        elif not self._user_reads and not self._pump_active:
+            self._start_pump()
+        return sent
+
+    def ping(self, message: str | bytes = b"", callback: Callable[[], Any] | None = None) -> bool:
+        """Send a ping; ``callback()`` runs when a pong with the same payload arrives.
+
+        Returns False when the connection is closing or the protocol has no
+        pings (hixie drafts). A later ping with the same payload replaces the
+        callback, as in faye.
+        """
+        if not self._started:
+            self._start()
+        payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+        with self._send_lock:
+            with self._mutex:
+                sent = self._protocol.send_ping(payload)
+                data = self._protocol.data_to_send()
+            if sent and callback is not None:
+                self._ping_callbacks[payload] = callback
+            if data:
+                sent = self._write(data)
+        return sent
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the ``close`` event fires when it ends.
+
+        Raises:
+            ValueError: ``code`` is neither 1000 nor in 3000–4999, or ``reason``
+                is over 123 bytes of UTF-8.
+        """
+        if not self._started:
+            self._start()
+        with self._send_lock:
+            with self._mutex:
+                started = self._protocol.send_close(code, reason)
+                data = self._protocol.data_to_send()
+                events = self._protocol.events_received()
+            if data:
+                self._write(data)
+        if started and self._close_timer is None and self._closed_event is None:
+            self._close_timer = self._backend.call_later(self._close_timeout, self._on_close_timeout)
+        self._handle(events)
+
+    # ------------------------------------------------------------ receiving
+
+    def receive(self, timeout: float | None = None) -> str | bytes:
+        """Wait for the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: the connection closed and no message is left.
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+            ConcurrencyError: another thread is already receiving.
+        """
+        if self._messages:
+            return self._messages.popleft()
+        if not self._started:
+            self._start()
+        self._user_reads = True
+        deadline = None if timeout is None else self._now() + timeout
+        while True:
+            if self._messages:
+                return self._messages.popleft()
+            if self._closed_event is not None:
+                raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
+            remaining = None if deadline is None else deadline - self._now()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"no message within {timeout} s")
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    if not self._messages and self._closed_event is None:
+                        self._read(remaining)
+                finally:
+                    self._read_lock.release()
+            elif self._pump_active:
+                self._reader_wanted = True
+                self._arrival.wait(_PUMP_POLL if remaining is None else min(remaining, _PUMP_POLL))
+                self._arrival.clear()
+            else:
+                raise ConcurrencyError(
+                    "receive() called while another thread or greenlet reads this "
+                    "WebSocket; read from one place and hand the messages on"
+                )
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """Iterate over messages until the connection closes."""
+        while True:
+            try:
+                yield self.receive()
+            except ConnectionClosed:
+                return
+
+    def run(self) -> None:
+        """Drive the connection until it is closed, dispatching events to listeners.
+
+        Messages nobody asked for with ``on("message")`` are dropped here: this
+        runs after the handler's own code, when no ``receive()`` will come.
+        """
+        if not self._started:
+            self._start()
+        self._user_reads = True  # from here on this thread is the reader
+        while self._closed_event is None:
+            if self._messages and not self.has_listeners("message"):
+                self._messages.clear()
+            if self._read_lock.acquire(timeout=_PUMP_POLL):
+                try:
+                    if self._closed_event is None:
+                        self._read(None)
+                finally:
+                    self._read_lock.release()
+            else:
+                self._reader_wanted = True  # a pump holds the socket: take it over
+        self._messages.clear()
+
+    # ------------------------------------------------------------ internals
+
+    def _start(self) -> None:
+        """Fire ``open`` and parse the buffered bytes, on first use (faye's next tick)."""
+        self._started = True
+        buffered, self._buffered = self._buffered, b""
+        with self._mutex:
+            if buffered:
+                self._protocol.receive_data(buffered)
+            events = self._protocol.events_received()
+            data = self._protocol.data_to_send()
+        if self._protocol.state != CONNECTING:
+            self._open()
+        if data:
+            with self._send_lock:
+                self._write(data)
+        self._handle(events)
+        if self._ping_interval:
+            self._schedule_ping()
+
+    def _open(self) -> None:
+        if not self._opened and self._closed_event is None:
+            self._opened = True
+            self.emit(Event("open"))
+
+    def _read(self, timeout: float | None) -> None:
+        """Read once and process; the caller holds the read lock."""
+        sock = self._sock
+        if timeout is not None and not self._backend.wait_readable(sock, timeout):
+            return
+        try:
+            data = sock.recv(READ_SIZE)
+        except OSError:
+            data = b""
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
+        protocol = self._protocol
+        with self._mutex:
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            events = protocol.events_received()
+            output = protocol.data_to_send()
+        if output:
+            with self._send_lock:
+                self._write(output)
+        if events:
+            self._handle(events)
+
+    def _handle(self, events: list[Any]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Message:
+                if self.onmessage is None and not self._listeners.get("message"):
+                    self._messages.append(event.data)
+                    if self._pump_active:
+                        self._arrival.set()
+                else:
+                    self.emit(Event("message", data=event.data))
+            elif kind is Pong:
+                self._awaiting_pong = False
+                callback = self._ping_callbacks.pop(event.data, None)
+                if callback is not None:
+                    callback()
+            elif kind is Close:
+                self._finish(event)
+            elif kind is Error:
+                if not self._error_reported:
+                    self._error_reported = True
+                    self.emit(Event("error", message=event.message))
+            elif kind is Open:
+                self._open()
+
+    def _finish(self, event: Close) -> None:
+        if self._closed_event is not None:
+            return
+        self._closed_event = event
+        for timer in self._timers:
+            timer.cancel()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._shutdown()
+        self._arrival.set()
+        self.emit(Event("close", code=event.code, reason=event.reason))
+
+    def _shutdown(self) -> None:
+        # shutdown, never close: the socket may belong to the WSGI server, and
+        # shutdown wakes any thread blocked on it with EOF.
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _write(self, data: bytes) -> bool:
+        """Write under the send lock; a broken socket ends the connection (1006)."""
+        if self._pending_output:
+            data, self._pending_output = self._pending_output + data, b""
+        try:
+            self._sock.sendall(data)
+        except OSError:
+            self._abort(1006, "")
+            return False
+        return True
+
+    def _collect(self) -> None:
+        """Report events a timer or a failed write left in the frame layer."""
+        with self._mutex:
+            events = self._protocol.events_received()
+        if events:
+            self._handle(events)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """End at once without a closing handshake (dead socket, timeout)."""
+        with self._mutex:
+            self._protocol.fail(code, reason)
+        self._shutdown()  # wakes the thread that will report the close
+
+    # Pump: a reader for handlers that only send.
+
+    def _start_pump(self) -> None:
+        self._pump_active = True
+        self._backend.spawn(self._pump)
+
+    def _pump(self) -> None:
+        backend = self._backend
+        try:
+            while self._closed_event is None and not self._reader_wanted:
+                if not self._read_lock.acquire(timeout=_PUMP_POLL):
+                    continue
+                try:
+                    while self._closed_event is None and not self._reader_wanted:
+                        if len(self._messages) >= _HIGH_WATER:
+                            backend.sleep(_PUMP_POLL)  # nobody consumes: let TCP push back
+                        elif backend.wait_readable(self._sock, _PUMP_POLL):
+                            self._read(None)
+                finally:
+                    self._read_lock.release()
+        except Exception:
+            log.exception("WebSocket reader failed")
+            self._abort(1006, "")
+        finally:
+            self._pump_active = False
+            self._reader_wanted = False
+            self._arrival.set()
+        if self._closed_event is None and self._protocol.state == CLOSED:
+            self._process(b"")
+
+    # Timers: they run on a shared service and must not block.
+
+    def _schedule_ping(self) -> None:
+        assert self._ping_interval
+        self._timers = [self._backend.call_later(self._ping_interval, self._on_ping_timer)]
+
+    def _on_ping_timer(self) -> None:
+        if self._closed_event is not None:
+            return
+        if self._ping_timeout and self._awaiting_pong:
+            return
+        self._ping_counter += 1
+        self._awaiting_pong = True
+        with self._mutex:
+            self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
+            data = self._protocol.data_to_send()
+        if data:
+            self._write_from_timer(data)
+        timers = [self._backend.call_later(self._ping_interval or 0, self._on_ping_timer)]
+        if self._ping_timeout:
+            timers.append(self._backend.call_later(self._ping_timeout, self._on_pong_timeout))
+        self._timers = timers
+        if not self._user_reads and not self._pump_active and self._closed_event is None:
+            self._start_pump()  # nobody reads: someone must see the pong
+
+    def _write_from_timer(self, data: bytes) -> None:
+        # A full send buffer must not block the shared timer thread: keep the
+        # bytes for the next writer unless the socket can take them now.
+        if self._send_lock.acquire(blocking=False):
+            try:
+                if self._backend.wait_writable(self._sock, 0):
+                    self._write(data)
+                    return
+            finally:
+                self._send_lock.release()
+        self._pending_output += data
+
+    def _on_pong_timeout(self) -> None:
+        if self._awaiting_pong and self._closed_event is None:
+            self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
+
+    def _on_close_timeout(self) -> None:
+        if self._closed_event is None:
+            self._abort(1006, "")
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()

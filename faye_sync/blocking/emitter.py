@@ -1,0 +1,66 @@
+"""faye's EventTarget, for Python: ``on(name, fn)``, ``off``, and ``onopen``-style attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Event", "EventEmitter", "Listener"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What a listener receives; only the attributes of its ``type`` are set.
+
+    ``message`` events carry ``data`` (``str`` or ``bytes``), ``close`` events
+    ``code`` and ``reason``, ``error`` events ``message``.
+    """
+
+    type: str
+    data: str | bytes | None = None
+    code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+Listener = Callable[[Event], Any]
+
+
+class EventEmitter:
+    """Listeners by event name; the ``on<type>`` attribute runs first, as in faye."""
+
+    EVENTS: tuple[str, ...] = ("open", "message", "error", "close")
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+        self.onopen: Listener | None = None
+        self.onmessage: Listener | None = None
+        self.onerror: Listener | None = None
+        self.onclose: Listener | None = None
+
+    def on(self, name: str, listener: Listener) -> None:
+        """Call ``listener(event)`` for each ``name`` event (open, message, error, close)."""
+        if name not in self.EVENTS:
+            raise ValueError(f"unknown event {name!r}: expected one of {', '.join(self.EVENTS)}")
+        self._listeners.setdefault(name, []).append(listener)
+
+    add_event_listener = on
+
+    def off(self, name: str, listener: Listener) -> None:
+        """Remove a listener added with :meth:`on`; unknown listeners are ignored."""
+        listeners = self._listeners.get(name, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    remove_event_listener = off
+
+    def has_listeners(self, name: str) -> bool:
+        return bool(self._listeners.get(name)) or getattr(self, "on" + name) is not None
+
+    def emit(self, event: Event) -> None:
+        handler = getattr(self, "on" + event.type, None)
+        if handler is not None:
+            handler(event)
+        for listener in list(self._listeners.get(event.type, ())):
+            listener(event)

@@ -1,0 +1,331 @@
+"""The opening handshake of RFC 6455, sans I/O, with faye's rules and messages.
+
+The server side takes a :class:`Request` (built from a WSGI environ by the
+façade) and returns an :class:`Acceptance` (the exact 101 bytes and the frame
+layer to use) or a :class:`Rejection` (an HTTP error to send, and the message
+faye reports in its ``error`` and ``close`` events). The client side builds the
+GET request and checks the server's response, raising
+:class:`~faye_sync.exceptions.HandshakeError` with faye's texts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from ..exceptions import HandshakeError
+from ..extensions.pipeline import Extensions
+from .base import FrameProtocol
+from .hybi import MAX_LENGTH, HybiProtocol
+
+__all__ = [
+    "Acceptance",
+    "ClientHandshake",
+    "Rejection",
+    "Request",
+    "accept_key",
+    "check_header",
+    "is_websocket",
+    "server_handshake",
+]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+_COMMA = re.compile(r" *, *")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# faye lets these repeat; for every other header the first one set wins.
+_REPEATABLE = frozenset({"set-cookie", "set-cookie2", "warning", "www-authenticate"})
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2)."""
+    digest = hashlib.sha1((key + GUID).encode("ascii", "surrogateescape")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that would break the HTTP message (header injection)."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid HTTP header name: {name!r}")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"HTTP header {name!r} holds CR, LF or NUL: {value!r}")
+
+
+class HeaderList:
+    """Headers in the order set, with faye's rule: the first of a name wins."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str]] = []
+        self._names: set[str] = set()
+
+    def set(self, name: str, value: str) -> None:
+        check_header(name, str(value))
+        lower = name.lower()
+        if lower in self._names and lower not in _REPEATABLE:
+            return
+        self._names.add(lower)
+        self._items.append((name, str(value).strip()))
+
+    def update(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> None:
+        if headers is None:
+            return
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in items:
+            self.set(name, value)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._items)
+
+    def to_bytes(self) -> bytes:
+        return "".join(f"{k}: {v}\r\n" for k, v in self._items).encode("latin-1")
+
+
+@dataclass(frozen=True)
+class Request:
+    """An upgrade request, as the WSGI façade read it from the environ.
+
+    ``headers`` maps lower-case names to values (repeated headers joined with
+    ``", "``), ``target`` is the path with its query string, ``url`` the full
+    ``ws://`` or ``wss://`` URL faye reports.
+    """
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    url: str = ""
+    http_version: str = "HTTP/1.1"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+@dataclass
+class Acceptance:
+    """Write ``response`` to the socket, then run ``protocol`` on it."""
+
+    response: bytes
+    protocol: FrameProtocol
+    subprotocol: str
+    version: str
+    extensions: str = ""
+
+
+@dataclass
+class Rejection:
+    """Send this HTTP error; ``message`` is faye's ``error``/``close`` text."""
+
+    status: str
+    message: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return self.message.encode("utf-8")
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(self.body))),
+            *self.headers,
+        ]
+
+
+def is_websocket(method: str, connection: str | None, upgrade: str | None) -> bool:
+    """faye's rule: a GET whose Connection has ``upgrade`` and Upgrade is ``websocket``.
+
+    The Connection header is a token list (Firefox sends ``keep-alive, Upgrade``);
+    Upgrade is compared whole, case-insensitively.
+    """
+    if method != "GET" or not connection or not upgrade:
+        return False
+    tokens = {t.lower() for t in _COMMA.split(connection.strip())}
+    return "upgrade" in tokens and upgrade.strip().lower() == "websocket"
+
+
+def server_handshake(
+    request: Request,
+    *,
+    protocols: Sequence[str] | str | None = None,
+    extensions: Extensions | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    max_length: int = MAX_LENGTH,
+) -> Acceptance | Rejection:
+    """Answer an RFC 6455 upgrade request with faye's checks, in faye's order.
+
+    Custom ``headers`` come first on the wire and win name clashes, as in faye.
+    A version other than 13 gets 426 with ``Sec-WebSocket-Version: 13``
+    (RFC 6455 §4.4) where faye sends 400.
+    """
+    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+        return Rejection("400 Bad Request", "Not a WebSocket request")
+    version = request.header("sec-websocket-version")
+    if version != "13":
+        shown = "undefined" if version is None else version
+        return Rejection(
+            "426 Upgrade Required",
+            f"Unsupported WebSocket version: {shown}",
+            [("Sec-WebSocket-Version", "13")],
+        )
+    key = request.header("sec-websocket-key")
+    if not key:
+        return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
+
+    offered = request.header("sec-websocket-extensions")
+    accepted = ""
+    if extensions is not None:
+        try:
+            accepted = extensions.generate_response(offered or "") or ""
+        except ValueError:
+            return Rejection(
+                "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
+            )
+    subprotocol = select_subprotocol(request.header("sec-websocket-protocol"), protocols)
+
+    response = HeaderList()
+    response.update(headers)
+    response.set("Upgrade", "websocket")
+    response.set("Connection", "Upgrade")
+    response.set("Sec-WebSocket-Accept", accept_key(key))
+    if subprotocol:
+        response.set("Sec-WebSocket-Protocol", subprotocol)
+    if accepted:
+        response.set("Sec-WebSocket-Extensions", accepted)
+    protocol = HybiProtocol(
+        is_client=False,
+        max_length=max_length,
+        extensions=extensions if accepted else None,
+    )
+    return Acceptance(
+        b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n",
+        protocol,
+        subprotocol,
+        HybiProtocol.version,
+        accepted,
+    )
+
+
+def split_protocols(protocols: Sequence[str] | str | None) -> list[str]:
+    if not protocols:
+        return []
+    if isinstance(protocols, str):
+        return [p for p in _COMMA.split(protocols.strip()) if p]
+    return list(protocols)
+
+
+def select_subprotocol(offer: str | None, supported: Sequence[str] | str | None) -> str:
+    """faye's rule: the client's first choice that the server supports, else ''."""
+    ours = split_protocols(supported)
+    for candidate in split_protocols(offer):
+        if candidate in ours:
+            return candidate
+    return ""
+
+
+class ClientHandshake:
+    """The client's GET request and the checks of the server's answer.
+
+    Args:
+        url: a ``ws://`` or ``wss://`` URL; anything else raises ValueError.
+        protocols: subprotocols to offer.
+        headers: extra request headers (written after faye's own).
+        extensions: extensions to offer, or None.
+        max_length: the frame layer's limit.
+        key: the ``Sec-WebSocket-Key`` (random unless a test fixes it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocols: Sequence[str] | str | None = None,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        extensions: Extensions | None = None,
+        max_length: int = MAX_LENGTH,
+        key: str | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"{url} is not a valid WebSocket URL")
+        self.url = url
+        self.secure = parts.scheme == "wss"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.secure else 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default_port = parts.port is None or parts.port == (443 if self.secure else 80)
+        self.host_header = host if default_port else f"{host}:{self.port}"
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.protocols = split_protocols(protocols)
+        self.key = key or base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+        self.extensions = extensions
+        self.max_length = max_length
+
+        request = HeaderList()
+        request.set("Host", self.host_header)
+        request.set("Upgrade", "websocket")
+        request.set("Connection", "Upgrade")
+        request.set("Sec-WebSocket-Key", self.key)
+        request.set("Sec-WebSocket-Version", "13")
+        if self.protocols:
+            request.set("Sec-WebSocket-Protocol", ", ".join(self.protocols))
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            auth = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+            request.set("Authorization", f"Basic {auth}")
+        request.update(headers)
+        if extensions is not None:
+            offer = extensions.generate_offer()
+            if offer:
+                request.set("Sec-WebSocket-Extensions", offer)
+        self._request = request
+
+    def request_bytes(self) -> bytes:
+        return f"GET {self.target} HTTP/1.1\r\n".encode("latin-1") + self._request.to_bytes() + b"\r\n"
+
+    def process_response(self, status: int, headers: Mapping[str, str]) -> Acceptance:
+        """Check the response (``headers`` keyed by lower-case name).
+
+        Raises:
+            HandshakeError: with faye's message; ``status``/``headers`` attached.
+        """
+
+        def fail(why: str) -> HandshakeError:
+            return HandshakeError(
+                f"Error during WebSocket handshake: {why}", status=status, headers=headers
+            )
+
+        if status != 101:
+            raise fail(f"Unexpected response code: {status}")
+        upgrade = headers.get("upgrade")
+        if upgrade is None:
+            raise fail("'Upgrade' header is missing")
+        if upgrade.lower() != "websocket":
+            raise fail("'Upgrade' header value is not 'WebSocket'")
+        connection = headers.get("connection")
+        if connection is None:
+            raise fail("'Connection' header is missing")
+        if connection.lower() != "upgrade":
+            raise fail("'Connection' header value is not 'Upgrade'")
+        if headers.get("sec-websocket-accept") != accept_key(self.key):
+            raise fail("Sec-WebSocket-Accept mismatch")
+        subprotocol = headers.get("sec-websocket-protocol")
+        if subprotocol is not None and subprotocol not in self.protocols:
+            raise fail("Sec-WebSocket-Protocol mismatch")
+        accepted = headers.get("sec-websocket-extensions") or ""
+        active = None
+        if self.extensions is not None:
+            try:
+                self.extensions.activate(accepted)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+            active = self.extensions if accepted else None
+        elif accepted:
+            raise fail(
+                f'Server sent an extension response for unknown extension "{accepted.split(";")[0].strip()}"'
+            )
+        protocol = HybiProtocol(is_client=True, max_length=self.max_length, extensions=active)
+        return Acceptance(b"", protocol, subprotocol or "", HybiProtocol.version, accepted)

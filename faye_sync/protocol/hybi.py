@@ -1,0 +1,465 @@
+"""The RFC 6455 (hybi-13) frame layer, sans I/O: bytes in, events and bytes out.
+
+States: OPEN → CLOSING (we sent a close frame) → CLOSED. A server's protocol is
+made once its 101 is written, a client's once the 101 is validated, so both
+start OPEN. Every rule and message follows faye's websocket-driver (hybi.js):
+
+* A peer's close frame while OPEN is answered with the same (validated) code and
+  reason; while CLOSING it is not answered. Either way ``Close`` is reported and
+  the state is CLOSED. An empty close payload means 1000; a 1-byte one, a code
+  outside 1000–1003, 1007–1014, 3000–4999, or a reason that is not UTF-8 is
+  answered with 1002.
+* A protocol violation while OPEN reports ``Error`` then ``Close`` with faye's
+  code, after writing a close frame with the same code and message. While
+  CLOSING, violations are ignored and the rest of the input is dropped.
+* ``max_length`` bounds the whole message: the declared length of each frame is
+  checked before its payload is read, and the message is checked again after
+  the extensions (inflation) have run.
+* Pings are answered at once with the same payload, also while CLOSING.
+
+Parser state is updated before events are handed out, so nothing is lost if the
+caller's handling of one event raises. The caller's buffers are never changed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import secrets
+import struct
+from collections.abc import Callable
+
+from ..exceptions import ProtocolError
+from ..extensions.base import ExtensionMessage
+from .events import Close, Error, Event, Message, Ping, Pong
+from .masking import apply_mask
+
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "CONNECTING",
+    "MAX_LENGTH",
+    "OPEN",
+    "HybiProtocol",
+    "MessagePipeline",
+    "validate_close_arguments",
+]
+
+CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
+
+MAX_LENGTH = 2**26 - 1  # faye's default: one byte short of 64 MiB
+
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
+
+_VALID_CLOSE_CODES = frozenset(
+    [*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)]
+)
+
+_pack_short = struct.Struct("!BB").pack
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+_unpack_medium = struct.Struct("!H").unpack_from
+_unpack_long = struct.Struct("!Q").unpack_from
+_pack_code = struct.Struct("!H").pack
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+ERROR_TOO_LARGE = "WebSocket frame length too large"
+ERROR_UTF8 = "Could not decode a text frame as UTF-8"
+
+
+class MessagePipeline:
+    """The part of :class:`~faye_sync.extensions.Extensions` the frame layer uses."""
+
+    def valid_frame_rsv(self, opcode: int, rsv1: bool, rsv2: bool, rsv3: bool) -> bool:
+        raise NotImplementedError
+
+    def process_incoming_message(self, message: ExtensionMessage) -> ExtensionMessage:
+        raise NotImplementedError
+
+    def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def validate_close_arguments(code: int, reason: str) -> bytes:
+    """Check ``close()``'s arguments as browsers do; return the reason's bytes."""
+    if not (code == 1000 or 3000 <= code <= 4999):
+        raise ValueError(
+            "Failed to execute 'close' on WebSocket: The code must be either 1000, "
+            f"or between 3000 and 4999. {code} is neither."
+        )
+    encoded = reason.encode("utf-8")
+    if len(encoded) > 123:
+        raise ValueError(
+            f"close reason is {len(encoded)} bytes of UTF-8; the limit is 123 "
+            "(a control frame holds 125 bytes, 2 of them the code)"
+        )
+    return encoded
+
+
+def _truncate_reason(reason: str) -> bytes:
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+
+
+class HybiProtocol:
+    """One RFC 6455 connection's frame layer.
+
+    Args:
+        is_client: a client masks what it sends; a server requires masked input.
+        max_length: the largest message accepted, in bytes, before and after
+            extensions.
+        extensions: the negotiated extension sessions, or None.
+        mask_key: where a client's 4-byte mask keys come from (tests fix it).
+        require_masking: refuse unmasked frames (1003); by default a server
+            does and a client does not (faye's ``requireMasking``).
+    """
+
+    version = "hybi-13"
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        max_length: int = MAX_LENGTH,
+        extensions: MessagePipeline | None = None,
+        mask_key: Callable[[], bytes] = lambda: secrets.token_bytes(4),
+        require_masking: bool | None = None,
+    ) -> None:
+        self.is_client = is_client
+        self.require_masking = not is_client if require_masking is None else require_masking
+        self.max_length = max_length
+        self.state = OPEN
+        self._extensions = extensions
+        self._mask_key = mask_key
+        self._buffer = bytearray()
+        self._events: list[Event] = []
+        self._output: list[bytes] = []
+        self._failed = False  # input after a failure or a close is dropped
+        # The message being reassembled from fragments.
+        self._fragments: list[bytes | str] = []  # str once validated as UTF-8
+        self._message_opcode = 0
+        self._message_rsv1 = False
+        self._message_length = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._eof = False
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the socket; events and replies are queued."""
+        if self._failed or self.state == CLOSED:
+            return
+        buf = self._buffer
+        buf += data
+        pos = 0
+        size = len(buf)
+        max_length = self.max_length
+        while size - pos >= 1:
+            b0 = buf[pos]
+            opcode = b0 & 0x0F
+            if b0 & 0x70:
+                if not self._rsv_allowed(b0, opcode):
+                    self._fail_protocol(
+                        1002,
+                        "One or more reserved bits are on: "
+                        f"reserved1 = {b0 >> 6 & 1}, reserved2 = {b0 >> 5 & 1}, "
+                        f"reserved3 = {b0 >> 4 & 1}",
+                    )
+                    return
+            if opcode not in _OPCODES:
+                self._fail_protocol(1002, f"Unrecognized frame opcode: {opcode}")
+                return
+            fin = b0 & 0x80
+            if opcode >= CLOSE:
+                if not fin:
+                    self._fail_protocol(
+                        1002, f"Received fragmented control frame: opcode = {opcode}"
+                    )
+                    return
+            elif opcode == CONTINUATION:
+                if not self._message_opcode:
+                    self._fail_protocol(1002, "Received unexpected continuation frame")
+                    return
+            elif self._message_opcode:
+                self._fail_protocol(
+                    1002,
+                    "Received new data frame but previous continuous frame is unfinished",
+                )
+                return
+            if size - pos < 2:
+                break
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            masked = b1 & 0x80
+            if length <= 125:
+                if self._message_length + length > max_length:
+                    self._fail_protocol(1009, ERROR_TOO_LARGE)
+                    return
+            if not masked and self.require_masking:
+                self._fail_protocol(1003, "Received unmasked frame but masking is required")
+                return
+            header = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                (length,) = _unpack_medium(buf, pos + 2)
+                header = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                (length,) = _unpack_long(buf, pos + 2)
+                header = 10
+                if length >> 63:
+                    self._fail_protocol(1002, "Frame length has its most significant bit set")
+                    return
+            if header > 2:
+                if opcode >= CLOSE:
+                    self._fail_protocol(
+                        1002, f"Received control frame having too long payload: {length}"
+                    )
+                    return
+                if self._message_length + length > max_length:
+                    self._fail_protocol(1009, ERROR_TOO_LARGE)
+                    return
+            start = pos + header + (4 if masked else 0)
+            end = start + length
+            if end > size:
+                break
+            if masked:
+                payload = apply_mask(memoryview(buf)[start:end], bytes(buf[start - 4 : start]))
+            else:
+                payload = bytes(buf[start:end])
+            pos = end
+            if opcode >= CLOSE:
+                self._control_frame(opcode, payload)
+            else:
+                self._data_frame(b0, opcode, fin, payload)
+            if self._failed or self.state == CLOSED:
+                buf.clear()
+                return
+        if pos:
+            del buf[:pos]
+
+    def receive_eof(self) -> None:
+        """The peer closed its end of the TCP connection (or it broke)."""
+        if self._eof:
+            return
+        self._eof = True
+        if self.state != CLOSED:
+            self._finish(1006, "")
+
+    # ----------------------------------------------------------------- output
+
+    def events_received(self) -> list[Event]:
+        """Return and forget the events produced so far."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes to write to the socket, in order."""
+        output = self._output
+        if not output:
+            return b""
+        self._output = []
+        return output[0] if len(output) == 1 else b"".join(output)
+
+    def close_expected(self) -> bool:
+        """True once the TCP connection should be closed (the handshake is over)."""
+        return self.state == CLOSED
+
+    def send_text(self, text: str) -> bool:
+        """Queue a text message; False once closing (faye drops it silently)."""
+        return self._send_message(TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
+        """Queue a binary message; False once closing."""
+        return self._send_message(BINARY, bytes(data))
+
+    def send_ping(self, payload: bytes = b"") -> bool:
+        """Queue a ping; False once closing. The payload holds at most 125 bytes."""
+        if self.state != OPEN:
+            return False
+        self._check_control_payload(payload)
+        self._output.append(self._frame(0x80 | PING, payload))
+        return True
+
+    def send_pong(self, payload: bytes = b"") -> bool:
+        """Queue an unsolicited pong; False once closing."""
+        if self.state != OPEN:
+            return False
+        self._check_control_payload(payload)
+        self._output.append(self._frame(0x80 | PONG, payload))
+        return True
+
+    def send_close(self, code: int = 1000, reason: str = "") -> bool:
+        """Start the closing handshake; False if it has already started.
+
+        Raises:
+            ValueError: ``code`` is neither 1000 nor in 3000–4999, or ``reason``
+                is over 123 bytes of UTF-8.
+        """
+        encoded = validate_close_arguments(code, reason)
+        if self.state != OPEN:
+            return False
+        self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + encoded))
+        self.state = CLOSING
+        return True
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close at once with ``code`` (a close timeout, a dead peer): no handshake."""
+        if self.state != CLOSED:
+            self._finish(code, reason)
+
+    # -------------------------------------------------------------- internals
+
+    def _rsv_allowed(self, b0: int, opcode: int) -> bool:
+        if self._extensions is None or opcode not in (TEXT, BINARY):
+            return False
+        return self._extensions.valid_frame_rsv(
+            opcode, bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10)
+        )
+
+    @staticmethod
+    def _check_control_payload(payload: bytes) -> None:
+        if len(payload) > 125:
+            raise ValueError(
+                f"a control frame payload holds at most 125 bytes, not {len(payload)}"
+            )
+
+    def _frame(self, first: int, payload: bytes) -> bytes:
+        length = len(payload)
+        if self.is_client:
+            if length <= 125:
+                header = _pack_short(first, 0x80 | length)
+            elif length <= 0xFFFF:
+                header = _pack_medium(first, 0xFE, length)
+            else:
+                header = _pack_long(first, 0xFF, length)
+            key = self._mask_key()
+            return header + key + apply_mask(payload, key)
+        if length <= 125:
+            header = _pack_short(first, length)
+        elif length <= 0xFFFF:
+            header = _pack_medium(first, 126, length)
+        else:
+            header = _pack_long(first, 127, length)
+        return header + payload
+
+    def _send_message(self, opcode: int, data: bytes) -> bool:
+        if self.state != OPEN:
+            return False
+        first = 0x80 | opcode
+        if self._extensions is not None:
+            message = self._extensions.process_outgoing_message(
+                ExtensionMessage(False, False, False, opcode, data)
+            )
+            data = message.data
+            first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
+        self._output.append(self._frame(first, data))
+        return True
+
+    def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
+        if opcode != CONTINUATION:
+            if fin:  # the common case: a whole message in one frame
+                self._message_done(opcode, bool(b0 & 0x40), payload)
+                return
+            self._message_opcode = opcode
+            self._message_rsv1 = bool(b0 & 0x40)
+            if opcode == TEXT and self._extensions is None:
+                self._decoder = _utf8_decoder()
+        self._message_length += len(payload)
+        decoder = self._decoder
+        if decoder is not None:
+            try:  # fail fast on invalid UTF-8, before the message is complete
+                self._fragments.append(decoder.decode(payload, bool(fin)))
+            except UnicodeDecodeError:
+                self._fail_protocol(1007, ERROR_UTF8)
+                return
+        else:
+            self._fragments.append(payload)
+        if not fin:
+            return
+        fragments, opcode, rsv1 = self._fragments, self._message_opcode, self._message_rsv1
+        self._fragments = []
+        self._message_opcode = 0
+        self._message_length = 0
+        self._decoder = None
+        if decoder is not None:
+            if self.state == OPEN:
+                self._events.append(Message("".join(fragments)))  # type: ignore[arg-type]
+            return
+        self._message_done(opcode, rsv1, b"".join(fragments))  # type: ignore[arg-type]
+
+    def _message_done(self, opcode: int, rsv1: bool, data: bytes) -> None:
+        if self._extensions is not None:
+            try:
+                message = self._extensions.process_incoming_message(
+                    ExtensionMessage(rsv1, False, False, opcode, data)
+                )
+            except ProtocolError as exc:
+                self._fail_protocol(exc.code, str(exc))
+                return
+            data = message.data
+            if len(data) > self.max_length:
+                self._fail_protocol(1009, ERROR_TOO_LARGE)
+                return
+        if self.state != OPEN:
+            return  # faye drops messages that arrive once we have sent our close
+        if opcode == TEXT:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail_protocol(1007, ERROR_UTF8)
+                return
+            self._events.append(Message(text))
+        else:
+            self._events.append(Message(data))
+
+    def _control_frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == PING:
+            if self.state != CLOSED:
+                self._output.append(self._frame(0x80 | PONG, payload))
+            self._events.append(Ping(payload))
+        elif opcode == PONG:
+            self._events.append(Pong(payload))
+        else:
+            self._peer_close(payload)
+
+    def _peer_close(self, payload: bytes) -> None:
+        code, reason = 1000, ""
+        if len(payload) >= 2:
+            (code,) = _unpack_medium(payload, 0)
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                code, reason = 1002, ""
+            if code not in _VALID_CLOSE_CODES:
+                code = 1002
+        elif payload:
+            code = 1002
+        if self.state == OPEN:
+            self._output.append(
+                self._frame(0x80 | CLOSE, _pack_code(code) + reason.encode("utf-8"))
+            )
+        self._finish(code, reason)
+
+    def _fail_protocol(self, code: int, message: str) -> None:
+        if self.state != OPEN:
+            self._failed = True  # faye ignores violations once it sent its close
+            self._buffer.clear()
+            return
+        self._events.append(Error(message, code))
+        self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + _truncate_reason(message)))
+        self._finish(code, message)
+
+    def _finish(self, code: int, reason: str) -> None:
+        self.state = CLOSED
+        self._failed = True
+        self._buffer.clear()
+        self._fragments = []
+        if self._extensions is not None:
+            self._extensions.close()
+        self._events.append(Close(code, reason))

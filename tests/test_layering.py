@@ -1,0 +1,106 @@
+"""design.md §2: imports only go down the layers. Parsed from the source, not imported."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "faye_sync"
+
+LAYERS = {
+    "exceptions": 0,
+    "protocol": 1,
+    "extensions": 1,
+    "blocking": 2,
+    "adapters": 3,
+    "websocket": 4,
+    "client": 4,
+    "eventsource": 4,
+    "contrib": 5,
+}
+# The sans-I/O core: computation only, never sockets, threads or clocks.
+CORE_STDLIB = {
+    "__future__", "base64", "codecs", "collections", "dataclasses", "enum", "hashlib",
+    "itertools", "re", "secrets", "struct", "typing", "urllib", "zlib", "functools", "math",
+}
+# An optional C accelerator for masking, pure computation (protocol/masking.py).
+CORE_OPTIONAL = {"websockets"}
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    assert parts[0] == "faye_sync"
+    if len(parts) == 1:
+        return 6  # the package root re-exports the public API
+    return LAYERS[parts[1]]
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(rel.parts)
+        found.append((name.removesuffix(".__init__"), path))
+    return found
+
+
+def imports(name: str, path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    result = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            result += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+                result.append(target)
+            else:
+                result.append(node.module or "")
+    return result
+
+
+@pytest.mark.parametrize(("name", "path"), modules(), ids=[m[0] for m in modules()])
+def test_imports_only_go_down(name: str, path: Path) -> None:
+    own = layer_of(name)
+    for target in imports(name, path):
+        top = target.split(".")[0]
+        if top == "faye_sync":
+            assert layer_of(target) <= own, f"{name} (L{own}) imports {target}"
+            if own == 4 and layer_of(target) == 4:
+                pytest.fail(f"façade modules stay independent: {name} imports {target}")
+        elif own <= 1:
+            allowed = CORE_STDLIB | (CORE_OPTIONAL if name.endswith("masking") else set())
+            assert top in allowed, f"the sans-I/O core module {name} imports {target}"
+
+
+def test_every_module_is_in_a_layer() -> None:
+    names = [name for name, _ in modules()]
+    assert "faye_sync.protocol.hybi" in names
+    for name in names:
+        layer_of(name)
+
+
+def test_core_never_names_io_modules() -> None:
+    # Belt and braces: not even a lazy import inside a function.
+    for name, path in modules():
+        if name.split(".")[1:2] and LAYERS.get(name.split(".")[1], 9) <= 1:
+            for target in imports(name, path):
+                assert target.split(".")[0] not in {"socket", "threading", "time", "select", "ssl", "gevent"}
+
+
+def test_importing_the_package_pulls_in_no_server_or_gevent() -> None:
+    import subprocess
+
+    code = (
+        "import sys, faye_sync, faye_sync.websocket;"
+        "bad = [m for m in ('gevent', 'werkzeug', 'gunicorn', 'flask', 'django') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
