@@ -27,6 +27,7 @@ import codecs
 import secrets
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
@@ -68,20 +69,16 @@ ERROR_TOO_LARGE = "WebSocket frame length too large"
 ERROR_UTF8 = "Could not decode a text frame as UTF-8"
 
 
-class MessagePipeline:
+class MessagePipeline(Protocol):
     """The part of :class:`~faye_sync.extensions.Extensions` the frame layer uses."""
 
-    def valid_frame_rsv(self, opcode: int, rsv1: bool, rsv2: bool, rsv3: bool) -> bool:
-        raise NotImplementedError
+    def valid_frame_rsv(self, opcode: int, rsv1: bool, rsv2: bool, rsv3: bool) -> bool: ...
 
-    def process_incoming_message(self, message: ExtensionMessage) -> ExtensionMessage:
-        raise NotImplementedError
+    def process_incoming_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
 
-    def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage:
-        raise NotImplementedError
+    def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    def close(self) -> None: ...
 
 
 def validate_close_arguments(code: int, reason: str) -> bytes:
@@ -353,9 +350,13 @@ class HybiProtocol:
             return False
         first = 0x80 | opcode
         if self._extensions is not None:
-            message = self._extensions.process_outgoing_message(
-                ExtensionMessage(False, False, False, opcode, data)
-            )
+            try:
+                message = self._extensions.process_outgoing_message(
+                    ExtensionMessage(False, False, False, opcode, data)
+                )
+            except ProtocolError as exc:
+                self._fail_protocol(exc.code, str(exc))
+                return False
             data = message.data
             first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
         self._output.append(self._frame(first, data))
@@ -400,7 +401,8 @@ class HybiProtocol:
                     ExtensionMessage(rsv1, False, False, opcode, data)
                 )
             except ProtocolError as exc:
-                self._fail_protocol(exc.code, str(exc))
+                # faye reports an oversized inflated message in its own words
+                self._fail_protocol(exc.code, ERROR_TOO_LARGE if exc.code == 1009 else str(exc))
                 return
             data = message.data
             if len(data) > self.max_length:

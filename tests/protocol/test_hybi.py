@@ -19,7 +19,7 @@ import pytest
 from faye_sync.exceptions import ProtocolError
 from faye_sync.extensions.base import ExtensionMessage
 from faye_sync.protocol.events import Close, Error, Message, Ping, Pong
-from faye_sync.protocol.hybi import CLOSED, CLOSING, OPEN, HybiProtocol, MessagePipeline
+from faye_sync.protocol.hybi import CLOSED, CLOSING, OPEN, HybiProtocol
 
 from .feeding import each_feed, feed
 
@@ -381,7 +381,7 @@ def test_fail_closes_without_handshake() -> None:
 # ------------------------------------------------------------- extensions
 
 
-class Reverse(MessagePipeline):
+class Reverse:
     """An extension that reverses payloads and flags them with RSV1."""
 
     def __init__(self) -> None:
