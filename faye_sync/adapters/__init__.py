@@ -1,0 +1,78 @@
+"""Taking the connection over from the WSGI server (layer L3).
+
+:func:`hijack` finds the socket of the current request on the server that called the
+application, recovers the bytes the server had already read past the request headers,
+and returns a :class:`~faye_sync.adapters.base.Hijack` whose
+:meth:`~faye_sync.adapters.base.Hijack.finish` ends the WSGI call without the server
+writing anything more. :func:`check_hijackable` makes the same refusals without
+touching anything, so a caller can answer with an HTTP error instead.
+
+Servers are told apart by the environ keys they document and by ``SERVER_SOFTWARE``;
+importing this package imports no server.
+"""
+
+from __future__ import annotations
+
+from faye_sync.adapters.base import Adapter, Environ, Hijack
+from faye_sync.adapters.eventlet import EventletAdapter
+from faye_sync.adapters.gevent_pywsgi import GeventPyWSGIAdapter
+from faye_sync.adapters.gunicorn import GunicornAdapter
+from faye_sync.adapters.refused import refusal, unsupported_server
+from faye_sync.adapters.werkzeug import WerkzeugAdapter
+from faye_sync.adapters.wsgiref import WsgirefAdapter
+
+__all__ = ["ADAPTERS", "Hijack", "check_hijackable", "hijack"]
+
+#: Tried in order; the first that recognises the environ is used. gunicorn's pywsgi
+#: worker says "gevent/…" in SERVER_SOFTWARE and has its own key, so order only
+#: matters for environs that carry several servers' keys.
+ADAPTERS: tuple[Adapter, ...] = (
+    WerkzeugAdapter(),
+    GeventPyWSGIAdapter(),
+    GunicornAdapter(),
+    EventletAdapter(),
+    WsgirefAdapter(),
+)
+
+
+def _adapter_for(environ: Environ) -> Adapter:
+    error = refusal(environ)
+    if error is not None:
+        raise error
+    for adapter in ADAPTERS:
+        if adapter.recognises(environ):
+            return adapter
+    raise unsupported_server(environ)
+
+
+def check_hijackable(environ: Environ) -> None:
+    """Raise :class:`~faye_sync.exceptions.HijackError` if :func:`hijack` would.
+
+    Nothing is read, written or changed: the caller can still answer with an ordinary
+    HTTP response (``error.status`` and ``str(error)``).
+
+    Raises:
+        HijackError: The request is not an HTTP/1.1 GET, or this server does not hand
+            out its connections (waitress, mod_wsgi, uWSGI, unknown servers).
+    """
+    _adapter_for(environ).require_socket(environ)
+
+
+def hijack(environ: Environ) -> Hijack:
+    """Take the request's connection over from the WSGI server.
+
+    The caller writes the ``101`` response itself with ``sendall`` (never through
+    ``start_response``), runs the session on ``hijack.socket`` after feeding it
+    ``hijack.buffered``, and returns ``hijack.finish(start_response)`` from the WSGI
+    application.
+
+    Args:
+        environ: The WSGI environ of the request.
+
+    Returns:
+        The socket (blocking, no timeout), the read-ahead bytes and the teardown.
+
+    Raises:
+        HijackError: As :func:`check_hijackable`; nothing has been touched then.
+    """
+    return _adapter_for(environ).hijack(environ)

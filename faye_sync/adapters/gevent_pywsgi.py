@@ -1,0 +1,59 @@
+"""gevent's ``pywsgi`` server, standalone or as gunicorn's ``gevent_pywsgi`` worker.
+
+pywsgi puts no socket in environ, but for requests that ask for an upgrade it passes
+its raw ``rfile`` as ``wsgi.input`` (``pywsgi.py`` ``get_environ``: "Input refuses to
+read if the data isn't chunked, and there is no content_length"); other requests get
+an ``Input`` holding it as ``.rfile``. The socket is under that reader. gunicorn's
+pywsgi handler also sets ``environ["gunicorn.sock"]`` (note: ``.sock``, not
+``.socket``; ``gunicorn/workers/ggevent.py``), preferred when present.
+
+After :meth:`Hijack.finish`, pywsgi's header write fails with ``EPIPE`` (in its
+``ignored_socket_errors``), it marks the connection closed and its keep-alive loop
+ends, instead of reading frames as the next request (the ``Invalid http version``
+and never-closed connection flask-sock gets there).
+"""
+
+from __future__ import annotations
+
+import socket
+
+from faye_sync.adapters.base import (
+    Adapter,
+    Environ,
+    buffered_reader_of,
+    drain_buffered_reader,
+    server_software,
+    socket_of,
+)
+
+__all__ = ["GeventPyWSGIAdapter"]
+
+
+class GeventPyWSGIAdapter(Adapter):
+    """``gevent.pywsgi``: the socket is under ``wsgi.input`` (or ``gunicorn.sock``)."""
+
+    name = "gevent.pywsgi"
+
+    def recognises(self, environ: Environ) -> bool:
+        # pywsgi's SERVER_SOFTWARE is "gevent/X.Y Python/X.Y"; gunicorn's pywsgi
+        # worker appends " gunicorn/X" and adds the gunicorn.sock key.
+        return "gunicorn.sock" in environ or server_software(environ).startswith("gevent/")
+
+    def server_name(self, environ: Environ) -> str:
+        return "gunicorn.gevent_pywsgi" if "gunicorn.sock" in environ else self.name
+
+    def find_socket(self, environ: Environ) -> socket.socket | None:
+        sock: socket.socket | None = environ.get("gunicorn.sock")
+        if sock is not None:
+            return sock
+        reader = buffered_reader_of(environ.get("wsgi.input"))
+        return None if reader is None else socket_of(reader)
+
+    def missing_socket_hint(self) -> str:
+        return "wsgi.input is not pywsgi's reader over the connection socket"
+
+    def take_buffered(self, environ: Environ, sock: socket.socket) -> bytes:
+        reader = buffered_reader_of(environ.get("wsgi.input"))
+        if reader is None or socket_of(reader) is not sock:
+            return b""
+        return drain_buffered_reader(reader, sock)

@@ -1,0 +1,55 @@
+"""The standard library's ``wsgiref.simple_server``, and Django's ``runserver`` built on it.
+
+Both set ``SERVER_SOFTWARE`` to ``WSGIServer/0.2 CPython/X.Y`` and put no socket in
+environ. wsgiref passes the handler's ``rfile`` as ``wsgi.input``; Django's
+``ServerHandler`` wraps it in a ``LimitedStream`` that keeps only the bound
+``rfile.read`` (``django/core/handlers/wsgi.py``), so the reader is its ``__self__``
+(dwebsocket's ``.stream`` path no longer exists). The socket is under the reader.
+
+After :meth:`Hijack.finish`, ``BaseHandler.run`` gets ``BrokenPipeError`` writing the
+headers and returns quietly, so these servers write no access-log line for the
+connection. The 101 must not go through ``start_response`` with its headers:
+wsgiref asserts that ``Upgrade`` and ``Connection`` (hop-by-hop) are absent.
+``wsgiref.simple_server.WSGIServer`` itself handles one connection at a time; use it
+with ``socketserver.ThreadingMixIn`` (as Django's ``runserver`` does).
+"""
+
+from __future__ import annotations
+
+import socket
+
+from faye_sync.adapters.base import (
+    Adapter,
+    Environ,
+    buffered_reader_of,
+    drain_buffered_reader,
+    server_software,
+    socket_of,
+)
+
+__all__ = ["WsgirefAdapter"]
+
+
+class WsgirefAdapter(Adapter):
+    """``wsgiref.simple_server`` and Django ``runserver``: the socket is under ``wsgi.input``."""
+
+    name = "wsgiref"
+
+    def recognises(self, environ: Environ) -> bool:
+        # wsgiref.simple_server.WSGIRequestHandler.server_version, inherited by Django.
+        return server_software(environ).startswith("WSGIServer/")
+
+    def server_name(self, environ: Environ) -> str:
+        stream_module = type(environ.get("wsgi.input")).__module__
+        return "django" if stream_module.startswith("django.") else self.name
+
+    def find_socket(self, environ: Environ) -> socket.socket | None:
+        reader = buffered_reader_of(environ.get("wsgi.input"))
+        return None if reader is None else socket_of(reader)
+
+    def missing_socket_hint(self) -> str:
+        return "wsgi.input is not the handler's reader over the connection socket"
+
+    def take_buffered(self, environ: Environ, sock: socket.socket) -> bytes:
+        reader = buffered_reader_of(environ.get("wsgi.input"))
+        return b"" if reader is None else drain_buffered_reader(reader, sock)

@@ -1,0 +1,216 @@
+"""The server-side WebSocket for WSGI applications: faye's ``WebSocket``, blocking.
+
+::
+
+    def app(environ, start_response):
+        if not WebSocket.is_websocket(environ):
+            ...  # an ordinary response
+        ws = WebSocket(environ, start_response)
+        for message in ws:
+            ws.send(message)
+        return ws.response
+
+Construction checks the upgrade request. A bad one is answered with faye's
+HTTP error (``ws.response`` carries it) and the socket reports ``error`` then
+``close`` (1002), as in faye. A good one takes the socket over from the WSGI
+server, writes the 101 itself and opens; events reach listeners attached right
+after construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from .adapters import hijack
+from .adapters.base import Hijack
+from .blocking.backends import Backend, detect_backend, get_backend
+from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .extensions.base import Extension
+from .extensions.pipeline import Extensions
+from .protocol.base import FailedProtocol
+from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
+from .protocol.hybi import MAX_LENGTH
+
+__all__ = ["WebSocket", "request_from_environ"]
+
+StartResponse = Callable[..., Any]
+Origins = Sequence["str | re.Pattern[str] | None"]
+
+
+def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
+    """The upgrade request a WSGI server received, as the handshake sees it."""
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    secure = _is_secure(environ, headers)
+    host = headers.get("host") or environ.get("SERVER_NAME", "")
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~")
+    query = environ.get("QUERY_STRING", "")
+    target = path + (f"?{query}" if query else "")
+    return Request(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        target=target,
+        headers=headers,
+        url=f"{scheme}{'s' if secure else ''}://{host}{target}",
+        http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+    )
+
+
+def _is_secure(environ: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+    # faye's isSecureRequest: a TLS socket or one of the proxies' headers.
+    return (
+        environ.get("wsgi.url_scheme") == "https"
+        or environ.get("HTTPS") == "on"
+        or headers.get("x-forwarded-ssl") == "on"
+        or headers.get("x-forwarded-scheme") == "https"
+        or headers.get("x-forwarded-proto") == "https"
+    )
+
+
+def origin_allowed(origin: str | None, allowed: Origins) -> bool:
+    """True if ``origin`` matches an exact string or a regex; None admits no Origin."""
+    for entry in allowed:
+        if entry is None:
+            if origin is None:
+                return True
+        elif origin is not None:
+            if isinstance(entry, str):
+                if entry == origin:
+                    return True
+            elif entry.fullmatch(origin):
+                return True
+    return False
+
+
+class WebSocket(Connection):
+    """A server-side WebSocket on the request's own thread or greenlet.
+
+    Args:
+        environ, start_response: the WSGI call being upgraded.
+        protocols: subprotocols the server speaks; the client's first choice
+            among them is picked (``protocol`` is ``""`` if none matches).
+        extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
+        headers: extra headers for the 101 response (CR/LF refused).
+        max_length: the largest message accepted, also after inflation.
+        ping: seconds between keep-alive pings (off by default, as in faye).
+        ping_timeout: close with 1006 when a ping gets no pong in this time.
+        close_timeout: seconds to wait for the peer's close frame (faye: 30).
+        allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
+        allowed_origins: exact origins or regexes; ``None`` in the list admits
+            requests without Origin. Others get 403 before any 101.
+        backend: ``"threads"`` or ``"gevent"``; detected by default.
+
+    Raises:
+        HijackError: the WSGI server cannot hand over its socket (waitress,
+            mod_wsgi, HTTP/2); the message names the server and what to use.
+    """
+
+    def __init__(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        protocols: Sequence[str] | str | None = None,
+        *,
+        extensions: Iterable[Extension] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        max_length: int = MAX_LENGTH,
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
+        allow_drafts: bool = False,
+        allowed_origins: Origins | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self._start_response = start_response
+        self._hijack: Hijack | None = None
+        self._rejection: Rejection | None = None
+        request = request_from_environ(environ)
+        self.url = request.url
+        self.protocol = ""
+
+        outcome = self._handshake(
+            request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
+        )
+        if isinstance(outcome, Rejection):
+            self._rejection = outcome
+            super().__init__(
+                None, FailedProtocol(outcome.message), backend=get_backend(backend or "threads")
+            )
+            return
+        self._hijack = hijack(environ)
+        sock = self._hijack.socket
+        chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
+        super().__init__(
+            sock,
+            outcome.protocol,
+            backend=chosen,
+            buffered=self._hijack.buffered,
+            ping=ping,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
+        self.protocol = outcome.subprotocol
+        self.extensions = outcome.extensions
+        try:
+            sock.sendall(outcome.response)
+        except OSError:
+            self._abort(1006, "")
+
+    @staticmethod
+    def is_websocket(environ: Mapping[str, Any]) -> bool:
+        """faye's test: a GET with ``Connection: upgrade`` and ``Upgrade: websocket``."""
+        return is_websocket(
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("HTTP_CONNECTION"),
+            environ.get("HTTP_UPGRADE"),
+        )
+
+    @staticmethod
+    def _handshake(
+        request: Request,
+        protocols: Sequence[str] | str | None,
+        extensions: Iterable[Extension] | None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+        max_length: int,
+        allow_drafts: bool,
+        allowed_origins: Origins | None,
+    ) -> Any:
+        if allowed_origins is not None and not origin_allowed(
+            request.header("origin"), allowed_origins
+        ):
+            origin = request.header("origin")
+            return Rejection("403 Forbidden", f"Origin not allowed: {origin}")
+        if allow_drafts and not (
+            request.header("sec-websocket-version") or request.header("sec-websocket-key")
+        ):
+            from .protocol.drafts import draft_handshake
+
+            if is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+                return draft_handshake(request, max_length=max_length, headers=headers)
+        pipeline = Extensions(extensions, max_length=max_length) if extensions else None
+        return server_handshake(
+            request,
+            protocols=protocols,
+            extensions=pipeline,
+            headers=headers,
+            max_length=max_length,
+        )
+
+    @property
+    def response(self) -> Iterable[bytes]:
+        """The WSGI return value: runs the connection to its end, then tears down.
+
+        For a rejected handshake it is the HTTP error faye sends.
+        """
+        self.run()
+        if self._rejection is not None:
+            rejection = self._rejection
+            self._start_response(rejection.status, rejection.response_headers())
+            return [rejection.body]
+        assert self._hijack is not None
+        return self._hijack.finish(self._start_response)

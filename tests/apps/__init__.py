@@ -1,0 +1,1 @@
+"""Small WSGI applications that the server tests run (by ``"module:attr"``)."""

@@ -1,0 +1,52 @@
+"""A raw-socket echo behind a fake WebSocket handshake: tests the adapters, not framing.
+
+The app takes the connection with :func:`faye_sync.adapters.hijack`, writes a fixed
+``101`` with ``sendall``, then echoes every byte it gets (first ``hijack.buffered``)
+until it has received the line ``bye``; it then writes ``end`` and returns
+``hijack.finish(start_response)``. The line ``info`` is echoed and answered with a
+line describing the hijack. Where hijacking is refused, the client gets the error's
+status and message as a plain-text response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from faye_sync.adapters import hijack
+from faye_sync.exceptions import HijackError
+
+HANDSHAKE = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    try:
+        taken = hijack(environ)
+    except HijackError as error:
+        body = f"{error}\n".encode()
+        start_response(
+            error.status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+    sock = taken.socket
+    sock.sendall(HANDSHAKE)
+    pending = b""
+    data = taken.buffered
+    while True:
+        if data:
+            sock.sendall(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            if b"info" in lines:
+                sock.sendall(
+                    f"info server={taken.server} timeout={sock.gettimeout()!r} "
+                    f"buffered={len(taken.buffered)}\n".encode()
+                )
+            if b"bye" in lines:
+                sock.sendall(b"end\n")
+                break
+        data = sock.recv(65536)
+        if not data:
+            break  # the client went away
+    return taken.finish(start_response)

@@ -1,0 +1,304 @@
+"""The blocking engine over real socket pairs, with threads and with gevent.
+
+A server Connection faces a client Connection (or a raw socket playing a
+misbehaving peer). Every wait is bounded; the leak fixture checks threads and
+file descriptors before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from faye_sync.blocking.backends import get_backend
+from faye_sync.blocking.connection import CLOSED, OPEN, Connection
+from faye_sync.exceptions import ConcurrencyError, ConnectionClosed
+from faye_sync.protocol.hybi import HybiProtocol
+
+WAIT = 5.0
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def make(sock: socket.socket, *, client: bool, **options: Any) -> Connection:
+    return Connection(
+        sock, HybiProtocol(is_client=client), backend=get_backend("threads"), **options
+    )
+
+
+def events(conn: Connection) -> list[tuple[str, Any]]:
+    seen: list[tuple[str, Any]] = []
+    conn.on("open", lambda e: seen.append(("open", None)))
+    conn.on("error", lambda e: seen.append(("error", e.message)))
+    conn.on("close", lambda e: seen.append(("close", (e.code, e.reason))))
+    return seen
+
+
+def in_thread(fn: Any) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_text_and_binary_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    assert client.send("héllo")
+    assert client.send(b"\x00\xff")
+    assert client.send(bytearray(b"ba"))
+    assert server.receive(timeout=WAIT) == "héllo"
+    assert server.receive(timeout=WAIT) == b"\x00\xff"
+    assert server.receive(timeout=WAIT) == b"ba"
+    big = os.urandom(4 * 1024 * 1024)
+    sender = in_thread(lambda: client.send(big))
+    assert server.receive(timeout=WAIT) == big
+    sender.join(WAIT)
+
+
+def test_send_refuses_other_types(pair: tuple[socket.socket, socket.socket]) -> None:
+    conn = make(pair[0], client=False)
+    with pytest.raises(TypeError, match="send\\(\\) takes str"):
+        conn.send(42)  # type: ignore[arg-type]
+
+
+def test_receive_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
+    server = make(pair[0], client=False)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        server.receive(timeout=0.2)
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_close_handshake_reports_one_close_each_side(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    server_events, client_events = events(server), events(client)
+    reader = in_thread(lambda: list(client))
+    server.close(4000, "custom")
+    with pytest.raises(ConnectionClosed) as info:
+        server.receive(timeout=WAIT)
+    assert (info.value.code, info.value.reason) == (4000, "custom")
+    reader.join(WAIT)
+    assert server_events == [("open", None), ("close", (4000, "custom"))]
+    assert client_events == [("open", None), ("close", (4000, "custom"))]
+    assert server.ready_state == client.ready_state == CLOSED
+    assert not server.send("late")
+
+
+def test_iteration_ends_when_peer_closes(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    client.send("a")
+    client.send("b")
+    client.close()
+    assert list(server) == ["a", "b"]
+    assert server.ready_state == CLOSED
+
+
+def test_peer_vanishing_gives_1006(pair: tuple[socket.socket, socket.socket]) -> None:
+    server = make(pair[0], client=False)
+    seen = events(server)
+    pair[1].sendall(b"\x81\x85\x00\x00\x00\x00Hel")  # half a frame, then gone
+    pair[1].close()
+    assert list(server) == []
+    assert seen == [("open", None), ("close", (1006, ""))]
+
+
+def test_protocol_error_reports_error_then_close(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False)
+    seen = events(server)
+    pair[1].sendall(b"\x81\x05Hello")  # unmasked: a server refuses it
+    assert list(server) == []
+    message = "Received unmasked frame but masking is required"
+    assert seen == [("open", None), ("error", message), ("close", (1003, message))]
+    pair[1].settimeout(WAIT)
+    assert pair[1].recv(100).startswith(b"\x88")
+
+
+def test_ping_callback_runs_on_matching_pong(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    ponged = threading.Event()
+    reader = in_thread(lambda: list(client))
+    assert server.ping("mic check", ponged.set)
+    with pytest.raises(TimeoutError):
+        server.receive(timeout=0.5)  # reading lets the pong in
+    assert ponged.is_set()
+    server.close()
+    reader.join(WAIT)
+
+
+def test_event_style_run_dispatches_messages(pair: tuple[socket.socket, socket.socket]) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    server.on("message", lambda e: server.send(e.data))
+    runner = in_thread(server.run)
+    client.send("echo me")
+    assert client.receive(timeout=WAIT) == "echo me"
+    client.close()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+
+
+def test_push_only_handler_answers_pings_and_sees_close(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False)
+    seen = events(server)
+    peer = pair[1]
+    peer.settimeout(WAIT)
+    assert server.send("tick")  # never reads: a pump starts
+    assert peer.recv(100) == b"\x81\x04tick"
+    peer.sendall(b"\x89\x80\x00\x00\x00\x00")  # a masked ping, empty
+    assert peer.recv(100) == b"\x8a\x00"
+    peer.sendall(b"\x88\x80\x00\x00\x00\x00")  # the peer closes
+    assert peer.recv(100) == b"\x88\x02\x03\xe8"
+    deadline = time.monotonic() + WAIT
+    while ("close", (1000, "")) not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [("open", None), ("close", (1000, ""))]
+
+
+def test_pump_hands_the_socket_to_a_later_receive(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    server.send("welcome")  # starts the pump
+    assert client.receive(timeout=WAIT) == "welcome"
+    client.send("one")
+    assert server.receive(timeout=WAIT) == "one"
+    client.send("two")
+    assert server.receive(timeout=WAIT) == "two"
+
+
+def test_ping_timeout_closes_a_silent_peer(pair: tuple[socket.socket, socket.socket]) -> None:
+    server = make(pair[0], client=False, ping=0.1, ping_timeout=0.3)
+    seen = events(server)
+    started = time.monotonic()
+    assert list(server) == []  # the raw peer never answers the pings
+    assert time.monotonic() - started < 3
+    assert seen[-1] == ("close", (1006, "ping timeout: no pong within 0.3 s"))
+
+
+def test_keepalive_pings_are_answered_by_a_live_peer(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False, ping=0.05, ping_timeout=0.5)
+    client = make(pair[1], client=True)
+    reader = in_thread(lambda: list(client))
+    with pytest.raises(TimeoutError):
+        server.receive(timeout=1.0)  # pings every 50 ms, pongs read here
+    assert server.ready_state == OPEN
+    server.close()
+    reader.join(WAIT)
+
+
+def test_close_timeout_ends_a_peer_that_never_answers(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False, close_timeout=0.3)
+    seen = events(server)
+    server.close()
+    started = time.monotonic()
+    server.run()
+    assert 0.2 < time.monotonic() - started < 3
+    assert seen[-1] == ("close", (1006, ""))
+
+
+def test_concurrent_receivers_are_refused(pair: tuple[socket.socket, socket.socket]) -> None:
+    server = make(pair[0], client=False)
+    blocked = in_thread(lambda: pytest.raises(ConnectionClosed, server.receive))
+    time.sleep(0.1)
+    with pytest.raises(ConcurrencyError):
+        server.receive(timeout=0.1)
+    pair[1].close()
+    blocked.join(WAIT)
+
+
+def test_many_threads_sending_never_interleave(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    payloads = {f"{n:03d}:" + "x" * (n * 97 % 5000) for n in range(100)}
+    senders = [in_thread(lambda p=p: client.send(p)) for p in payloads]
+    received = {server.receive(timeout=WAIT) for _ in payloads}
+    for sender in senders:
+        sender.join(WAIT)
+    assert received == payloads
+
+
+def test_close_from_another_thread_unblocks_receive(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    outcome: list[Any] = []
+
+    def receive() -> None:
+        try:
+            server.receive()
+        except ConnectionClosed as exc:
+            outcome.append(exc.code)
+
+    reader = in_thread(receive)
+    peer_reader = in_thread(lambda: list(client))
+    time.sleep(0.05)
+    server.close(1000, "bye")
+    reader.join(WAIT)
+    peer_reader.join(WAIT)
+    assert outcome == [1000]
+
+
+def test_buffered_bytes_are_parsed_first(pair: tuple[socket.socket, socket.socket]) -> None:
+    frame = b"\x81\x82" + b"\x00\x00\x00\x00" + b"hi"
+    server = Connection(
+        pair[0], HybiProtocol(is_client=False), backend=get_backend("threads"), buffered=frame
+    )
+    assert server.receive(timeout=WAIT) == "hi"
+
+
+def test_gevent_backend_echo() -> None:
+    gevent = pytest.importorskip("gevent")
+    import gevent.socket
+
+    a, b = gevent.socket.socketpair()
+    backend = get_backend("gevent")
+    server = Connection(a, HybiProtocol(is_client=False), backend=backend)
+    client = Connection(b, HybiProtocol(is_client=True), backend=backend)
+
+    def echo() -> None:
+        for message in server:
+            server.send(message)
+
+    worker = gevent.spawn(echo)
+    results = []
+    for n in range(50):
+        client.send(f"m{n}")
+        results.append(client.receive(timeout=WAIT))
+    client.close()
+    worker.join(WAIT)
+    assert results == [f"m{n}" for n in range(50)]
+    assert worker.dead
+    a.close()
+    b.close()
+
+
+def test_frame_length_header_alone_fails_without_allocating(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False)
+    seen = events(server)
+    pair[1].sendall(b"\x82\xff" + struct.pack("!Q", 2**40) + b"\x00\x00\x00\x00")
+    assert list(server) == []
+    assert seen[-1] == ("close", (1009, "WebSocket frame length too large"))

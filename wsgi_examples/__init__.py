@@ -1,0 +1,1 @@
+"""Runnable examples of faye_sync: echo, echo_client, clock and the chat demo."""
