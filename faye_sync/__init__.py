@@ -1,9 +1,34 @@
-"""WebSockets and EventSource for WSGI applications, in a blocking style; a port of faye-websocket."""
+"""WebSockets and EventSource for WSGI applications, blocking style: a port of faye-websocket."""
 
 from __future__ import annotations
 
 import logging
 
+from .client import Client, connect
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    FayeSyncError,
+    HandshakeError,
+    HijackError,
+    ProtocolError,
+)
+from .extensions import PerMessageDeflate
+from .websocket import WebSocket
+
 __version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Client",
+    "ConcurrencyError",
+    "ConnectionClosed",
+    "FayeSyncError",
+    "HandshakeError",
+    "HijackError",
+    "PerMessageDeflate",
+    "ProtocolError",
+    "WebSocket",
+    "connect",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

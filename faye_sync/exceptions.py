@@ -5,6 +5,9 @@
     FayeSyncError
     ├── ProtocolError            a WebSocket rule was broken; carries the close code
     ├── HandshakeError           the opening handshake failed; carries status and headers
+    │   └── ProxyError           the proxy refused the CONNECT
+    ├── NetworkError             connect, DNS, TLS or the socket failed (also an OSError)
+    │   └── NetworkTimeoutError  a step took longer than allowed (also a TimeoutError)
     ├── ConnectionClosed         the connection is closed; carries code and reason
     ├── ConcurrencyError         two threads in receive() at once on one socket
     └── HijackError              this WSGI server gives no socket to take over
@@ -23,7 +26,10 @@ __all__ = [
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
+    "NetworkError",
+    "NetworkTimeoutError",
     "ProtocolError",
+    "ProxyError",
 ]
 
 
@@ -81,3 +87,39 @@ class HijackError(FayeSyncError, RuntimeError):
     def __init__(self, message: str, status: str = "501 Not Implemented") -> None:
         super().__init__(message)
         self.status = status
+
+
+class NetworkError(FayeSyncError, OSError):
+    """The network failed: DNS, connect, reset, EOF, or a TLS handshake (verification included).
+
+    The message is faye's ``Network error: <url>: <detail>``; ``url`` is the target URL
+    without credentials (``None`` when unknown). The underlying exception, when there is
+    one, is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class NetworkTimeoutError(NetworkError, TimeoutError):
+    """A connect, proxy exchange, TLS handshake or response head took longer than allowed."""
+
+
+class ProxyError(HandshakeError):
+    """The proxy refused the ``CONNECT`` (any status but 200) or answered garbage.
+
+    ``status`` and ``headers`` are the proxy's (``None``/empty when it sent no valid
+    head); ``proxy`` is the proxy origin without credentials.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, headers=headers)
+        self.proxy = proxy

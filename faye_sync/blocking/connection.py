@@ -169,7 +169,11 @@ class Connection(EventEmitter):
         return sent
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake; the ``close`` event fires when it ends.
+        """Close the connection; the ``close`` event fires when the handshake ends.
+
+        When no other thread or greenlet is reading this socket, ``close`` waits
+        for the peer's answer (at most ``close_timeout`` seconds); otherwise the
+        reader finishes the handshake and ``close`` returns at once.
 
         Raises:
             ValueError: ``code`` is neither 1000 nor in 3000–4999, or ``reason``
@@ -185,8 +189,19 @@ class Connection(EventEmitter):
             if data:
                 self._write(data)
         if started and self._close_timer is None and self._closed_event is None:
-            self._close_timer = self._backend.call_later(self._close_timeout, self._on_close_timeout)
+            self._close_timer = self._backend.call_later(
+                self._close_timeout, self._on_close_timeout
+            )
         self._handle(events)
+        if started and self._read_lock.acquire(blocking=False):
+            # Nobody else reads: finish the handshake here, so the peer is not
+            # left waiting (bounded by the close timeout). A handler running on
+            # the reader thread gets here with the lock taken and returns at once.
+            try:
+                while self._closed_event is None:
+                    self._read(None)
+            finally:
+                self._read_lock.release()
 
     # ------------------------------------------------------------ receiving
 
@@ -263,19 +278,19 @@ class Connection(EventEmitter):
     def _start(self) -> None:
         """Fire ``open`` and parse the buffered bytes, on first use (faye's next tick)."""
         self._started = True
+        if self._protocol.state == OPEN:  # a failed handshake never opens
+            self._open()
         buffered, self._buffered = self._buffered, b""
         with self._mutex:
             if buffered:
                 self._protocol.receive_data(buffered)
             events = self._protocol.events_received()
             data = self._protocol.data_to_send()
-        if self._protocol.state != CONNECTING:
-            self._open()
         if data:
             with self._send_lock:
                 self._write(data)
         self._handle(events)
-        if self._ping_interval:
+        if self._ping_interval and self._closed_event is None:
             self._schedule_ping()
 
     def _open(self) -> None:
@@ -286,6 +301,7 @@ class Connection(EventEmitter):
     def _read(self, timeout: float | None) -> None:
         """Read once and process; the caller holds the read lock."""
         sock = self._sock
+        assert sock is not None  # a connection without a socket starts closed
         if timeout is not None and not self._backend.wait_readable(sock, timeout):
             return
         try:
@@ -356,6 +372,7 @@ class Connection(EventEmitter):
 
     def _write(self, data: bytes) -> bool:
         """Write under the send lock; a broken socket ends the connection (1006)."""
+        assert self._sock is not None
         if self._pending_output:
             data, self._pending_output = self._pending_output + data, b""
         try:
@@ -385,7 +402,8 @@ class Connection(EventEmitter):
         self._backend.spawn(self._pump)
 
     def _pump(self) -> None:
-        backend = self._backend
+        backend, sock = self._backend, self._sock
+        assert sock is not None
         try:
             while self._closed_event is None and not self._reader_wanted:
                 if not self._read_lock.acquire(timeout=_PUMP_POLL):
@@ -394,7 +412,7 @@ class Connection(EventEmitter):
                     while self._closed_event is None and not self._reader_wanted:
                         if len(self._messages) >= _HIGH_WATER:
                             backend.sleep(_PUMP_POLL)  # nobody consumes: let TCP push back
-                        elif backend.wait_readable(self._sock, _PUMP_POLL):
+                        elif backend.wait_readable(sock, _PUMP_POLL):
                             self._read(None)
                 finally:
                     self._read_lock.release()
@@ -436,6 +454,7 @@ class Connection(EventEmitter):
     def _write_from_timer(self, data: bytes) -> None:
         # A full send buffer must not block the shared timer thread: keep the
         # bytes for the next writer unless the socket can take them now.
+        assert self._sock is not None
         if self._send_lock.acquire(blocking=False):
             try:
                 if self._backend.wait_writable(self._sock, 0):

@@ -210,16 +210,21 @@ def test_close_timeout_ends_a_peer_that_never_answers(
 ) -> None:
     server = make(pair[0], client=False, close_timeout=0.3)
     seen = events(server)
-    server.close()
     started = time.monotonic()
-    server.run()
+    server.close()  # nobody else reads: close waits for the answer, up to the timeout
     assert 0.2 < time.monotonic() - started < 3
     assert seen[-1] == ("close", (1006, ""))
+    server.run()  # returns at once: already closed
 
 
 def test_concurrent_receivers_are_refused(pair: tuple[socket.socket, socket.socket]) -> None:
     server = make(pair[0], client=False)
-    blocked = in_thread(lambda: pytest.raises(ConnectionClosed, server.receive))
+
+    def receive_until_closed() -> None:
+        with pytest.raises(ConnectionClosed):
+            server.receive()
+
+    blocked = in_thread(receive_until_closed)
     time.sleep(0.1)
     with pytest.raises(ConcurrencyError):
         server.receive(timeout=0.1)
@@ -270,9 +275,9 @@ def test_buffered_bytes_are_parsed_first(pair: tuple[socket.socket, socket.socke
 
 def test_gevent_backend_echo() -> None:
     gevent = pytest.importorskip("gevent")
-    import gevent.socket
+    gevent_socket = pytest.importorskip("gevent.socket")
 
-    a, b = gevent.socket.socketpair()
+    a, b = gevent_socket.socketpair()
     backend = get_backend("gevent")
     server = Connection(a, HybiProtocol(is_client=False), backend=backend)
     client = Connection(b, HybiProtocol(is_client=True), backend=backend)

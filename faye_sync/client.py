@@ -1,0 +1,186 @@
+"""The WebSocket client: faye's ``WebSocket.Client``, blocking.
+
+::
+
+    ws = Client("wss://example.com/socket")      # connects and handshakes
+    ws.send("Hello")
+    print(ws.receive())
+    ws.close()
+
+The constructor connects (through a proxy if one is set) and runs the
+handshake before it returns. As in faye it does not raise when that fails: the
+socket reports ``error`` then ``close`` (1002 for a handshake refused, 1006 for
+a network failure) and ``status_code``/``headers`` stay readable.
+:func:`connect` is the raising form: it returns an open client or raises
+:class:`~faye_sync.exceptions.HandshakeError` (with ``status`` and
+``headers``; :class:`~faye_sync.exceptions.ProxyError` when a proxy refused) or
+:class:`~faye_sync.exceptions.NetworkError`.
+Redirects are not followed (faye does not either): a 301/302 is an
+``Unexpected response code``.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .blocking import transport
+from .blocking.backends import Backend, detect_backend, get_backend
+from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .exceptions import (
+    ConnectionClosed,
+    FayeSyncError,
+    HandshakeError,
+    NetworkError,
+    ProxyError,
+)
+from .extensions.base import Extension
+from .extensions.pipeline import Extensions
+from .protocol.base import FailedProtocol, FrameProtocol
+from .protocol.handshake import ClientHandshake
+from .protocol.hybi import MAX_LENGTH
+
+__all__ = ["Client", "connect"]
+
+HANDSHAKE_PREFIX = "Error during WebSocket handshake: "
+
+
+class Client(Connection):
+    """A WebSocket client over ws:// or wss://.
+
+    Args:
+        url: ``ws://`` or ``wss://`` URL; ``user:pass@`` becomes Basic auth.
+        protocols: subprotocols to offer; ``protocol`` holds the chosen one.
+        headers: extra request headers.
+        extensions: extension objects to offer, e.g. ``[PerMessageDeflate()]``.
+        max_length: the largest message accepted, also after inflation.
+        ping, ping_timeout, close_timeout: as for the server WebSocket.
+        proxy: ``{"origin": "http://user:pass@host:port", "headers": {...},
+            "tls": {...}}`` or an origin string; None reads HTTP(S)_PROXY and
+            NO_PROXY from the environment; False connects directly.
+        tls: an ``ssl.SSLContext`` or ``{"ca", "cert", "key", "verify",
+            "server_hostname"}``; certificates and names are checked by default.
+        net: ``{"local_address", "local_port", "timeout"}`` for the TCP socket.
+        ca: faye's legacy shorthand for ``tls={"ca": ...}``.
+        timeout: seconds allowed for connecting and the handshake.
+        backend: ``"threads"`` or ``"gevent"``; detected by default.
+
+    Raises:
+        ValueError: the URL is not ws:// or wss://.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocols: Sequence[str] | str | None = None,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        extensions: Iterable[Extension] | None = None,
+        max_length: int = MAX_LENGTH,
+        ping: float | None = None,
+        ping_timeout: float | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
+        proxy: Any = None,
+        tls: ssl.SSLContext | Mapping[str, Any] | None = None,
+        net: Mapping[str, Any] | None = None,
+        ca: Any = None,
+        timeout: float | None = 10.0,
+        backend: str | None = None,
+    ) -> None:
+        pipeline = Extensions(extensions, max_length=max_length) if extensions else None
+        handshake = ClientHandshake(
+            url, protocols, headers=headers, extensions=pipeline, max_length=max_length
+        )
+        self.url = url
+        self.protocol = ""
+        self.extensions = ""
+        self.status_code: int | None = None
+        self.headers: dict[str, str] = {}
+        self.failure: FayeSyncError | None = None
+        sock: socket.socket | None = None
+        frames: FrameProtocol
+        buffered = b""
+        try:
+            sock = transport.connect(
+                handshake.host,
+                handshake.port,
+                secure=handshake.secure,
+                proxy=proxy,
+                tls=tls,
+                ca=ca,
+                net=net,
+                timeout=timeout,
+                target_url=url,
+            )
+            head = transport.read_response_head(
+                sock, handshake.request_bytes(), timeout=timeout, url=url
+            )
+            self.status_code, self.headers, buffered = head.status, head.headers, head.leftover
+            accepted = handshake.process_response(head.status, head.headers)
+        except ProxyError as exc:
+            # No tunnel, so no WebSocket: a network-level failure (faye leaves
+            # the socket to the proxy and never closes; we report 1006).
+            self.failure = exc
+            frames, sock = FailedProtocol(str(exc), 1006), _close(sock)
+        except HandshakeError as exc:
+            if not str(exc).startswith(HANDSHAKE_PREFIX):  # the response did not parse
+                exc = HandshakeError(
+                    HANDSHAKE_PREFIX + str(exc), status=exc.status, headers=exc.headers
+                )
+            self.status_code = exc.status if exc.status is not None else self.status_code
+            self.headers = dict(exc.headers) or self.headers
+            self.failure = exc
+            frames, sock = FailedProtocol(str(exc), 1002), _close(sock)
+        except OSError as exc:  # NetworkError included
+            message = str(exc) if isinstance(exc, NetworkError) else f"Network error: {url}: {exc}"
+            self.failure = exc if isinstance(exc, NetworkError) else NetworkError(message)
+            frames, sock = FailedProtocol(message, 1006), _close(sock)
+        else:
+            frames = accepted.protocol
+            self.protocol = accepted.subprotocol
+            self.extensions = accepted.extensions
+
+        chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
+        super().__init__(
+            sock,
+            frames,
+            backend=chosen,
+            buffered=buffered,
+            ping=ping,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
+
+    def _shutdown(self) -> None:
+        super()._shutdown()
+        if self._sock is not None:
+            self._sock.close()  # the client owns its socket, unlike a server
+
+
+def _close(sock: socket.socket | None) -> socket.socket | None:
+    """Close a socket the failed handshake leaves behind; the client keeps none."""
+    if sock is not None:
+        sock.close()
+    return None
+
+
+def connect(url: str, protocols: Sequence[str] | str | None = None, **options: Any) -> Client:
+    """Open a client and return it open, or raise why it could not open.
+
+    Takes :class:`Client`'s arguments.
+
+    Raises:
+        HandshakeError: the server refused the upgrade (``status``, ``headers``).
+        NetworkError: the connection could not be made.
+    """
+    client = Client(url, protocols, **options)
+    if client.failure is not None:
+        failure = client.failure
+        try:
+            client.receive(timeout=0)  # report error and close to any listener
+        except (ConnectionClosed, TimeoutError):
+            pass
+        raise failure
+    return client

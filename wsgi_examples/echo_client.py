@@ -1,0 +1,33 @@
+"""Connect to a WebSocket server and echo every message back, then report the close.
+
+    python -m wsgi_examples.echo_client ws://127.0.0.1:8000/
+
+Text comes back as text, binary as binary; permessage-deflate is offered. The
+server's close is answered, and the program exits when the connection ends,
+printing ``close <code> <reason>`` (exit status 0 for 1000, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faye_sync import Client, PerMessageDeflate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="faye_sync WebSocket echo client")
+    parser.add_argument("url", help="ws:// or wss:// URL")
+    args = parser.parse_args(argv)
+    ws = Client(args.url, extensions=[PerMessageDeflate()])
+    closed: list[tuple[int | None, str | None]] = []
+    ws.on("close", lambda event: closed.append((event.code, event.reason)))
+    for message in ws:
+        ws.send(message)
+    code, reason = closed[0] if closed else (None, None)
+    print(f"close {code} {reason}", flush=True)
+    return 0 if code == 1000 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
