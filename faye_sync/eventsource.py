@@ -1,0 +1,512 @@
+"""EventSource (server-sent events) for WSGI, as a streaming response iterable.
+
+faye writes its event stream straight onto the request's socket. A WSGI
+application need not: an event stream is an ordinary response that never ends,
+so it is returned as an iterable and the server sends each chunk as it comes.
+That works on every WSGI server (waitress, mod_wsgi and uWSGI included), and
+the server frames the response itself (chunked, or until close).
+
+How it runs:
+
+* ``EventSource(environ, start_response)`` calls ``start_response`` at once and
+  queues nothing; the application returns ``es.response``.
+* When the server starts iterating, the stream opens: ``open`` is dispatched
+  (so handlers attached right after construction see it), and the first chunk
+  is ``retry: <ms>`` plus whatever was sent already.
+* Each further step blocks until events are queued or a ping is due. Every
+  queued event goes out in one chunk: a ``send`` costs about one socket write
+  whatever happens, so coalescing is the only large saving under load. The
+  wait is a blocking one (a gevent ``Event`` under gevent), so the iterating
+  greenlet always yields to the hub and never starves the other clients.
+* ``send``, ``ping`` and ``close`` may be called from any thread or greenlet:
+  they append to a queue under a lock and wake the iterator.
+* A client that leaves is noticed when a write fails (the server then calls the
+  iterable's ``close()``) and, so that it is noticed within one ping interval
+  rather than two (the first write after a FIN still succeeds), by a
+  non-blocking look at the connection before each ping: end-of-file there means
+  the client has gone. ``close`` is then dispatched and the request's thread or
+  greenlet is released.
+
+States (faye's, shared with the WebSocket API): CONNECTING (0) until the server
+starts iterating, OPEN (1), CLOSED (3). ``close`` is dispatched exactly once,
+by whichever comes first: ``close()``, the client leaving, or the server
+closing the iterable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from wsgiref.util import request_uri
+
+from .blocking.backends import Backend, Signal, detect_backend
+from .protocol import sse
+
+__all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[["EventSourceEvent"], object]
+StartResponse = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class EventSourceEvent:
+    """What ``open`` and ``close`` listeners receive (faye's ``Event``)."""
+
+    type: str
+    target: EventSource
+
+
+def is_eventsource(environ: Mapping[str, Any]) -> bool:
+    """Whether a WSGI request asks for an event stream.
+
+    faye's rule: a ``GET`` whose ``Accept`` header lists ``text/event-stream``;
+    here parameters such as ``;q=0.9`` are tolerated and ``q=0`` refuses.
+    """
+    return environ.get("REQUEST_METHOD") == "GET" and sse.accepts_event_stream(
+        environ.get("HTTP_ACCEPT")
+    )
+
+
+class EventSource:
+    """A server-sent event stream, returned to the WSGI server as ``es.response``.
+
+    Example::
+
+        def app(environ, start_response):
+            if not EventSource.is_eventsource(environ):
+                ...
+            es = EventSource(environ, start_response, ping=15)
+            es.on("close", lambda event: log.info("gone: %s", es.url))
+            es.spawn(produce, es)     # runs once the stream opens
+            return es.response
+
+        def produce(es):
+            n = int(es.last_event_id or 0)
+            while not es.wait_closed(1.0):
+                n += 1
+                es.send(str(n), event="tick", id=n)
+
+    A producer may also live anywhere else (a pub/sub listener, another
+    request): ``send`` is safe from any thread or greenlet and returns False
+    once the stream has closed, which is the producer's cue to stop.
+
+    Args:
+        environ: the WSGI environ of the request.
+        start_response: the WSGI ``start_response``, called here with
+            ``200 OK`` and the stream's headers. Pass None when a framework
+            sends the status and headers itself (read them from ``status`` and
+            ``headers``).
+        headers: extra response headers (a mapping or ``(name, value)``
+            pairs); one named like a default replaces it.
+        retry: seconds a client waits before reconnecting, sent first as
+            ``retry:``. None means 5 (faye's default); 0 is sent as 0 (reconnect
+            at once), as faye's Ruby version does. faye's Node version turns 0
+            into 5 through ``||``.
+        ping: seconds between keep-alive comments ``:``. None or 0 mean 10, as
+            in faye's Node version: the ping is always on, because a periodic
+            write is how a WSGI application learns that its client has gone.
+
+    Raises:
+        ValueError: a header is unsafe (CR, LF or NUL, a hop-by-hop name), or
+            ``retry``/``ping`` is negative or not finite.
+        TypeError: an unknown option, or ``retry``/``ping`` is not a number.
+    """
+
+    CONNECTING: ClassVar[int] = 0
+    OPEN: ClassVar[int] = 1
+    CLOSED: ClassVar[int] = 3
+
+    @staticmethod
+    def is_eventsource(environ: Mapping[str, Any]) -> bool:
+        """faye's ``EventSource.isEventSource``: see :func:`is_eventsource`."""
+        return is_eventsource(environ)
+
+    def __init__(
+        self,
+        environ: MutableMapping[str, Any],
+        start_response: StartResponse | None,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        retry: float | None = None,
+        ping: float | None = None,
+    ) -> None:
+        self._preamble = sse.encode_retry(sse.DEFAULT_RETRY if retry is None else retry)
+        self._ping = _ping_interval(ping)
+        self.status = "200 OK"
+        self.headers = sse.response_headers(headers)
+        self._environ = environ
+
+        self.ready_state = self.CONNECTING
+        self.onopen: Listener | None = None
+        self.onclose: Listener | None = None
+        self._listeners: dict[str, list[Listener]] = {"open": [], "close": []}
+
+        self._backend: Backend = detect_backend()
+        self._lock = self._backend.lock()
+        self._wakeup: Signal = self._backend.signal()  # something to write, or closing
+        self._closed: Signal = self._backend.signal()  # for wait_closed()
+        self._queue: list[bytes] = []
+        self._closing = False
+        self._producers: list[Callable[[], object]] = []
+
+        # eventlet holds writes under 4096 bytes until the response ends unless
+        # told otherwise (observed: four events all arrived at the end).
+        environ["eventlet.minimum_write_chunk_size"] = 0
+        self._client_disconnected = _waitress_check(environ)
+        self._socket = _find_socket(environ)
+
+        self.response: Iterable[bytes] = _Response(self)
+        """The WSGI response: return it from the application."""
+
+        if start_response is not None:
+            start_response(self.status, list(self.headers))
+
+    # -- request values ---------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The full URL of the request (faye's ``url``), query string included."""
+        return request_uri(dict(self._environ))
+
+    @property
+    def last_event_id(self) -> str:
+        """The id the client saw last, for resuming; ``""`` on a first connection.
+
+        From the ``Last-Event-ID`` header, else a ``lastEventId`` query
+        parameter (set by polyfills that cannot send headers).
+        """
+        header = self._environ.get("HTTP_LAST_EVENT_ID")
+        if header is not None:
+            # WSGI hands header bytes over as latin-1 text; the client sent the
+            # id it received, which was UTF-8.
+            try:
+                header = header.encode("latin-1").decode("utf-8")
+            except UnicodeError:
+                pass
+        return sse.parse_last_event_id(header, self._environ.get("QUERY_STRING"))
+
+    # -- faye's API -------------------------------------------------------
+
+    def send(self, data: object, *, event: str | None = None, id: str | int | None = None) -> bool:
+        """Queue one event for the client.
+
+        Args:
+            data: the data; ``str`` (``bytes`` are decoded as UTF-8, anything
+                else goes through ``str()``). Lines are split on CRLF, CR and LF.
+            event: the event type (the client's ``addEventListener`` name).
+            id: the event id, which the client sends back as ``Last-Event-ID``
+                when it reconnects.
+
+        Returns:
+            True if queued, False once the stream has closed (faye's result).
+
+        Raises:
+            ValueError: ``event`` or ``id`` holds CR, LF or NUL.
+        """
+        return self._enqueue(sse.encode_event(data, event=event, id=id))
+
+    def ping(self) -> bool:
+        """Queue a keep-alive comment now, besides the periodic ones.
+
+        Returns:
+            True if queued, False once the stream has closed.
+        """
+        return self._enqueue(sse.PING)
+
+    def close(self) -> bool:
+        """End the stream after what is already queued; dispatch ``close``.
+
+        Returns:
+            True, or False if it was already closed (faye's result).
+        """
+        if not self._mark_closed():
+            return False
+        self._dispatch("close")
+        return True
+
+    def on(self, event_type: str, listener: Listener) -> None:
+        """Call ``listener(event)`` on ``"open"`` or ``"close"``.
+
+        Listeners run after the ``onopen``/``onclose`` attribute, in the order
+        added. An exception in a listener is logged and does not stop the
+        stream or the other listeners.
+
+        Raises:
+            ValueError: ``event_type`` is not ``"open"`` or ``"close"``.
+        """
+        self._listeners_for(event_type).append(listener)
+
+    def remove_listener(self, event_type: str, listener: Listener) -> None:
+        """Stop calling a listener added with :meth:`on`; no error if absent."""
+        listeners = self._listeners_for(event_type)
+        if listener in listeners:
+            listeners.remove(listener)
+
+    # -- producers --------------------------------------------------------
+
+    def spawn(self, producer: Callable[..., object], *args: object) -> None:
+        """Run ``producer(*args)`` in its own thread or greenlet once the stream opens.
+
+        The thread or greenlet is of the server's kind (a greenlet under
+        gevent). The producer should stop when ``send`` returns False or
+        :meth:`wait_closed` returns True. If it raises, the error is logged and
+        the stream is closed, so the client reconnects instead of waiting on a
+        stream that has no producer. Once the stream has closed, nothing is
+        started.
+        """
+
+        def run() -> None:
+            try:
+                producer(*args)
+            except Exception:
+                logger.exception("EventSource producer failed: %s", self.url)
+                self.close()
+
+        with self._lock:
+            if self.ready_state == self.CONNECTING and not self._closing:
+                self._producers.append(run)
+                return
+        if self.ready_state == self.OPEN:
+            self._backend.spawn(run)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early when the stream closes.
+
+        Returns:
+            True if the stream is closed; False if the time ran out first.
+        """
+        return self._closed.wait(timeout)
+
+    # -- internals --------------------------------------------------------
+
+    def _listeners_for(self, event_type: str) -> list[Listener]:
+        try:
+            return self._listeners[event_type]
+        except KeyError:
+            raise ValueError(
+                f"an EventSource dispatches 'open' and 'close', not {event_type!r}"
+            ) from None
+
+    def _enqueue(self, chunk: bytes) -> bool:
+        with self._lock:
+            if self._closing:
+                return False
+            self._queue.append(chunk)
+        self._wakeup.set()
+        return True
+
+    def _take(self) -> tuple[bytes, bool]:
+        """Everything queued, and whether the stream is closing."""
+        with self._lock:
+            # Clearing under the lock pairs with _enqueue: a send after this
+            # point sets the signal again, so no event waits a ping interval.
+            self._wakeup.clear()
+            chunk = b"".join(self._queue)
+            self._queue.clear()
+            return chunk, self._closing
+
+    def _mark_closed(self) -> bool:
+        with self._lock:
+            if self.ready_state == self.CLOSED:
+                return False
+            self.ready_state = self.CLOSED
+            self._closing = True
+            self._producers.clear()
+        self._wakeup.set()
+        self._closed.set()
+        return True
+
+    def _open(self) -> None:
+        with self._lock:
+            if self.ready_state != self.CONNECTING:
+                return
+            self.ready_state = self.OPEN
+            producers, self._producers = self._producers, []
+        self._dispatch("open")
+        for run in producers:
+            self._backend.spawn(run)
+
+    def _finish(self) -> None:
+        """The stream is over from the server's side (it ended, or the client left)."""
+        if self._mark_closed():
+            self._dispatch("close")
+
+    def _dispatch(self, event_type: str) -> None:
+        event = EventSourceEvent(event_type, self)
+        handler = self.onopen if event_type == "open" else self.onclose
+        for listener in ([handler] if handler else []) + list(self._listeners[event_type]):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("EventSource %s listener failed", event_type)
+
+    def _peer_gone(self) -> bool:
+        """Whether the client has closed its end, looking without blocking."""
+        check = self._client_disconnected
+        if check is not None:
+            try:
+                if check():
+                    return True
+            except Exception:  # a server hook must not break the stream
+                self._client_disconnected = None
+        sock = self._socket
+        if sock is None:
+            return False
+        try:
+            fileno = sock.fileno()
+            if fileno < 0:
+                return True
+            if not _readable_now(fileno):
+                return False
+            # Readable with nothing to read is end-of-file. MSG_PEEK leaves any
+            # pipelined request bytes for the server.
+            return bool(sock.recv(1, socket.MSG_PEEK) == b"")
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (ValueError, TypeError):
+            # TLS sockets refuse recv flags: rely on failed writes there.
+            self._socket = None
+            return False
+        except OSError:
+            return True
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterating the EventSource iterates :attr:`response`."""
+        return iter(self.response)
+
+    def __repr__(self) -> str:
+        state = {0: "CONNECTING", 1: "OPEN", 3: "CLOSED"}[self.ready_state]
+        return f"<EventSource {state} {self._environ.get('PATH_INFO', '')!r}>"
+
+
+class _Response:
+    """The WSGI iterable of one EventSource.
+
+    The server iterates it in the request's thread or greenlet and calls
+    ``close()`` when it stops, whether the stream ended or a write failed.
+    """
+
+    def __init__(self, es: EventSource) -> None:
+        self._es = es
+        self._started = False
+        self._done = False
+        self._next_ping = 0.0
+
+    def __iter__(self) -> _Response:
+        return self
+
+    def __next__(self) -> bytes:
+        es = self._es
+        if self._done:
+            raise StopIteration
+        if not self._started:
+            self._started = True
+            es._open()
+            self._next_ping = time.monotonic() + es._ping
+            chunk, _ = es._take()
+            return es._preamble + chunk
+        while True:
+            chunk, closing = es._take()
+            now = time.monotonic()
+            if now >= self._next_ping and not closing:
+                self._next_ping += es._ping
+                if self._next_ping <= now:  # the server was slow to come back
+                    self._next_ping = now + es._ping
+                if es._peer_gone():
+                    self._end()
+                chunk += sse.PING
+            if chunk:
+                return chunk
+            if closing:
+                self._end()
+            es._wakeup.wait(max(self._next_ping - now, 0.0))
+
+    def _end(self) -> None:
+        self._done = True
+        self._es._finish()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Called by the WSGI server when it stops iterating, for any reason."""
+        self._done = True
+        self._es._finish()
+
+
+def _ping_interval(ping: float | None) -> float:
+    if ping is None or ping == 0:
+        return float(sse.DEFAULT_PING)
+    if isinstance(ping, bool) or not isinstance(ping, (int, float)):
+        raise TypeError(f"ping must be a number of seconds, not {ping!r}")
+    if not math.isfinite(ping) or ping < 0:
+        raise ValueError(f"ping must be a finite number of seconds > 0, not {ping!r}")
+    return float(ping)
+
+
+def _waitress_check(environ: Mapping[str, Any]) -> Callable[[], bool] | None:
+    check = environ.get("waitress.client_disconnected")
+    return check if callable(check) else None
+
+
+def _find_socket(environ: Mapping[str, Any]) -> Any:
+    """The client connection, if the server lets it be found; only ever peeked at.
+
+    gunicorn and werkzeug name it; gevent.pywsgi and wsgiref hold it under
+    ``wsgi.input`` (a buffered reader over ``SocketIO``); waitress's
+    ``client_disconnected`` hook is a method of the channel that owns it.
+    """
+    for key in ("gunicorn.socket", "werkzeug.socket", "gunicorn.sock"):
+        if _is_socket(environ.get(key)):
+            return environ[key]
+    candidates: list[object] = [environ.get("wsgi.input")]
+    channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+    if channel is not None:
+        candidates.append(getattr(channel, "socket", None))
+    for obj in candidates:
+        for _ in range(4):  # Input -> rfile -> BufferedReader.raw -> SocketIO._sock
+            if obj is None:
+                break
+            if _is_socket(obj):
+                return obj
+            obj = (
+                getattr(obj, "_sock", None)
+                or getattr(obj, "rfile", None)
+                or getattr(obj, "raw", None)
+            )
+    return None
+
+
+def _is_socket(obj: object) -> bool:
+    # gevent's socket is not a socket.socket subclass unless monkey-patched.
+    return isinstance(obj, socket.socket) or (
+        type(obj).__module__.startswith("gevent")
+        and hasattr(obj, "recv")
+        and hasattr(obj, "fileno")
+    )
+
+
+def _readable_now(fileno: int) -> bool:
+    poll = _original_select("poll")
+    if poll is not None:
+        poller = poll()
+        poller.register(fileno, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = _original_select("select")([fileno], [], [], 0)
+    return bool(readable)
+
+
+def _original_select(name: str) -> Any:
+    # gevent's monkey-patched poll() answers a zero timeout before its watchers
+    # ever run, so it would always say "not readable": use the original.
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original("select", name)
+    return getattr(select, name, None)

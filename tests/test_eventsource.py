@@ -1,0 +1,455 @@
+"""EventSource: the object on its own, then the clock and a test app on six real servers."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from faye_sync.eventsource import EventSource, EventSourceEvent, is_eventsource
+from tests.servers import Server, serve
+
+APP = "tests.apps.eventsource_app:app"
+
+
+def make_environ(**extra: Any) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/events",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "example.org",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "example.org",
+        "HTTP_ACCEPT": "text/event-stream",
+        "wsgi.url_scheme": "http",
+    }
+    environ.update(extra)
+    return environ
+
+
+class StartResponse:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        self.calls.append((status, headers))
+        return lambda data: None
+
+
+def new(**options: Any) -> tuple[EventSource, Iterator[bytes]]:
+    es = EventSource(make_environ(), StartResponse(), **options)
+    return es, iter(es.response)
+
+
+# -- the object, without a server ----------------------------------------------
+
+
+def test_start_response_and_preamble() -> None:
+    start_response = StartResponse()
+    es = EventSource(make_environ(), start_response, headers={"X-A": "1"}, retry=2)
+    assert start_response.calls == [
+        (
+            "200 OK",
+            [
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache, no-store"),
+                ("X-Accel-Buffering", "no"),
+                ("X-A", "1"),
+            ],
+        )
+    ]
+    es.send("early")  # before the server iterates: queued behind the preamble
+    assert next(iter(es.response)) == b"retry: 2000\r\n\r\ndata: early\r\n\r\n"
+
+
+def test_retry_zero_is_kept_and_none_is_five() -> None:
+    assert next(new(retry=0)[1]) == b"retry: 0\r\n\r\n"
+    assert next(new()[1]) == b"retry: 5000\r\n\r\n"
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(TypeError):
+        EventSource(make_environ(), StartResponse(), pingg=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError):
+        EventSource(make_environ(), StartResponse(), headers={"X": "a\r\nb"})
+    with pytest.raises(ValueError):
+        EventSource(make_environ(), StartResponse(), headers={"Connection": "close"})
+    with pytest.raises(ValueError):
+        EventSource(make_environ(), StartResponse(), ping=-1)
+    with pytest.raises(ValueError):
+        EventSource(make_environ(), StartResponse(), retry=-1)
+    start_response = StartResponse()
+    with pytest.raises(ValueError):
+        EventSource(make_environ(), start_response, headers={"X": "\0"})
+    assert start_response.calls == []  # refused before anything was sent
+
+
+def test_ping_zero_or_none_means_ten_seconds() -> None:
+    assert new(ping=0)[0]._ping == 10
+    assert new(ping=None)[0]._ping == 10
+    assert new(ping=0.25)[0]._ping == 0.25
+
+
+def test_is_eventsource() -> None:
+    assert is_eventsource(make_environ())
+    assert EventSource.is_eventsource(make_environ(HTTP_ACCEPT="text/event-stream;q=0.9"))
+    assert not EventSource.is_eventsource(make_environ(HTTP_ACCEPT="text/event-stream;q=0"))
+    assert not is_eventsource(make_environ(REQUEST_METHOD="POST"))
+    assert not is_eventsource(make_environ(HTTP_ACCEPT="*/*"))
+    del_accept = make_environ()
+    del del_accept["HTTP_ACCEPT"]
+    assert not is_eventsource(del_accept)
+
+
+def test_url_and_last_event_id() -> None:
+    environ = make_environ(QUERY_STRING="x=1", HTTP_LAST_EVENT_ID="caf\xc3\xa9", HTTP_HOST="h:8080")
+    es = EventSource(environ, StartResponse())
+    assert es.url == "http://h:8080/events?x=1"
+    assert es.last_event_id == "café"  # WSGI's latin-1 text, read back as UTF-8
+    polyfill = EventSource(make_environ(QUERY_STRING="lastEventId=9"), StartResponse())
+    assert polyfill.last_event_id == "9"
+    assert EventSource(make_environ(), StartResponse()).last_event_id == ""
+
+
+def test_eventlet_buffering_switched_off() -> None:
+    environ = make_environ()
+    EventSource(environ, StartResponse())
+    assert environ["eventlet.minimum_write_chunk_size"] == 0
+
+
+def test_open_and_close_events_in_faye_order() -> None:
+    es, stream = new()
+    seen: list[str] = []
+    es.on("open", lambda e: seen.append(f"on open {e.type}"))
+    es.onopen = lambda e: seen.append(f"onopen {e.type}")
+    es.on("close", lambda e: seen.append(f"on close {e.target is es}"))
+    es.onclose = lambda e: seen.append("onclose")
+    assert es.ready_state == EventSource.CONNECTING
+    next(stream)
+    assert es.ready_state == EventSource.OPEN
+    assert seen == ["onopen open", "on open open"]  # attached after construction, still seen
+    assert es.close() is True
+    assert es.close() is False
+    es.response.close()  # type: ignore[attr-defined]  # what the server does next
+    assert es.ready_state == EventSource.CLOSED
+    assert seen[2:] == ["onclose", "on close True"]  # exactly once
+
+
+def test_listener_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    es, stream = new()
+    es.on("open", lambda e: 1 / 0)
+    seen: list[EventSourceEvent] = []
+    es.on("open", seen.append)
+    next(stream)
+    assert len(seen) == 1
+    assert "open listener failed" in caplog.text
+    with pytest.raises(ValueError):
+        es.on("message", seen.append)
+
+
+def test_send_after_close_and_queue_flushed_before_end() -> None:
+    es, stream = new()
+    next(stream)
+    assert es.send("a", id=1) is True
+    assert es.send("b", event="x") is True
+    assert es.ping() is True
+    es.close()
+    assert es.send("late") is False
+    assert es.ping() is False
+    # Everything queued before close() goes out, in one chunk, then the end.
+    assert list(stream) == [b"id: 1\r\ndata: a\r\n\r\nevent: x\r\ndata: b\r\n\r\n:\r\n\r\n"]
+
+
+def test_send_refuses_bad_fields() -> None:
+    es, _ = new()
+    with pytest.raises(ValueError):
+        es.send("x", event="a\nb")
+    with pytest.raises(ValueError):
+        es.send("x", id="1\r")
+    with pytest.raises(ValueError):
+        es.send("x", id="1\0")
+
+
+def test_pings_on_schedule_and_sends_from_another_thread() -> None:
+    es, stream = new(ping=0.2)
+    start = time.monotonic()
+    next(stream)
+    assert next(stream) == b":\r\n\r\n"
+    assert 0.15 < time.monotonic() - start < 0.5
+
+    threading.Timer(0.05, es.send, ("from a thread",)).start()
+    waited = time.monotonic()
+    chunk = next(stream)
+    assert chunk.startswith(b"data: from a thread\r\n\r\n")
+    assert time.monotonic() - waited < 0.15  # woken by the send, not by the next ping
+
+
+def test_close_from_another_thread_ends_iteration() -> None:
+    es, stream = new(ping=30)
+    next(stream)
+    threading.Timer(0.05, es.close).start()
+    start = time.monotonic()
+    assert list(stream) == []
+    assert time.monotonic() - start < 1
+
+
+def test_server_closing_the_iterable_fires_close() -> None:
+    es, stream = new()
+    closed: list[str] = []
+    es.on("close", lambda e: closed.append(e.type))
+    next(stream)
+    es.response.close()  # type: ignore[attr-defined]  # a write failed, the server gives up
+    assert closed == ["close"]
+    assert es.send("x") is False
+    assert list(stream) == []
+
+
+def test_iterating_the_eventsource_itself() -> None:
+    es = EventSource(make_environ(), StartResponse())
+    assert next(iter(es)) == b"retry: 5000\r\n\r\n"
+    es.close()
+    assert list(iter(es)) == []
+
+
+def test_spawn_runs_the_producer_once_open_and_wait_closed_wakes() -> None:
+    es, stream = new()
+    started = threading.Event()
+    finished = threading.Event()
+
+    def producer(name: str) -> None:
+        started.set()
+        es.send(name)
+        if es.wait_closed(30):
+            finished.set()
+
+    es.spawn(producer, "tick")
+    assert not started.wait(0.1)  # not before the stream opens
+    chunk = next(stream)
+    assert started.wait(2)
+    if b"tick" not in chunk:
+        chunk += next(stream)
+    assert chunk == b"retry: 5000\r\n\r\ndata: tick\r\n\r\n"
+    assert not es.wait_closed(0.01)
+    es.close()
+    assert finished.wait(2)
+
+
+def test_a_failing_producer_closes_the_stream(caplog: pytest.LogCaptureFixture) -> None:
+    es, stream = new()
+
+    def producer() -> None:
+        raise RuntimeError("boom")
+
+    es.spawn(producer)
+    next(stream)
+    assert es.wait_closed(2)
+    assert "producer failed" in caplog.text
+    assert list(stream) == []
+
+
+def test_a_gone_client_is_noticed_at_the_next_ping() -> None:
+    import socket
+
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        environ = make_environ(**{"gunicorn.socket": server_side})
+        es = EventSource(environ, StartResponse(), ping=0.1)
+        stream = iter(es.response)
+        next(stream)
+        client_side.close()
+        start = time.monotonic()
+        assert list(stream) == []  # ends instead of writing the ping
+        assert time.monotonic() - start < 0.5
+        assert es.ready_state == EventSource.CLOSED
+
+
+# -- real servers -----------------------------------------------------------------
+
+SERVERS = ["gevent", "werkzeug", "waitress", "wsgiref", "gunicorn-gevent", "gunicorn-gthread"]
+# Each open stream holds a thread of the server: room for 50 clients at once.
+OPTIONS: dict[str, dict[str, object]] = {
+    "waitress": {"threads": 64},
+    "gunicorn-gthread": {"threads": 64},
+}
+
+
+class Stream:
+    """One event-stream request: its response, raw body and parsed blocks."""
+
+    def __init__(self, port: int, path: str = "/events", headers: dict[str, str] | None = None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.response = self.conn.getresponse()
+        self.body = b""
+        self.blocks: list[tuple[float, dict[str, str]]] = []  # (arrival, fields)
+        self.ended = False
+        self._pending = b""
+
+    def read_until(self, done: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not done(self):
+            if self.ended:
+                raise AssertionError(f"stream ended early: {self.body!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; so far: {self.body!r}")
+            data = self.response.read1(65536)  # bounded by the socket timeout
+            if not data:
+                self.ended = True
+                continue
+            now = time.monotonic()
+            self.body += data
+            self._pending += data
+            *blocks, self._pending = self._pending.split(b"\r\n\r\n")
+            for block in blocks:
+                fields: dict[str, str] = {}
+                for line in block.decode().split("\r\n"):
+                    name, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if name == "data" and "data" in fields:
+                        value = fields["data"] + "\n" + value
+                    fields[name or "comment"] = value
+                self.blocks.append((now, fields))
+
+    def read_to_end(self, timeout: float = 5.0) -> None:
+        try:
+            self.read_until(lambda s: False, timeout)
+        except AssertionError:
+            if not self.ended:
+                raise
+
+    @property
+    def events(self) -> list[dict[str, str]]:
+        return [fields for _, fields in self.blocks if "data" in fields]
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(e["id"]) for e in self.events]
+
+    def header(self, name: str) -> list[str]:
+        return [v for k, v in self.response.getheaders() if k.lower() == name.lower()]
+
+    def close(self) -> None:
+        self.response.close()
+        self.conn.close()
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    with serve(request.param, APP, **OPTIONS.get(request.param, {})) as running:
+        yield running
+        assert "Traceback" not in running.log(), running.log()
+
+
+def stats(server: Server, name: str) -> dict[str, float | None]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("GET", f"/stats?name={name}")
+        result: dict[str, float | None] = json.loads(conn.getresponse().read())
+        return result
+    finally:
+        conn.close()
+
+
+def test_clock_headers_retry_ids_and_pings(server: Server) -> None:
+    stream = Stream(server.port)
+    try:
+        assert stream.response.status == 200
+        assert stream.header("Content-Type") == ["text/event-stream; charset=utf-8"]
+        assert stream.header("Cache-Control") == ["no-cache, no-store"]
+        assert stream.header("X-Accel-Buffering") == ["no"]
+        assert stream.header("Content-Length") == []
+        stream.read_until(lambda s: any("comment" in f for _, f in s.blocks) and len(s.ids) >= 12)
+    finally:
+        stream.close()
+    assert stream.body.startswith(b"retry: 1000\r\n\r\nevent: tick\r\nid: 1\r\ndata: 1\r\n\r\n")
+    assert stream.ids == list(range(1, len(stream.ids) + 1))
+    assert all(e == {"event": "tick", "id": e["id"], "data": e["id"]} for e in stream.events)
+    arrivals = [t for t, f in stream.blocks if "data" in f]
+    assert 0.05 < (arrivals[10] - arrivals[0]) / 10 < 0.2  # one tick per 0.1 s
+    first_ping = next(t for t, f in stream.blocks if f == {"comment": ""})
+    assert 0.8 < first_ping - stream.blocks[0][0] < 1.5  # ping every 1 s
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+def test_clock_resumes_after_last_event_id(server: Server, how: str) -> None:
+    if how == "header":
+        stream = Stream(server.port, headers={"Last-Event-ID": "41"})
+    else:
+        stream = Stream(server.port, path="/events?lastEventId=41")
+    try:
+        stream.read_until(lambda s: len(s.ids) >= 2)
+    finally:
+        stream.close()
+    assert stream.ids[:2] == [42, 43]
+
+
+def test_fifty_concurrent_clients(server: Server) -> None:
+    # Connected one after another (wsgiref's listen backlog is 5: a burst of
+    # connects would wait on SYN retries), then all read at once.
+    streams: list[Stream] = []
+    try:
+        for _ in range(50):
+            streams.append(Stream(server.port))
+
+        def read(stream: Stream) -> list[int]:
+            stream.read_until(lambda s: len(s.ids) >= 3, timeout=10)
+            return stream.ids[:3]
+
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(read, streams))
+    finally:
+        for stream in streams:
+            stream.close()
+    assert results == [[1, 2, 3]] * 50
+
+
+def test_a_client_that_leaves_is_noticed_within_one_ping(server: Server) -> None:
+    ping = 0.5
+    name = uuid.uuid4().hex
+    stream = Stream(server.port, path=f"/stream?name={name}&ping={ping}")
+    stream.read_until(lambda s: s.body.startswith(b"retry: 5000\r\n\r\n"))
+    left = time.time()
+    stream.close()
+    deadline = time.monotonic() + 3 * ping + 2
+    record = stats(server, name)
+    while not (record["closed"] and record["released"] and record["producer_done"]):
+        assert time.monotonic() < deadline, record
+        time.sleep(0.05)
+        record = stats(server, name)
+    assert record["opened"] is not None
+    # The close event, the server letting go of the response (its thread or
+    # greenlet is free again) and the producer's return, all within one ping.
+    for key in ("closed", "released", "producer_done"):
+        assert record[key] is not None
+        assert record[key] - left < ping + 0.35, (key, record[key] - left)
+
+
+def test_burst_then_close_delivers_everything_and_ends(server: Server) -> None:
+    stream = Stream(server.port, path="/burst?n=300")
+    try:
+        stream.read_to_end()
+    finally:
+        stream.close()
+    assert stream.ended
+    assert stream.ids == list(range(1, 301))
+    assert stream.events[0]["data"] == "event 1\nsecond line"
+    assert b"id: 300\r\ndata: event 300\r\ndata: second line\r\n\r\n" in stream.body
+    assert stream.body.endswith(b"second line\r\n\r\n")
+
+
+def test_custom_headers_and_retry_zero(server: Server) -> None:
+    stream = Stream(server.port, path="/custom")
+    try:
+        stream.read_to_end()
+    finally:
+        stream.close()
+    assert stream.header("Content-Type") == ["text/event-stream"]  # replaced, not doubled
+    assert stream.header("X-Custom") == ["yes"]
+    assert stream.body == b"retry: 0\r\n\r\ndata: hello\r\n\r\n"
