@@ -49,7 +49,9 @@ def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Requ
     }
     secure = _is_secure(environ, headers)
     host = headers.get("host") or environ.get("SERVER_NAME", "")
-    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~")
+    path = quote(
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~"
+    )
     query = environ.get("QUERY_STRING", "")
     target = path + (f"?{query}" if query else "")
     return Request(
@@ -190,7 +192,9 @@ class WebSocket(Connection):
         ):
             from .protocol.drafts import draft_handshake
 
-            if is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+            if is_websocket(
+                request.method, request.header("connection"), request.header("upgrade")
+            ):
                 return draft_handshake(request, max_length=max_length, headers=headers)
         pipeline = Extensions(extensions, max_length=max_length) if extensions else None
         return server_handshake(

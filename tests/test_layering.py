@@ -23,8 +23,22 @@ LAYERS = {
 }
 # The sans-I/O core: computation only, never sockets, threads or clocks.
 CORE_STDLIB = {
-    "__future__", "base64", "codecs", "collections", "dataclasses", "enum", "hashlib",
-    "itertools", "re", "secrets", "struct", "typing", "urllib", "zlib", "functools", "math",
+    "__future__",
+    "base64",
+    "codecs",
+    "collections",
+    "dataclasses",
+    "enum",
+    "hashlib",
+    "itertools",
+    "re",
+    "secrets",
+    "struct",
+    "typing",
+    "urllib",
+    "zlib",
+    "functools",
+    "math",
 }
 # An optional C accelerator for masking, pure computation (protocol/masking.py).
 CORE_OPTIONAL = {"websockets"}
@@ -91,7 +105,14 @@ def test_core_never_names_io_modules() -> None:
     for name, path in modules():
         if name.split(".")[1:2] and LAYERS.get(name.split(".")[1], 9) <= 1:
             for target in imports(name, path):
-                assert target.split(".")[0] not in {"socket", "threading", "time", "select", "ssl", "gevent"}
+                assert target.split(".")[0] not in {
+                    "socket",
+                    "threading",
+                    "time",
+                    "select",
+                    "ssl",
+                    "gevent",
+                }
 
 
 def test_importing_the_package_pulls_in_no_server_or_gevent() -> None:
@@ -99,8 +120,11 @@ def test_importing_the_package_pulls_in_no_server_or_gevent() -> None:
 
     code = (
         "import sys, faye_sync, faye_sync.websocket;"
-        "bad = [m for m in ('gevent', 'werkzeug', 'gunicorn', 'flask', 'django') if m in sys.modules];"
+        "names = ('gevent', 'werkzeug', 'gunicorn', 'flask', 'django');"
+        "bad = [m for m in names if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr

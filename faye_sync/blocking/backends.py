@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Protocol
 
 __all__ = ["Backend", "Lock", "Signal", "Timer", "detect_backend", "get_backend"]
@@ -30,7 +31,13 @@ class Lock(Protocol):
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
     def release(self) -> None: ...
     def __enter__(self) -> Any: ...
-    def __exit__(self, *exc: object) -> Any: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> Any: ...
 
 
 class Signal(Protocol):

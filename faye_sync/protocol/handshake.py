@@ -284,7 +284,9 @@ class ClientHandshake:
         self._request = request
 
     def request_bytes(self) -> bytes:
-        return f"GET {self.target} HTTP/1.1\r\n".encode("latin-1") + self._request.to_bytes() + b"\r\n"
+        return (
+            f"GET {self.target} HTTP/1.1\r\n".encode("latin-1") + self._request.to_bytes() + b"\r\n"
+        )
 
     def process_response(self, status: int, headers: Mapping[str, str]) -> Acceptance:
         """Check the response (``headers`` keyed by lower-case name).
@@ -324,8 +326,7 @@ class ClientHandshake:
                 raise fail(str(exc)) from None
             active = self.extensions if accepted else None
         elif accepted:
-            raise fail(
-                f'Server sent an extension response for unknown extension "{accepted.split(";")[0].strip()}"'
-            )
+            name = accepted.split(";")[0].strip()
+            raise fail(f'Server sent an extension response for unknown extension "{name}"')
         protocol = HybiProtocol(is_client=True, max_length=self.max_length, extensions=active)
         return Acceptance(b"", protocol, subprotocol or "", HybiProtocol.version, accepted)

@@ -52,9 +52,7 @@ MAX_LENGTH = 2**26 - 1  # faye's default: one byte short of 64 MiB
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
 
-_VALID_CLOSE_CODES = frozenset(
-    [*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)]
-)
+_VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
 
 _pack_short = struct.Struct("!BB").pack
 _pack_medium = struct.Struct("!BBH").pack
@@ -322,9 +320,7 @@ class HybiProtocol:
     @staticmethod
     def _check_control_payload(payload: bytes) -> None:
         if len(payload) > 125:
-            raise ValueError(
-                f"a control frame payload holds at most 125 bytes, not {len(payload)}"
-            )
+            raise ValueError(f"a control frame payload holds at most 125 bytes, not {len(payload)}")
 
     def _frame(self, first: int, payload: bytes) -> bytes:
         length = len(payload)

@@ -107,13 +107,31 @@ def test_header_injection_refused(value: str) -> None:
     [
         ({"upgrade": None}, "400 Bad Request", "Not a WebSocket request"),
         ({"connection": "keep-alive"}, "400 Bad Request", "Not a WebSocket request"),
-        ({"sec-websocket-version": "8"}, "426 Upgrade Required", "Unsupported WebSocket version: 8"),
-        ({"sec-websocket-version": "13, 8"}, "426 Upgrade Required", "Unsupported WebSocket version: 13, 8"),
-        ({"sec-websocket-version": None}, "426 Upgrade Required", "Unsupported WebSocket version: undefined"),
-        ({"sec-websocket-key": None}, "400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key"),
+        (
+            {"sec-websocket-version": "8"},
+            "426 Upgrade Required",
+            "Unsupported WebSocket version: 8",
+        ),
+        (
+            {"sec-websocket-version": "13, 8"},
+            "426 Upgrade Required",
+            "Unsupported WebSocket version: 13, 8",
+        ),
+        (
+            {"sec-websocket-version": None},
+            "426 Upgrade Required",
+            "Unsupported WebSocket version: undefined",
+        ),
+        (
+            {"sec-websocket-key": None},
+            "400 Bad Request",
+            "Missing handshake request header: Sec-WebSocket-Key",
+        ),
     ],
 )
-def test_rejections_in_fayes_order(headers: dict[str, str | None], status: str, message: str) -> None:
+def test_rejections_in_fayes_order(
+    headers: dict[str, str | None], status: str, message: str
+) -> None:
     outcome = server_handshake(request(**headers))  # type: ignore[arg-type]
     assert isinstance(outcome, Rejection)
     assert (outcome.status, outcome.message) == (status, message)
@@ -217,7 +235,11 @@ def test_client_refuses_non_websocket_urls(url: str) -> None:
 
 
 def ok_headers(**extra: str) -> dict[str, str]:
-    headers = {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-accept": CLIENT_ACCEPT}
+    headers = {
+        "upgrade": "websocket",
+        "connection": "Upgrade",
+        "sec-websocket-accept": CLIENT_ACCEPT,
+    }
     headers.update(extra)
     return headers
 
@@ -235,9 +257,17 @@ def test_client_accepts_a_valid_101() -> None:
     [
         (404, ok_headers(), "Unexpected response code: 404"),
         (302, ok_headers(), "Unexpected response code: 302"),
-        (101, {"connection": "Upgrade", "sec-websocket-accept": CLIENT_ACCEPT}, "'Upgrade' header is missing"),
+        (
+            101,
+            {"connection": "Upgrade", "sec-websocket-accept": CLIENT_ACCEPT},
+            "'Upgrade' header is missing",
+        ),
         (101, ok_headers(upgrade="h2c"), "'Upgrade' header value is not 'WebSocket'"),
-        (101, ok_headers(connection="Upgrade, keep-alive"), "'Connection' header value is not 'Upgrade'"),
+        (
+            101,
+            ok_headers(connection="Upgrade, keep-alive"),
+            "'Connection' header value is not 'Upgrade'",
+        ),
         (101, ok_headers(**{"sec-websocket-accept": "nope"}), "Sec-WebSocket-Accept mismatch"),
         (101, ok_headers(**{"sec-websocket-protocol": "irc"}), "Sec-WebSocket-Protocol mismatch"),
     ],

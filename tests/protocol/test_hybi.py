@@ -131,11 +131,23 @@ def test_listener_failure_loses_no_input() -> None:
 
 FAILURES = [
     (b"\x83\x00", 1002, "Unrecognized frame opcode: 3"),
-    (b"\xc1\x00", 1002, "One or more reserved bits are on: reserved1 = 1, reserved2 = 0, reserved3 = 0"),
-    (b"\x91\x00", 1002, "One or more reserved bits are on: reserved1 = 0, reserved2 = 0, reserved3 = 1"),
+    (
+        b"\xc1\x00",
+        1002,
+        "One or more reserved bits are on: reserved1 = 1, reserved2 = 0, reserved3 = 0",
+    ),
+    (
+        b"\x91\x00",
+        1002,
+        "One or more reserved bits are on: reserved1 = 0, reserved2 = 0, reserved3 = 1",
+    ),
     (b"\x09\x00", 1002, "Received fragmented control frame: opcode = 9"),
     (b"\x80\x00", 1002, "Received unexpected continuation frame"),
-    (b"\x01\x01a\x81\x01b", 1002, "Received new data frame but previous continuous frame is unfinished"),
+    (
+        b"\x01\x01a\x81\x01b",
+        1002,
+        "Received new data frame but previous continuous frame is unfinished",
+    ),
     (b"\x89\x7e\x00\x7e" + b"x" * 126, 1002, "Received control frame having too long payload: 126"),
     (b"\x81\x7f" + struct.pack("!Q", 2**30), 1009, "WebSocket frame length too large"),
     (b"\x81\x7f" + struct.pack("!Q", 2**63), 1002, "Frame length has its most significant bit set"),
@@ -152,7 +164,9 @@ def test_violations_fail_with_faye_codes(data: bytes, code: int, message: str, h
     assert protocol.events_received() == [Error(message, code), Close(code, message)]
     assert protocol.state == CLOSED
     reason = message.encode("utf-8")
-    assert protocol.data_to_send() == bytes([0x88, 2 + len(reason)]) + struct.pack("!H", code) + reason
+    assert (
+        protocol.data_to_send() == bytes([0x88, 2 + len(reason)]) + struct.pack("!H", code) + reason
+    )
     protocol.receive_data(b"\x81\x05Hello")  # nothing after a failure
     assert protocol.events_received() == []
 
@@ -414,7 +428,10 @@ def test_extension_pipeline_sees_messages_and_sets_rsv() -> None:
     protocol.receive_data(b"\xc1\x03cba\x81\x03abc")
     assert protocol.events_received() == [Message("abc"), Message("abc")]
     protocol.receive_data(b"\x81\x04boom")
-    assert protocol.events_received() == [Error("reverse: boom", 1010), Close(1010, "reverse: boom")]
+    assert protocol.events_received() == [
+        Error("reverse: boom", 1010),
+        Close(1010, "reverse: boom"),
+    ]
     assert reverse.closed
 
 
