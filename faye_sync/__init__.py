@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .blocking.connection import close_all
 from .client import Client, connect
 from .exceptions import (
     ConcurrencyError,
@@ -28,6 +29,7 @@ __all__ = [
     "PerMessageDeflate",
     "ProtocolError",
     "WebSocket",
+    "close_all",
     "connect",
 ]
 

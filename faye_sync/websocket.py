@@ -93,7 +93,9 @@ class WebSocket(Connection):
     """A server-side WebSocket on the request's own thread or greenlet.
 
     Args:
-        environ, start_response: the WSGI call being upgraded.
+        environ, start_response: the WSGI call being upgraded. A framework that
+            calls ``start_response`` itself passes None and returns
+            :meth:`respond` from its response object.
         protocols: subprotocols the server speaks; the client's first choice
             among them is picked (``protocol`` is ``""`` if none matches).
         extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
@@ -115,7 +117,7 @@ class WebSocket(Connection):
     def __init__(
         self,
         environ: dict[str, Any],
-        start_response: StartResponse,
+        start_response: StartResponse | None,
         protocols: Sequence[str] | str | None = None,
         *,
         extensions: Iterable[Extension] | None = None,
@@ -211,10 +213,22 @@ class WebSocket(Connection):
 
         For a rejected handshake it is the HTTP error faye sends.
         """
+        if self._start_response is None:
+            raise TypeError(
+                "this WebSocket was made without start_response: return "
+                "ws.respond(start_response) from the WSGI call instead"
+            )
+        return self.respond(self._start_response)
+
+    def respond(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Run to the end, then report the status through ``start_response``.
+
+        The 101 is logged for an upgrade; the HTTP error for a rejection.
+        """
         self.run()
         if self._rejection is not None:
             rejection = self._rejection
-            self._start_response(rejection.status, rejection.response_headers())
+            start_response(rejection.status, rejection.response_headers())
             return [rejection.body]
         assert self._hijack is not None
-        return self._hijack.finish(self._start_response)
+        return self._hijack.finish(start_response)

@@ -24,6 +24,7 @@ import logging
 import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,11 +32,11 @@ from typing import Any
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
-from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN
+from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
 from .backends import Backend, Timer
 from .emitter import Event, EventEmitter
 
-__all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection"]
+__all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
 
 log = logging.getLogger("faye_sync")
 
@@ -43,6 +44,27 @@ READ_SIZE = 65536
 CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 64  # messages a pump keeps before it stops reading (backpressure)
+
+_live: weakref.WeakSet[Connection] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def close_all(code: int = 1001, reason: str = "") -> int:
+    """Start closing every open connection of this process; return how many.
+
+    Never blocks, so it may run from a signal handler or a gunicorn
+    ``worker_int``/``worker_exit`` hook; each connection ends within its close
+    timeout. 1001 means "going away" (RFC 6455 §7.4.1).
+
+    Raises:
+        ValueError: ``code`` may not be sent, or ``reason`` is too long.
+    """
+    validate_close_arguments(code, reason, strict=False)
+    with _live_lock:
+        connections = list(_live)
+    for connection in connections:
+        connection.go_away(code, reason)
+    return len(connections)
 
 
 class Connection(EventEmitter):
@@ -96,6 +118,9 @@ class Connection(EventEmitter):
         self._user_reads = False
         self._pump_active = False
         self._reader_wanted = False
+        if sock is not None:
+            with _live_lock:
+                _live.add(self)
 
     # ------------------------------------------------------------ attributes
 
@@ -188,10 +213,7 @@ class Connection(EventEmitter):
                 events = self._protocol.events_received()
             if data:
                 self._write(data)
-        if started and self._close_timer is None and self._closed_event is None:
-            self._close_timer = self._backend.call_later(
-                self._close_timeout, self._on_close_timeout
-            )
+        self._closing(started)
         self._handle(events)
         if started and self._read_lock.acquire(blocking=False):
             # Nobody else reads: finish the handshake here, so the peer is not
@@ -202,6 +224,25 @@ class Connection(EventEmitter):
                     self._read(None)
             finally:
                 self._read_lock.release()
+
+    def _closing(self, started: bool) -> None:
+        if started and self._close_timer is None and self._closed_event is None:
+            self._close_timer = self._backend.call_later(
+                self._close_timeout, self._on_close_timeout
+            )
+
+    def go_away(self, code: int = 1001, reason: str = "") -> None:
+        """Start closing without blocking, with any sendable code (for shutdown).
+
+        The close frame is written now if the socket can take it, else by the
+        next writer; the reader (or the close timeout) finishes the handshake.
+        """
+        with self._mutex:
+            started = self._protocol.send_close(code, reason, strict=False)
+            data = self._protocol.data_to_send()
+        if data:
+            self._write_soon(data)
+        self._closing(started)
 
     # ------------------------------------------------------------ receiving
 
@@ -353,6 +394,8 @@ class Connection(EventEmitter):
         if self._closed_event is not None:
             return
         self._closed_event = event
+        with _live_lock:
+            _live.discard(self)
         for timer in self._timers:
             timer.cancel()
         if self._close_timer is not None:
@@ -443,7 +486,7 @@ class Connection(EventEmitter):
             self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
             data = self._protocol.data_to_send()
         if data:
-            self._write_from_timer(data)
+            self._write_soon(data)
         timers = [self._backend.call_later(self._ping_interval or 0, self._on_ping_timer)]
         if self._ping_timeout:
             timers.append(self._backend.call_later(self._ping_timeout, self._on_pong_timeout))
@@ -451,7 +494,7 @@ class Connection(EventEmitter):
         if not self._user_reads and not self._pump_active and self._closed_event is None:
             self._start_pump()  # nobody reads: someone must see the pong
 
-    def _write_from_timer(self, data: bytes) -> None:
+    def _write_soon(self, data: bytes) -> None:
         # A full send buffer must not block the shared timer thread: keep the
         # bytes for the next writer unless the socket can take them now.
         assert self._sock is not None

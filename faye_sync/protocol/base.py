@@ -31,7 +31,7 @@ class FrameProtocol(Protocol):
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool: ...
     def send_ping(self, payload: bytes = b"") -> bool: ...
     def send_pong(self, payload: bytes = b"") -> bool: ...
-    def send_close(self, code: int = 1000, reason: str = "") -> bool: ...
+    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool: ...
     def fail(self, code: int, reason: str) -> None: ...
 
 
@@ -77,8 +77,8 @@ class FailedProtocol:
     def send_pong(self, payload: bytes = b"") -> bool:
         return False
 
-    def send_close(self, code: int = 1000, reason: str = "") -> bool:
-        validate_close_arguments(code, reason)
+    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
+        validate_close_arguments(code, reason, strict=strict)
         return False
 
     def fail(self, code: int, reason: str) -> None:

@@ -195,7 +195,7 @@ class Draft75Protocol:
         """Always False: the drafts have no pong."""
         return False
 
-    def send_close(self, code: int = 1000, reason: str = "") -> bool:
+    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
         """Close at once, reporting ``Close(None, None)``; False if already closed.
 
         The drafts carry no code or reason, but they are checked as for RFC 6455
@@ -205,7 +205,7 @@ class Draft75Protocol:
             ValueError: ``code`` is neither 1000 nor in 3000-4999, or ``reason``
                 is over 123 bytes of UTF-8.
         """
-        validate_close_arguments(code, reason)
+        validate_close_arguments(code, reason, strict=strict)
         if self.state == CLOSED:
             return False
         self._close()

@@ -79,9 +79,15 @@ class MessagePipeline(Protocol):
     def close(self) -> None: ...
 
 
-def validate_close_arguments(code: int, reason: str) -> bytes:
-    """Check ``close()``'s arguments as browsers do; return the reason's bytes."""
-    if not (code == 1000 or 3000 <= code <= 4999):
+def validate_close_arguments(code: int, reason: str, *, strict: bool = True) -> bytes:
+    """Check ``close()``'s arguments as browsers do; return the reason's bytes.
+
+    ``strict=False`` admits every code a peer may send (1001 for a server
+    going away, 1011, …), for the library's own closes.
+    """
+    if not strict and code not in _VALID_CLOSE_CODES:
+        raise ValueError(f"{code} is not a close code that may be sent (RFC 6455 §7.4.1)")
+    if strict and not (code == 1000 or 3000 <= code <= 4999):
         raise ValueError(
             "Failed to execute 'close' on WebSocket: The code must be either 1000, "
             f"or between 3000 and 4999. {code} is neither."
@@ -289,14 +295,15 @@ class HybiProtocol:
         self._output.append(self._frame(0x80 | PONG, payload))
         return True
 
-    def send_close(self, code: int = 1000, reason: str = "") -> bool:
+    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
         """Start the closing handshake; False if it has already started.
 
         Raises:
-            ValueError: ``code`` is neither 1000 nor in 3000–4999, or ``reason``
+            ValueError: ``code`` is neither 1000 nor in 3000–4999 (with
+                ``strict=False``: not a code that may be sent), or ``reason``
                 is over 123 bytes of UTF-8.
         """
-        encoded = validate_close_arguments(code, reason)
+        encoded = validate_close_arguments(code, reason, strict=strict)
         if self.state != OPEN:
             return False
         self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + encoded))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from faye_sync.blocking.backends import get_backend
-from faye_sync.blocking.connection import CLOSED, OPEN, Connection
+from faye_sync.blocking.connection import CLOSED, OPEN, Connection, close_all
 from faye_sync.exceptions import ConcurrencyError, ConnectionClosed
 from faye_sync.protocol.hybi import HybiProtocol
 
@@ -307,3 +307,30 @@ def test_frame_length_header_alone_fails_without_allocating(
     pair[1].sendall(b"\x82\xff" + struct.pack("!Q", 2**40) + b"\x00\x00\x00\x00")
     assert list(server) == []
     assert seen[-1] == ("close", (1009, "WebSocket frame length too large"))
+
+
+def test_close_all_sends_1001_to_every_open_connection() -> None:
+    pairs = [socket.socketpair() for _ in range(3)]
+    servers = [make(a, client=False) for a, _ in pairs]
+    clients = [make(b, client=True) for _, b in pairs]
+    seen = [events(client) for client in clients]
+    readers = [in_thread(lambda s=s: list(s)) for s in servers]
+    assert close_all(1001, "restarting") >= 3
+    for client, client_events in zip(clients, seen, strict=True):
+        assert list(client) == []
+        assert client_events[-1] == ("close", (1001, "restarting"))
+    for reader in readers:
+        reader.join(WAIT)
+        assert not reader.is_alive()
+    for a, b in pairs:
+        a.close()
+        b.close()
+
+
+def test_close_all_refuses_codes_that_may_not_be_sent(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    conn = make(pair[0], client=False)
+    with pytest.raises(ValueError, match="1005 is not a close code"):
+        close_all(1005)
+    assert conn.ready_state == OPEN
