@@ -6,6 +6,8 @@ import logging
 
 from .blocking.connection import close_all
 from .client import Client, connect
+from .eventsource import EventSource
+from .eventsource_client import EventSourceClient, EventTooLargeError, ServerSentEvent
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -23,11 +25,15 @@ __all__ = [
     "Client",
     "ConcurrencyError",
     "ConnectionClosed",
+    "EventSource",
+    "EventSourceClient",
+    "EventTooLargeError",
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
     "PerMessageDeflate",
     "ProtocolError",
+    "ServerSentEvent",
     "WebSocket",
     "close_all",
     "connect",

@@ -9,6 +9,7 @@
     ├── NetworkError             connect, DNS, TLS or the socket failed (also an OSError)
     │   └── NetworkTimeoutError  a step took longer than allowed (also a TimeoutError)
     ├── ConnectionClosed         the connection is closed; carries code and reason
+    ├── EventTooLargeError       an EventSource event over ``max_event_size``
     ├── ConcurrencyError         two threads in receive() at once on one socket
     └── HijackError              this WSGI server gives no socket to take over
 
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 __all__ = [
     "ConcurrencyError",
     "ConnectionClosed",
+    "EventTooLargeError",
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
@@ -123,3 +125,15 @@ class ProxyError(HandshakeError):
     ) -> None:
         super().__init__(message, status=status, headers=headers)
         self.proxy = proxy
+
+
+class EventTooLargeError(FayeSyncError):
+    """An event's data, or one line of the stream, is larger than ``max_event_size``.
+
+    Attributes:
+        limit: the ``max_event_size`` in force, in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

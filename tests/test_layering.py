@@ -19,6 +19,7 @@ LAYERS = {
     "websocket": 4,
     "client": 4,
     "eventsource": 4,
+    "eventsource_client": 4,
     "contrib": 5,
 }
 # The sans-I/O core: computation only, never sockets, threads or clocks.

@@ -1,0 +1,507 @@
+"""The EventSource client: server-sent events over ``http://`` and ``https://``, blocking.
+
+faye has no such client; this one behaves as a browser's ``EventSource`` does::
+
+    with EventSourceClient("https://example.com/events") as source:
+        for event in source:              # ServerSentEvent(type, data, id, retry)
+            print(event.type, event.id, event.data)
+
+* Connecting is lazy: the first ``next()`` connects (through a proxy if one is
+  set, with TLS verified by default) and sends ``Accept: text/event-stream``,
+  ``Cache-Control: no-cache`` and, once an id is known, ``Last-Event-ID``.
+* The body is decoded by ``h11`` (chunked, sized or until close) and parsed by
+  :class:`~faye_sync.protocol.sse_parser.EventStreamParser`, exactly as the
+  WHATWG standard says. Each read takes what has arrived (up to 64 KiB), so an
+  event is delivered as soon as its blank line is in.
+* When the stream drops (end of the body, a reset, a broken chunk, or no byte
+  for ``timeout`` seconds: a live server pings), the client waits the
+  reconnection time (``retry``, or the server's ``retry:`` field) and
+  reconnects with ``Last-Event-ID``. Attempts that fail before a response
+  arrives back off exponentially up to ``max_retry_delay``; after
+  ``max_retries`` retries in a row the client gives up with a
+  :class:`~faye_sync.exceptions.NetworkError` chained to the last failure.
+* A response that is not ``200`` with ``Content-Type: text/event-stream`` (a
+  ``204 No Content`` included: it is how a server says "stop") ends the
+  iteration with :class:`~faye_sync.exceptions.HandshakeError`, carrying
+  ``status`` and ``headers``; the client does not reconnect, as in the standard.
+  Redirects are not followed.
+* An event (or a line) larger than ``max_event_size`` raises
+  :class:`~faye_sync.exceptions.EventTooLargeError` after the events
+  before it have been delivered.
+* :meth:`EventSourceClient.close` may be called from any thread: a blocked read
+  or a reconnection wait ends at once and the iteration stops.
+
+This module is a façade (layer L4): the network comes from
+:mod:`faye_sync.blocking.transport`, shared with the WebSocket client.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import math
+import socket
+import ssl
+import threading
+from collections.abc import Generator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import SplitResult, unquote, urlsplit
+
+import h11
+
+from .blocking import transport
+from .exceptions import ConcurrencyError, HandshakeError, NetworkError, ProxyError
+from .protocol.handshake import check_header
+from .protocol.sse_parser import (
+    DEFAULT_MAX_EVENT_SIZE,
+    EventStreamParser,
+    EventTooLargeError,
+    ServerSentEvent,
+)
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_RETRY_DELAY",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "EventSourceClient",
+    "EventTooLargeError",
+    "ServerSentEvent",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETRY = 3.0
+"""Seconds before reconnecting until the server sets its own (Chromium's default)."""
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds allowed for each step, reads included: nginx's ``proxy_read_timeout``.
+
+An event stream that survives behind a default nginx survives here; servers
+that ping (faye every 10 s, sse-starlette every 15 s) are well within it.
+"""
+
+DEFAULT_MAX_RETRY_DELAY = 30.0
+"""The longest wait between failed attempts, unless the server's ``retry`` is longer."""
+
+DEFAULT_MAX_RETRIES = 5
+"""Consecutive failed attempts before giving up: about 75 s with the default ``retry``."""
+
+EVENT_STREAM = "text/event-stream"
+_RECV_SIZE = 64 * 1024
+# A server may ask for "retry: 0"; failed attempts still wait at least this long.
+_MIN_BACKOFF = 0.1
+# Request headers the client manages itself or that would give the GET a body.
+_REFUSED_HEADERS = {
+    "last-event-id": "pass last_event_id= instead of a Last-Event-ID header",
+    "content-length": "an EventSource request has no body",
+    "transfer-encoding": "an EventSource request has no body",
+}
+
+
+def _redact(url: str) -> str:
+    """``url`` without ``user:password@``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _seconds(name: str, value: float, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {least}, not {value!r}")
+    return float(value)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether a failure before the response head is worth another attempt."""
+    if isinstance(exc, ProxyError):
+        # A proxy that cannot reach the server (502, 503, 504) or sent garbage may do
+        # better later; 403 or 407 will not change by themselves.
+        return exc.status is None or exc.status >= 500
+    if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+        return False  # a certificate that failed verification will fail again
+    return isinstance(exc, NetworkError)
+
+
+class EventSourceClient:
+    """Reads a server-sent event stream, reconnecting as a browser does.
+
+    Iterate it for :class:`~faye_sync.protocol.sse_parser.ServerSentEvent`
+    objects; only one thread may iterate at a time. The iteration ends after
+    :meth:`close`; it raises on a refused response, an oversized event, or
+    ``max_retries`` failed attempts in a row.
+
+    Args:
+        url: an ``http://`` or ``https://`` URL; ``user:password@`` becomes Basic
+            authorization.
+        headers: extra request headers (a mapping or ``(name, value)`` pairs); one
+            named like a default (``Accept``, ``Cache-Control``, ``Host``)
+            replaces it.
+        last_event_id: the id to resume after; sent as ``Last-Event-ID`` on the
+            first request when not empty.
+        retry: seconds to wait before reconnecting, until the server sends a
+            ``retry:`` field of its own.
+        timeout: seconds allowed for each blocking step: connecting (proxy and
+            TLS included), the response head, and every read of the body. A
+            stream silent for longer is taken as dead and reconnected.
+        max_event_size: the largest event data in bytes (and, plus room for a
+            field name, the longest line); ``None`` for no limit.
+        max_retries: how many times in a row an attempt that failed before a
+            response is retried (DNS, a refused or reset connection, a TLS
+            handshake, a proxy's 5xx, no response head within ``timeout``) before
+            :class:`~faye_sync.exceptions.NetworkError` is raised; ``None`` retries
+            for ever, as a browser does. Any response resets the count. A
+            certificate that fails verification, a proxy's 403/407 and a response
+            that is not HTTP are not retried.
+        max_retry_delay: the ceiling of the exponential backoff between failed
+            attempts, in seconds (a longer ``retry`` from the server is honoured).
+        proxy: as for the WebSocket client: ``None`` reads ``HTTP(S)_PROXY`` and
+            ``NO_PROXY``, ``False`` connects directly, an origin URL or
+            ``{"origin", "headers", "tls"}`` names an HTTP ``CONNECT`` proxy.
+        tls: for ``https:``: an ``ssl.SSLContext`` or ``{"ca", "cert", "key",
+            "verify", "server_hostname"}``; certificates and names are checked by
+            default.
+        net: ``{"local_address", "local_port", "timeout", "family"}`` for the TCP
+            socket.
+
+    Attributes:
+        url: the URL as given.
+        last_event_id: the id of the latest event delivered (or set by a
+            blank line): what the next connection sends as ``Last-Event-ID``.
+        retry: the current reconnection time in seconds.
+        status_code: the status of the latest response, ``None`` before one.
+        headers: the latest response's headers, names in lower case.
+
+    Raises:
+        ValueError: the URL is not ``http(s)://``, or an option or header is invalid.
+        TypeError: an option has the wrong type, or an unknown key.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        last_event_id: str = "",
+        retry: float = DEFAULT_RETRY,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
+        max_retries: int | None = DEFAULT_MAX_RETRIES,
+        max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
+        proxy: transport.ProxyOption = None,
+        tls: transport.TLSOption = None,
+        net: Mapping[str, Any] | None = None,
+    ) -> None:
+        parts = self._parse_url(url)
+        self.url = url
+        self._safe_url = _redact(url)
+        self._secure = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or transport.DEFAULT_PORTS[parts.scheme]
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if any(c in last_event_id for c in "\r\n\0"):
+            raise ValueError(f"last_event_id may not hold CR, LF or NUL: {last_event_id!r}")
+        self.last_event_id = last_event_id
+        self.retry = _seconds("retry", retry, allow_zero=True)
+        self.timeout = _seconds("timeout", timeout, allow_zero=False)
+        self.max_retry_delay = _seconds("max_retry_delay", max_retry_delay, allow_zero=True)
+        if max_event_size is not None and max_event_size <= 0:
+            raise ValueError(f"max_event_size must be positive or None, not {max_event_size!r}")
+        self.max_event_size = max_event_size
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 or None, not {max_retries!r}")
+        self.max_retries = max_retries
+        self._request_headers = self._build_headers(parts, headers)
+        # Check the options now rather than at the first connection.
+        transport.proxy_for(url, proxy)
+        if self._secure:
+            transport.tls_context(tls)
+        self._proxy = proxy
+        self._tls = tls
+        self._net = net
+        self.status_code: int | None = None
+        self.headers: dict[str, str] = {}
+        self._closed = threading.Event()
+        self._sock_lock = threading.Lock()  # guards _sock between the reader and close()
+        self._sock: socket.socket | None = None
+        self._reading = threading.Lock()  # one thread inside next() at a time
+        self._events: Generator[ServerSentEvent, None, None] | None = None
+
+    # -- public API
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called or the iteration ended for good."""
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Stop: a read or a reconnection wait in progress ends now, and so does the iteration.
+
+        Safe from any thread, and more than once. A connection attempt in progress
+        ends within ``timeout``.
+        """
+        self._closed.set()
+        with self._sock_lock:
+            sock = self._sock
+        if sock is not None:
+            # Only the reading thread closes the socket: closing a descriptor another
+            # thread is blocked on could let a new socket reuse its number. Shutting it
+            # down wakes that thread at once.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._reading.acquire(blocking=False):
+            # Nobody is iterating: finish the suspended iteration here, which closes its
+            # socket (its finally blocks run).
+            try:
+                if self._events is not None:
+                    self._events.close()
+            finally:
+                self._reading.release()
+
+    def __iter__(self) -> EventSourceClient:
+        return self
+
+    def __next__(self) -> ServerSentEvent:
+        if not self._reading.acquire(blocking=False):
+            if self._closed.is_set():
+                raise StopIteration  # close() is finishing the iteration in another thread
+            raise ConcurrencyError("another thread is already iterating this EventSourceClient")
+        try:
+            if self._events is None:
+                if self._closed.is_set():
+                    raise StopIteration
+                self._events = self._run()
+            return next(self._events)
+        finally:
+            self._reading.release()
+
+    def __enter__(self) -> EventSourceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<EventSourceClient {self._safe_url} {state} last_event_id={self.last_event_id!r}>"
+
+    # -- setup
+
+    @staticmethod
+    def _parse_url(url: str) -> SplitResult:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            raise ValueError(f"{_redact(url)} is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{_redact(url)} is not an http:// or https:// URL")
+        return parts
+
+    @staticmethod
+    def _build_headers(
+        parts: SplitResult, extra: Mapping[str, str] | Iterable[tuple[str, str]] | None
+    ) -> list[tuple[str, str]]:
+        defaults: dict[str, tuple[str, str]] = {
+            "host": ("Host", parts.netloc.rpartition("@")[2]),
+            "accept": ("Accept", EVENT_STREAM),
+            # Browsers send this: no cache or proxy may answer with a stored stream.
+            "cache-control": ("Cache-Control", "no-cache"),
+        }
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+            defaults["authorization"] = ("Authorization", f"Basic {token}")
+        items = list(extra.items() if isinstance(extra, Mapping) else extra or ())
+        added: list[tuple[str, str]] = []
+        for name, value in items:
+            name, value = str(name), str(value).strip()
+            check_header(name, value)
+            why = _REFUSED_HEADERS.get(name.lower())
+            if why is not None:
+                raise ValueError(f"header {name}: {why}")
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(f"header {name} is not latin-1: {value!r}") from None
+            defaults.pop(name.lower(), None)
+            added.append((name, value))
+        return [*defaults.values(), *added]
+
+    def _request(self) -> bytes:
+        lines = [f"GET {self._target} HTTP/1.1".encode("latin-1")]
+        lines += [f"{name}: {value}".encode("latin-1") for name, value in self._request_headers]
+        if self.last_event_id:
+            # Browsers send the id as UTF-8; it may hold any character but CR, LF and NUL.
+            lines.append(b"Last-Event-ID: " + self.last_event_id.encode("utf-8"))
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    # -- the connection loop
+
+    def _run(self) -> Generator[ServerSentEvent, None, None]:
+        failures = 0
+        last_error: Exception | None = None
+        try:
+            while not self._closed.is_set():
+                try:
+                    opened = self._open()
+                except (HandshakeError, NetworkError) as exc:
+                    if not _is_transient(exc):
+                        raise
+                    failures, why, last_error = failures + 1, str(exc), exc
+                else:
+                    if opened is None:
+                        return  # closed while connecting
+                    failures = 0
+                    sock, conn, leftover = opened
+                    try:
+                        why = yield from self._read(sock, conn, leftover)
+                    finally:
+                        self._release(sock)
+                if self._closed.is_set():
+                    return
+                if failures and self.max_retries is not None and failures > self.max_retries:
+                    raise NetworkError(
+                        f"EventSource: giving up on {self._safe_url} after {failures} failed "
+                        f"attempts; last error: {why}",
+                        url=self._safe_url,
+                    ) from last_error
+                delay = self._delay(failures)
+                log = logger.warning if failures else logger.info
+                log("EventSource %s: %s; reconnecting in %.3g s", self._safe_url, why, delay)
+                if self._closed.wait(delay):
+                    return
+        finally:
+            self._closed.set()
+
+    def _delay(self, failures: int) -> float:
+        if failures == 0:
+            return self.retry  # the standard's reconnection time, as it stands
+        base = max(self.retry, _MIN_BACKOFF)
+        ceiling = max(self.retry, self.max_retry_delay)
+        return float(min(base * 2 ** min(failures - 1, 32), ceiling))
+
+    def _open(self) -> tuple[socket.socket, h11.Connection, bytes] | None:
+        """Connect and read a valid response head; ``None`` if closed meanwhile.
+
+        Raises:
+            HandshakeError: the response is not an event stream (or a proxy refused).
+            NetworkError: connecting or reading the head failed.
+        """
+        sock = transport.connect(
+            self._host,
+            self._port,
+            secure=self._secure,
+            proxy=self._proxy,
+            tls=self._tls,
+            net=self._net,
+            timeout=self.timeout,
+            target_url=self.url,
+        )
+        with self._sock_lock:
+            if self._closed.is_set():
+                sock.close()
+                return None
+            self._sock = sock
+        try:
+            head, conn = transport.receive_response_head(
+                sock, self._request(), timeout=self.timeout, url=self.url
+            )
+            self._check_response(head)
+        except BaseException:
+            self._release(sock)
+            raise
+        return sock, conn, head.leftover
+
+    def _check_response(self, head: transport.ResponseHead) -> None:
+        self.status_code, self.headers = head.status, head.headers
+        shown = f"{head.status} {head.reason}".rstrip()
+        if head.status == 204:
+            raise HandshakeError(
+                f"EventSource: {self._safe_url} answered {shown}: the server asks the "
+                "client to stop reconnecting",
+                status=head.status,
+                headers=head.headers,
+            )
+        if head.status != 200:
+            raise HandshakeError(
+                f"EventSource: {self._safe_url} answered {shown}; an event stream needs 200",
+                status=head.status,
+                headers=head.headers,
+            )
+        content_type = head.headers.get("content-type")
+        if (content_type or "").partition(";")[0].strip().lower() != EVENT_STREAM:
+            raise HandshakeError(
+                f"EventSource: {self._safe_url} answered with Content-Type {content_type!r}, "
+                f"not {EVENT_STREAM}",
+                status=head.status,
+                headers=head.headers,
+            )
+
+    def _read(
+        self, sock: socket.socket, conn: h11.Connection, leftover: bytes
+    ) -> Generator[ServerSentEvent, None, str]:
+        """Deliver the stream's events; returns why it ended (for the log).
+
+        Raises:
+            EventTooLargeError: after delivering the events that preceded it.
+        """
+        parser = EventStreamParser(
+            last_event_id=self.last_event_id, max_event_size=self.max_event_size
+        )
+        try:
+            sock.settimeout(self.timeout)
+            if leftover:
+                conn.receive_data(leftover)
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    if self._closed.is_set():
+                        return "closed"
+                    # Whatever has arrived, up to 64 KiB: no waiting for a full block.
+                    conn.receive_data(sock.recv(_RECV_SIZE))
+                    continue
+                if not isinstance(event, h11.Data):
+                    parser.receive_eof()
+                    return "the server ended the stream"
+                error: EventTooLargeError | None = None
+                try:
+                    parser.receive_data(event.data)
+                except EventTooLargeError as exc:
+                    error = exc
+                if parser.retry is not None:
+                    self.retry = parser.retry / 1000
+                for sse in parser.events_received():
+                    if self._closed.is_set():
+                        return "closed"
+                    self.last_event_id = sse.id
+                    yield sse
+                self.last_event_id = parser.last_event_id
+                if error is not None:
+                    raise error
+        except TimeoutError:
+            return f"no data for {self.timeout:g} s"
+        except h11.RemoteProtocolError as exc:
+            return f"broken response body ({exc})"
+        except OSError as exc:
+            return f"connection lost ({exc or type(exc).__name__})"
+
+    def _release(self, sock: socket.socket) -> None:
+        with self._sock_lock:
+            if self._sock is sock:
+                self._sock = None
+        sock.close()
