@@ -1,0 +1,1 @@
+"""Tests in a real browser: headless Chromium from Debian, driven by Playwright."""

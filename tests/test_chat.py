@@ -1,0 +1,364 @@
+"""The chat demo, driven through its command line: WebSocket clients and raw HTTP for the feed.
+
+The browser test (tests/browser/) imports :func:`run_demo` from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from wsgi_examples.chat import HISTORY
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 5.0  # seconds: every wait in these tests is bounded by it
+STARTUP_TIMEOUT = 15.0
+
+
+@dataclass
+class Demo:
+    """``python -m wsgi_examples.chat --port 0`` running in its own process group."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def ws_url(self, name: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/chat?name={name}"
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = TIMEOUT) -> int | None:
+        """SIGTERM, as a user's Ctrl-C would; SIGKILL the group if that is not enough.
+
+        Returns the exit status after SIGTERM, or None if it had to be killed.
+        """
+        status: int | None = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            status = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=timeout)
+        return status
+
+
+@contextlib.contextmanager
+def run_demo() -> Iterator[Demo]:
+    """Start the demo's real command line on a free port; stop it at the end."""
+    fd, name = tempfile.mkstemp(prefix="faye_sync-chat-", suffix=".log")
+    log_path = Path(name)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with os.fdopen(fd, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wsgi_examples.chat", "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so that stop() can signal the whole group
+        )
+    demo = Demo(process, log_path)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while (match := re.search(r"chat on http://127\.0\.0\.1:(\d+)/", demo.log())) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the chat demo did not start; its log:\n{demo.log()}")
+            time.sleep(0.02)
+        demo.port = int(match.group(1))
+        yield demo
+    finally:
+        demo.stop()
+        log_path.unlink(missing_ok=True)
+
+
+class Feed:
+    """A raw HTTP reader of ``/events`` that parses the stream as a browser would."""
+
+    def __init__(self, port: int, headers: dict[str, str] | None = None, path: str = "/events"):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        self.conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
+        self.response = self.conn.getresponse()
+        self.events: list[dict[str, str]] = []
+        self.retry: str | None = None
+        self.ended = False
+        self._pending = ""
+        self._fields: dict[str, str] = {}
+
+    def read_until(self, done: Callable[[Feed], bool], timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not done(self):
+            if self.ended or time.monotonic() > deadline:
+                raise AssertionError(f"feed ended or timed out; events so far: {self.events}")
+            data = self.response.read1(65536)  # bounded by the socket timeout
+            if not data:
+                self.ended = True
+            self._parse(data.decode())
+
+    def _parse(self, text: str) -> None:
+        self._pending += text
+        *lines, self._pending = re.split(r"\r\n|\r|\n", self._pending)
+        for line in lines:
+            if not line:  # a blank line dispatches the event
+                if "data" in self._fields:
+                    self.events.append(self._fields)
+                self._fields = {}
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "retry":
+                self.retry = value
+            elif name == "data" and "data" in self._fields:
+                self._fields["data"] += "\n" + value
+            elif name:  # an empty name is a comment (the keep-alive ping)
+                self._fields[name] = value
+
+    def chats(self) -> list[tuple[int, str, str]]:
+        """(id, name, text) of the chat events so far."""
+        found = []
+        for event in self.events:
+            if event.get("event") == "chat":
+                data = json.loads(event["data"])
+                found.append((int(event["id"]), data["name"], data["text"]))
+        return found
+
+    def has_text(self, text: str) -> Callable[[Feed], bool]:
+        return lambda feed: any(t == text for _, _, t in feed.chats())
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(event["id"]) for event in self.events]
+
+    def close(self) -> None:
+        self.response.close()
+        self.conn.close()
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    with run_demo() as running:
+        yield running
+        assert "Traceback" not in running.log()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def say(demo: Demo, name: str, text: str) -> int:
+    """Send ``text`` as ``name`` and return its id once the server has broadcast it."""
+    with connect(demo.ws_url(name), open_timeout=TIMEOUT) as ws:
+        ws.send(text)
+        message = json.loads(ws.recv(timeout=TIMEOUT))
+        assert message["text"] == text
+        return int(message["id"])
+
+
+# -- the page -------------------------------------------------------------------------
+
+
+def test_page_is_html(demo: Demo) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+        assert "<title>faye_sync chat</title>" in body
+        assert 'new EventSource("/events"' in body
+        # User text goes in with textContent only.
+        assert ".innerHTML" not in body
+        assert "insertAdjacentHTML" not in body
+
+        conn.request("GET", "/nowhere")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404
+
+        conn.request("GET", "/chat")  # not an upgrade
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 400
+    finally:
+        conn.close()
+
+
+# -- the chat -------------------------------------------------------------------------
+
+
+def test_broadcast_reaches_every_socket_sender_included(demo: Demo) -> None:
+    names = [unique(n) for n in ("ann", "bob", "cy")]
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(connect(demo.ws_url(n), open_timeout=TIMEOUT)) for n in names
+        ]
+        # Until a socket's own message comes back, it may not have joined yet.
+        for name, ws in zip(names, sockets, strict=True):
+            ws.send(f"hello from {name}")
+            while json.loads(ws.recv(timeout=TIMEOUT))["name"] != name:
+                pass
+        for ws in sockets:  # drop what arrived before every socket had joined
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    ws.recv(timeout=0.2)
+
+        sockets[0].send(b"binary is ignored")
+        sockets[0].send("Hello, <b>everyone</b> ✓")
+        received = [json.loads(ws.recv(timeout=TIMEOUT)) for ws in sockets]
+        assert [m["name"] for m in received] == [names[0]] * 3
+        assert [m["text"] for m in received] == ["Hello, <b>everyone</b> ✓"] * 3
+        assert len({m["id"] for m in received}) == 1
+
+        sockets[2].send("and back")
+        received = [json.loads(ws.recv(timeout=TIMEOUT)) for ws in sockets]
+        assert [(m["name"], m["text"]) for m in received] == [(names[2], "and back")] * 3
+
+
+def test_name_from_query_string(demo: Demo) -> None:
+    with connect(
+        f"ws://127.0.0.1:{demo.port}/chat?name=%C3%89lo%C3%AFse%0Ax", open_timeout=TIMEOUT
+    ) as ws:
+        ws.send("hi")
+        assert json.loads(ws.recv(timeout=TIMEOUT))["name"] == "Éloïse x"
+    with connect(f"ws://127.0.0.1:{demo.port}/chat", open_timeout=TIMEOUT) as ws:
+        ws.send("hi")
+        assert json.loads(ws.recv(timeout=TIMEOUT))["name"] == "anonymous"
+
+
+# -- the feed -------------------------------------------------------------------------
+
+
+def test_feed_has_ids_and_resumes_after_last_event_id(demo: Demo) -> None:
+    name = unique("feed")
+    texts = [unique("m") for _ in range(3)]
+    feed = Feed(demo.port)
+    try:
+        assert feed.response.status == 200
+        assert feed.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+        first = say(demo, name, texts[0])
+        feed.read_until(feed.has_text(texts[0]))
+        assert feed.retry == "1000"
+        ids = feed.ids
+        assert ids == sorted(set(ids)), "ids increase and never repeat"
+        assert (first, name, texts[0]) in feed.chats()
+
+        # Joins and leaves are in the feed too.
+        def mine(feed: Feed) -> list[str]:
+            return [e["event"] for e in feed.events if json.loads(e["data"])["name"] == name]
+
+        feed.read_until(lambda f: "leave" in mine(f))
+        assert mine(feed) == ["join", "chat", "leave"]
+    finally:
+        feed.close()
+
+    # While this client is away, more is said.
+    for text in texts[1:3]:
+        say(demo, name, text)
+
+    resumes = [
+        Feed(demo.port, {"Last-Event-ID": str(first)}),
+        Feed(demo.port, path=f"/events?lastEventId={first}"),  # what a reloaded page uses
+    ]
+    try:
+        live = unique("live")
+        for feed in resumes:
+            feed.read_until(feed.has_text(texts[2]))
+        say(demo, name, live)
+        for feed in resumes:
+            feed.read_until(feed.has_text(live))  # then it streams live
+            assert min(feed.ids) > first, "nothing up to Last-Event-ID is sent again"
+            assert feed.ids == sorted(set(feed.ids))
+            assert [t for _, _, t in feed.chats()] == [*texts[1:3], live]
+    finally:
+        for feed in resumes:
+            feed.close()
+
+
+def test_history_is_bounded_and_an_unknown_id_gets_all_of_it(demo: Demo) -> None:
+    name = unique("many")
+    with connect(demo.ws_url(name), open_timeout=TIMEOUT) as ws:
+        for n in range(HISTORY + 20):
+            ws.send(f"{name} {n}")
+        last = None
+        while last is None or last["text"] != f"{name} {HISTORY + 19}":
+            last = json.loads(ws.recv(timeout=TIMEOUT))
+    # A first connection, and an id from before a restart (larger than any
+    # here), both get the whole history: the last HISTORY events, in order.
+    for headers in ({}, {"Last-Event-ID": "999999999"}):
+        feed = Feed(demo.port, headers)
+        try:
+            feed.read_until(feed.has_text(f"{name} {HISTORY + 19}"))
+            ids = feed.ids
+            assert len(ids) >= HISTORY
+            replay = ids[:HISTORY]
+            assert replay == list(range(replay[0], replay[0] + HISTORY))
+            assert replay[-1] >= int(last["id"])
+        finally:
+            feed.close()
+
+
+def test_a_last_event_id_that_is_not_ours_gets_everything(demo: Demo) -> None:
+    text = unique("any")
+    say(demo, "x", text)
+    for last_id in ("²", "abc", "-1", ""):
+        feed = Feed(demo.port, {"Last-Event-ID": last_id})
+        try:
+            feed.read_until(feed.has_text(text))
+            assert feed.response.status == 200
+            assert feed.ids[0] == 1 or len(feed.ids) >= HISTORY
+        finally:
+            feed.close()
+
+
+# -- shutting down --------------------------------------------------------------------
+
+
+def test_sigterm_says_going_away_and_exits() -> None:
+    with run_demo() as demo:
+        with connect(demo.ws_url("leaver"), open_timeout=TIMEOUT) as ws:
+            ws.send("bye")
+            ws.recv(timeout=TIMEOUT)
+            feed = Feed(demo.port)
+            try:
+                feed.read_until(feed.has_text("bye"))
+                started = time.monotonic()
+                os.kill(demo.process.pid, signal.SIGTERM)
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=TIMEOUT)
+                assert ws.close_code == 1001  # "going away"
+                feed.read_until(lambda f: f.ended)  # the stream ends cleanly
+            finally:
+                feed.close()
+        assert demo.process.wait(timeout=TIMEOUT) == 0
+        assert time.monotonic() - started < 4
+        log = demo.log()
+        assert "chat stopped" in log
+        assert "Traceback" not in log
+        assert '"GET /chat?name=leaver HTTP/1.1" 101' in log  # the handler finished
