@@ -390,6 +390,17 @@ def test_clock_resumes_after_last_event_id(server: Server, how: str) -> None:
     assert stream.ids[:2] == [42, 43]
 
 
+def test_clock_starts_over_after_an_id_it_never_sent(server: Server) -> None:
+    # "²" passes str.isdigit() but not int(): the clock must not fail on it.
+    stream = Stream(server.port, path="/events?lastEventId=%C2%B2")
+    try:
+        stream.read_until(lambda s: len(s.ids) >= 1)
+    finally:
+        stream.close()
+    assert stream.ids[0] == 1
+    assert "Traceback" not in server.log()
+
+
 def test_fifty_concurrent_clients(server: Server) -> None:
     # Connected one after another (wsgiref's listen backlog is 5: a burst of
     # connects would wait on SYN retries), then all read at once.

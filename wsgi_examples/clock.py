@@ -91,7 +91,8 @@ def _events(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iter
     # Any GET of /events streams, so that curl works without an Accept header.
     es = EventSource(environ, start_response, ping=PING, retry=RETRY)
     last_id = es.last_event_id
-    first = int(last_id) + 1 if last_id.isdigit() else 1
+    # isascii: str.isdigit() admits digits such as "²" that int() refuses
+    first = int(last_id) + 1 if last_id.isascii() and last_id.isdigit() else 1
     with _streams_lock:
         _streams.add(es)
     es.on("close", lambda event: _forget(es))
