@@ -343,11 +343,11 @@ class Connection(EventEmitter):
         """Read once and process; the caller holds the read lock."""
         sock = self._sock
         assert sock is not None  # a connection without a socket starts closed
-        if timeout is not None and not self._backend.wait_readable(sock, timeout):
-            return
         try:
+            if timeout is not None and not self._backend.wait_readable(sock, timeout):
+                return
             data = sock.recv(READ_SIZE)
-        except OSError:
+        except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
         self._process(data)
 
