@@ -101,17 +101,6 @@ _REFUSED_HEADERS = {
 }
 
 
-def _redact(url: str) -> str:
-    """``url`` without ``user:password@``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
 def _seconds(name: str, value: float, *, allow_zero: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {value!r}")
@@ -203,7 +192,7 @@ class EventSourceClient:
     ) -> None:
         parts = self._parse_url(url)
         self.url = url
-        self._safe_url = _redact(url)
+        self._safe_url = transport.redact_url(url)
         self._secure = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or transport.DEFAULT_PORTS[parts.scheme]
@@ -307,9 +296,9 @@ class EventSourceClient:
             parts = urlsplit(url)
             parts.port  # noqa: B018  (raises ValueError on a bad port)
         except ValueError:
-            raise ValueError(f"{_redact(url)} is not a valid URL") from None
+            raise ValueError(f"{transport.redact_url(url)} is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{_redact(url)} is not an http:// or https:// URL")
+            raise ValueError(f"{transport.redact_url(url)} is not an http:// or https:// URL")
         return parts
 
     @staticmethod

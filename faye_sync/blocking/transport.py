@@ -113,7 +113,7 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """Return ``url`` without its ``user:password@`` part, for messages and logs."""
     try:
         parts = urlsplit(url)
@@ -247,9 +247,9 @@ def _parse_proxy_origin(origin: str) -> SplitResult:
         parts = urlsplit(origin)
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
-        raise ValueError(f"invalid proxy origin: {_redact(origin)}") from None
+        raise ValueError(f"invalid proxy origin: {redact_url(origin)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"proxy origin must be an http: or https: URL, not {_redact(origin)}")
+        raise ValueError(f"proxy origin must be an http: or https: URL, not {redact_url(origin)}")
     return parts
 
 
@@ -739,7 +739,7 @@ def receive_response_head(
     conn = _client_connection_for(request, max_head)
     deadline = _deadline(timeout)
     previous_timeout = sock.gettimeout()
-    safe_url = _redact(url) if url else None
+    safe_url = redact_url(url) if url else None
     buffer = bytearray()
     searched = 0
     try:
@@ -1002,7 +1002,7 @@ def connect(
     if target_url is None:
         scheme = "wss" if secure else "ws"
         target_url = f"{scheme}://{_host_header('', host, port, secure)}/"
-    url = _redact(target_url)
+    url = redact_url(target_url)
     settings = proxy_for(target_url, proxy)
     via = None if settings is None else _resolve_proxy(settings)
     net_options = _net_options(net)

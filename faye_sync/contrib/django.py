@@ -54,6 +54,7 @@ from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
 from ..exceptions import HijackError
 from ..websocket import WebSocket
+from ._common import close_after_failure, finish_session, log_refusal
 
 __all__ = [
     "WebSocketResponse",
@@ -181,7 +182,7 @@ def _serve(
     try:
         ws = WebSocket(environ, None, **options)
     except HijackError as error:
-        _log_refusal(error)
+        log_refusal(error, log)
         code, _, reason = error.status.partition(" ")
         return HttpResponse(
             f"{error}\n", status=int(code), reason=reason, content_type="text/plain; charset=utf-8"
@@ -192,7 +193,7 @@ def _serve(
             view(request, ws, *args, **kwargs)
             ws.run()  # an event-style view returns at once; its session runs here
         except Exception:
-            _close_after_failure(ws)
+            close_after_failure(ws)
             raise
         finally:
             _close_old_connections()
@@ -269,10 +270,8 @@ def _release_on_open(event: EventSourceEvent) -> None:
 
 
 def _finish(ws: WebSocket) -> HttpResponse:
-    """End the WSGI side: shut the socket down, or build the rejection's HTTP error."""
-    recorded: list[Any] = []
-    body = b"".join(ws.respond(lambda status, headers, *_: recorded.extend((status, headers))))
-    status, headers = recorded
+    """End the session now; answer 101, or the rejection's HTTP error."""
+    status, headers, body = finish_session(ws)
     code, _, reason = status.partition(" ")
     if code == "101":
         return WebSocketResponse(ws)
@@ -280,32 +279,3 @@ def _finish(ws: WebSocket) -> HttpResponse:
     for name, value in headers:
         response.headers[name] = value
     return response
-
-
-def _close_after_failure(ws: WebSocket) -> None:
-    """Close with 1011 after the view raised, and shut the socket before Django answers.
-
-    Django then writes its error response into a shut socket, where it fails
-    quietly instead of following the WebSocket frames on the wire.
-    """
-    ws.go_away(1011, "")
-    while True:  # bounded: the close timeout ends the session whatever the peer does
-        try:
-            ws.run()
-            break
-        except Exception:
-            log.warning("WebSocket listener failed while closing", exc_info=True)
-    ws.respond(lambda *_: None)
-
-
-_logged_refusals: set[str] = set()
-
-
-def _log_refusal(error: HijackError) -> None:
-    # Once per message: a server that cannot hijack refuses every request alike.
-    message = str(error)
-    if message in _logged_refusals:
-        log.debug("WebSocket refused: %s", message)
-        return
-    _logged_refusals.add(message)
-    log.error("WebSocket refused (%s): %s", error.status, message)

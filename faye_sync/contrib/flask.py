@@ -53,6 +53,7 @@ from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
 from ..exceptions import HijackError
 from ..websocket import WebSocket
+from ._common import close_after_failure, finish_session, log_refusal
 
 __all__ = ["CONFIG_KEY", "Sock", "WebSocketResponse", "event_source"]
 
@@ -191,14 +192,14 @@ class Sock:
         try:
             ws = WebSocket(request.environ, None, **options)
         except HijackError as error:
-            _log_refusal(error)
+            log_refusal(error, log)
             return Response(f"{error}\n", status=error.status, mimetype="text/plain")
         if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
             try:
                 view(ws, **url_values)
                 ws.run()  # an event-style view returns at once; its session runs here
             except Exception:
-                _close_after_failure(ws)
+                close_after_failure(ws)
                 raise
         return _finish(ws)
 
@@ -257,39 +258,8 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
 
 
 def _finish(ws: WebSocket) -> Response:
-    """End the WSGI side: shut the socket down, or build the rejection's HTTP error."""
-    recorded: list[Any] = []
-    body = b"".join(ws.respond(lambda status, headers, *_: recorded.extend((status, headers))))
-    status, headers = recorded
+    """End the session now; answer 101, or the rejection's HTTP error."""
+    status, headers, body = finish_session(ws)
     if status == _SWITCHING_PROTOCOLS:
         return WebSocketResponse(ws)
     return Response(body, status=status, headers=headers)
-
-
-def _close_after_failure(ws: WebSocket) -> None:
-    """Close with 1011 after the view raised, and shut the socket before Flask answers.
-
-    Flask then writes its error response into a shut socket, where it fails
-    quietly instead of following the WebSocket frames on the wire.
-    """
-    ws.go_away(1011, "")
-    while True:  # bounded: the close timeout ends the session whatever the peer does
-        try:
-            ws.run()
-            break
-        except Exception:
-            log.warning("WebSocket listener failed while closing", exc_info=True)
-    ws.respond(lambda *_: None)
-
-
-_logged_refusals: set[str] = set()
-
-
-def _log_refusal(error: HijackError) -> None:
-    # Once per message: a server that cannot hijack refuses every request alike.
-    message = str(error)
-    if message in _logged_refusals:
-        log.debug("WebSocket refused: %s", message)
-        return
-    _logged_refusals.add(message)
-    log.error("WebSocket refused (%s): %s", error.status, message)
