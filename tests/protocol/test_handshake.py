@@ -296,3 +296,28 @@ def test_client_deflate_offer_and_activation() -> None:
 def test_client_refuses_an_extension_it_did_not_offer() -> None:
     with pytest.raises(HandshakeError, match='unknown extension "x-foo"'):
         client().process_response(101, ok_headers(**{"sec-websocket-extensions": "x-foo"}))
+
+
+def test_failed_protocol_reports_error_then_close_and_refuses_everything() -> None:
+    from faye_sync.protocol.base import FailedProtocol
+    from faye_sync.protocol.events import Close, Error
+
+    failed = FailedProtocol("Unsupported WebSocket version: 8")
+    assert failed.events_received() == [
+        Error("Unsupported WebSocket version: 8", 1002),
+        Close(1002, "Unsupported WebSocket version: 8"),
+    ]
+    assert failed.events_received() == []
+    failed.receive_data(b"\x81\x00")
+    failed.receive_eof()
+    assert not failed.send_text("x")
+    assert not failed.send_binary(b"x")
+    assert not failed.send_ping()
+    assert not failed.send_pong()
+    assert not failed.send_close()
+    with pytest.raises(ValueError):
+        failed.send_close(1005)
+    failed.fail(1006, "")
+    assert failed.data_to_send() == b""
+    assert failed.close_expected()
+    assert failed.state == 3
