@@ -341,6 +341,9 @@ class Connection(EventEmitter):
 
     def _read(self, timeout: float | None) -> None:
         """Read once and process; the caller holds the read lock."""
+        if self._protocol.paused:  # bytes already read wait behind a message
+            self._process(b"", eof=False)
+            return
         sock = self._sock
         assert sock is not None  # a connection without a socket starts closed
         try:
@@ -349,15 +352,15 @@ class Connection(EventEmitter):
             data = sock.recv(READ_SIZE)
         except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
-        self._process(data)
+        self._process(data, eof=not data)
 
-    def _process(self, data: bytes) -> None:
+    def _process(self, data: bytes, *, eof: bool) -> None:
         protocol = self._protocol
         with self._mutex:
-            if data:
-                protocol.receive_data(data)
-            else:
+            if eof:
                 protocol.receive_eof()
+            else:
+                protocol.receive_data(data)
             events = protocol.events_received()
             output = protocol.data_to_send()
         if output:
@@ -455,7 +458,7 @@ class Connection(EventEmitter):
                     while self._closed_event is None and not self._reader_wanted:
                         if len(self._messages) >= _HIGH_WATER:
                             backend.sleep(_PUMP_POLL)  # nobody consumes: let TCP push back
-                        elif backend.wait_readable(sock, _PUMP_POLL):
+                        elif self._protocol.paused or backend.wait_readable(sock, _PUMP_POLL):
                             self._read(None)
                 finally:
                     self._read_lock.release()
@@ -467,7 +470,7 @@ class Connection(EventEmitter):
             self._reader_wanted = False
             self._arrival.set()
         if self._closed_event is None and self._protocol.state == CLOSED:
-            self._process(b"")
+            self._process(b"", eof=True)
 
     # Timers: they run on a shared service and must not block.
 

@@ -21,6 +21,7 @@ class FrameProtocol(Protocol):
     state: int
     version: str
     is_client: bool
+    paused: bool  # input is buffered: call receive_data(b"") to go on
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
     def receive_eof(self) -> None: ...
@@ -44,6 +45,7 @@ class FailedProtocol:
 
     version = "hybi-13"
     is_client = False
+    paused = False
 
     def __init__(self, message: str, code: int = 1002) -> None:
         self.state = 3  # CLOSED

@@ -137,6 +137,7 @@ class Draft75Protocol:
 
     version = "hixie-75"
     is_client = False
+    paused = False  # the drafts have no failures to hold back
     _close_frame = b""  # hixie-75 has no closing handshake
 
     def __init__(self, *, max_length: int = MAX_LENGTH) -> None:

@@ -139,6 +139,10 @@ class HybiProtocol:
         self._events: list[Event] = []
         self._output: list[bytes] = []
         self._failed = False  # input after a failure or a close is dropped
+        # True when receive_data() stopped before a frame that fails or closes,
+        # so that the messages before it can be answered; call it again to go on.
+        self.paused = False
+        self._message_produced = False
         # The message being reassembled from fragments.
         self._fragments: list[bytes | str] = []  # str once validated as UTF-8
         self._message_opcode = 0
@@ -151,6 +155,8 @@ class HybiProtocol:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; events and replies are queued."""
+        self.paused = False
+        self._message_produced = False
         if self._failed or self.state == CLOSED:
             return
         buf = self._buffer
@@ -163,7 +169,8 @@ class HybiProtocol:
             opcode = b0 & 0x0F
             if b0 & 0x70:
                 if not self._rsv_allowed(b0, opcode):
-                    self._fail_protocol(
+                    self._fail_at(
+                        pos,
                         1002,
                         "One or more reserved bits are on: "
                         f"reserved1 = {b0 >> 6 & 1}, reserved2 = {b0 >> 5 & 1}, "
@@ -171,21 +178,22 @@ class HybiProtocol:
                     )
                     return
             if opcode not in _OPCODES:
-                self._fail_protocol(1002, f"Unrecognized frame opcode: {opcode}")
+                self._fail_at(pos, 1002, f"Unrecognized frame opcode: {opcode}")
                 return
             fin = b0 & 0x80
             if opcode >= CLOSE:
                 if not fin:
-                    self._fail_protocol(
-                        1002, f"Received fragmented control frame: opcode = {opcode}"
+                    self._fail_at(
+                        pos, 1002, f"Received fragmented control frame: opcode = {opcode}"
                     )
                     return
             elif opcode == CONTINUATION:
                 if not self._message_opcode:
-                    self._fail_protocol(1002, "Received unexpected continuation frame")
+                    self._fail_at(pos, 1002, "Received unexpected continuation frame")
                     return
             elif self._message_opcode:
-                self._fail_protocol(
+                self._fail_at(
+                    pos,
                     1002,
                     "Received new data frame but previous continuous frame is unfinished",
                 )
@@ -197,10 +205,10 @@ class HybiProtocol:
             masked = b1 & 0x80
             if length <= 125:
                 if self._message_length + length > max_length:
-                    self._fail_protocol(1009, ERROR_TOO_LARGE)
+                    self._fail_at(pos, 1009, ERROR_TOO_LARGE)
                     return
             if not masked and self.require_masking:
-                self._fail_protocol(1003, "Received unmasked frame but masking is required")
+                self._fail_at(pos, 1003, "Received unmasked frame but masking is required")
                 return
             header = 2
             if length == 126:
@@ -214,21 +222,24 @@ class HybiProtocol:
                 (length,) = _unpack_long(buf, pos + 2)
                 header = 10
                 if length >> 63:
-                    self._fail_protocol(1002, "Frame length has its most significant bit set")
+                    self._fail_at(pos, 1002, "Frame length has its most significant bit set")
                     return
             if header > 2:
                 if opcode >= CLOSE:
-                    self._fail_protocol(
-                        1002, f"Received control frame having too long payload: {length}"
+                    self._fail_at(
+                        pos, 1002, f"Received control frame having too long payload: {length}"
                     )
                     return
                 if self._message_length + length > max_length:
-                    self._fail_protocol(1009, ERROR_TOO_LARGE)
+                    self._fail_at(pos, 1009, ERROR_TOO_LARGE)
                     return
             start = pos + header + (4 if masked else 0)
             end = start + length
             if end > size:
                 break
+            if opcode == CLOSE and self._message_produced:
+                self._pause(pos)
+                return
             if masked:
                 payload = apply_mask(memoryview(buf)[start:end], bytes(buf[start - 4 : start]))
             else:
@@ -394,6 +405,7 @@ class HybiProtocol:
         if decoder is not None:
             if self.state == OPEN:
                 self._events.append(Message("".join(fragments)))  # type: ignore[arg-type]
+                self._message_produced = True
             return
         self._message_done(opcode, rsv1, b"".join(fragments))  # type: ignore[arg-type]
 
@@ -422,6 +434,7 @@ class HybiProtocol:
             self._events.append(Message(text))
         else:
             self._events.append(Message(data))
+        self._message_produced = True
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
@@ -450,6 +463,20 @@ class HybiProtocol:
                 self._frame(0x80 | CLOSE, _pack_code(code) + reason.encode("utf-8"))
             )
         self._finish(code, reason)
+
+    def _fail_at(self, pos: int, code: int, message: str) -> None:
+        """Fail on a frame header, or pause before it if a message came first."""
+        if self._message_produced:
+            self._pause(pos)
+        else:
+            self._fail_protocol(code, message)
+
+    def _pause(self, pos: int) -> None:
+        # faye hands each message to its listeners before it parses the next
+        # frame, so a reply goes out before a failure or close that follows in
+        # the same read. Stop here; the next receive_data() call goes on.
+        del self._buffer[:pos]
+        self.paused = True
 
     def _fail_protocol(self, code: int, message: str) -> None:
         if self.state != OPEN:

@@ -334,3 +334,19 @@ def test_close_all_refuses_codes_that_may_not_be_sent(
     with pytest.raises(ValueError, match="1005 is not a close code"):
         close_all(1005)
     assert conn.ready_state == OPEN
+
+
+def test_echo_goes_out_before_a_failure_in_the_same_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False)
+    echo = in_thread(lambda: [server.send(m) for m in server])
+    peer = pair[1]
+    peer.settimeout(WAIT)
+    peer.sendall(b"\x81\x85\x00\x00\x00\x00Hello" + b"\x83\x80\x00\x00\x00\x00")
+    received = b""
+    while chunk := peer.recv(1024):
+        received += chunk
+    echo.join(WAIT)
+    reason = b"Unrecognized frame opcode: 3"
+    assert received == b"\x81\x05Hello" + bytes([0x88, 2 + len(reason)]) + b"\x03\xea" + reason

@@ -453,3 +453,40 @@ def test_size_checked_again_after_extensions() -> None:
     protocol = server(extensions=Inflate(), max_length=20)
     protocol.receive_data(b"\xc2\x03abc")
     assert protocol.events_received()[-1] == Close(1009, "WebSocket frame length too large")
+
+
+# ------------------------------------------- a message, then a failure, in one read
+
+
+@pytest.mark.parametrize(
+    ("bad", "events_after"),
+    [
+        (b"\x83\x00", [Error("Unrecognized frame opcode: 3", 1002)]),
+        (b"\x88\x02\x03\xe8", []),  # a close frame: answered after the message
+    ],
+)
+def test_pauses_before_a_failure_or_close_that_follows_a_message(
+    bad: bytes, events_after: list[object]
+) -> None:
+    # faye hands each message to its listeners before it parses the next frame,
+    # so an echo goes out before the connection fails (Autobahn 3.2, 4.1.3, 5.15).
+    protocol = server()
+    protocol.receive_data(b"\x81\x05Hello" + bad)
+    assert protocol.events_received() == [Message("Hello")]
+    assert protocol.paused
+    assert protocol.send_text("Hello")
+    assert protocol.data_to_send() == b"\x81\x05Hello"
+    protocol.receive_data(b"")
+    assert not protocol.paused
+    events = protocol.events_received()
+    assert events[:-1] == events_after
+    assert type(events[-1]) is Close
+    assert protocol.data_to_send().startswith(b"\x88")
+
+
+def test_no_pause_without_a_message_in_the_same_read() -> None:
+    protocol = server()
+    protocol.receive_data(b"\x81\x05Hello")
+    protocol.receive_data(b"\x83\x00")
+    assert not protocol.paused
+    assert protocol.events_received()[-1] == Close(1002, "Unrecognized frame opcode: 3")
