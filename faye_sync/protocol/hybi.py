@@ -143,6 +143,8 @@ class HybiProtocol:
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
         self._message_produced = False
+        self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
+        self._probe_offset = 0
         # The message being reassembled from fragments.
         self._fragments: list[bytes | str] = []  # str once validated as UTF-8
         self._message_opcode = 0
@@ -236,7 +238,12 @@ class HybiProtocol:
             start = pos + header + (4 if masked else 0)
             end = start + length
             if end > size:
+                if opcode < CLOSE and size > start and self._extensions is None:
+                    if not self._probe_utf8(opcode, buf, start, size, masked):
+                        self._fail_at(pos, 1007, ERROR_UTF8)
+                        return
                 break
+            self._probe = None
             if opcode == CLOSE and self._message_produced:
                 self._pause(pos)
                 return
@@ -464,6 +471,34 @@ class HybiProtocol:
             )
         self._finish(code, reason)
 
+    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
+        """Check the part of a text frame that has arrived; False if it is not UTF-8.
+
+        A large text frame can arrive over many reads: its bytes are checked as
+        they come, with a decoder of their own, so invalid UTF-8 fails at once
+        (RFC 6455 §8.1) rather than when the frame is complete.
+        """
+        if self._probe is None:
+            if opcode == TEXT:
+                self._probe = _utf8_decoder()
+            elif opcode == CONTINUATION and self._decoder is not None:
+                self._probe = _utf8_decoder()
+                self._probe.setstate(self._decoder.getstate())
+            else:
+                return True
+            self._probe_offset = 0
+        arrived = memoryview(buf)[start + self._probe_offset : size]
+        if masked:
+            phase = self._probe_offset % 4
+            key = bytes(buf[start - 4 : start])
+            arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
+        self._probe_offset = size - start
+        try:
+            self._probe.decode(arrived)
+        except UnicodeDecodeError:
+            return False
+        return True
+
     def _fail_at(self, pos: int, code: int, message: str) -> None:
         """Fail on a frame header, or pause before it if a message came first."""
         if self._message_produced:
@@ -477,6 +512,7 @@ class HybiProtocol:
         # the same read. Stop here; the next receive_data() call goes on.
         del self._buffer[:pos]
         self.paused = True
+        self._probe = None  # the frame is parsed again from its start
 
     def _fail_protocol(self, code: int, message: str) -> None:
         if self.state != OPEN:

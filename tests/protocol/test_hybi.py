@@ -490,3 +490,31 @@ def test_no_pause_without_a_message_in_the_same_read() -> None:
     protocol.receive_data(b"\x83\x00")
     assert not protocol.paused
     assert protocol.events_received()[-1] == Close(1002, "Unrecognized frame opcode: 3")
+
+
+def test_invalid_utf8_fails_before_the_frame_is_complete() -> None:
+    # Autobahn 6.4.3: the bad byte arrives while most of the frame has not.
+    protocol = server()
+    payload = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 100
+    frame = masked(0x81, payload)
+    protocol.receive_data(frame[:20])
+    assert protocol.events_received()[-1] == Close(1007, "Could not decode a text frame as UTF-8")
+
+
+@each_feed
+def test_text_frame_checked_in_pieces_still_decodes(how: str) -> None:
+    text = "Apple = \uf8ff " * 30
+    protocol = server()
+    feed(protocol, masked(0x01, text[:100].encode()) + masked(0x80, text[100:].encode()), how)
+    assert protocol.events_received() == [Message(text)]
+
+
+def test_continuation_checked_in_pieces_from_the_messages_state() -> None:
+    protocol = server()
+    raw = "é".encode()
+    protocol.receive_data(masked(0x01, b"ab" + raw[:1]))  # ends mid-character
+    rest = masked(0x80, raw[1:] + b"cd" + b"\xff")
+    protocol.receive_data(rest[:9])  # up to "cd": valid so far
+    assert protocol.events_received() == []
+    protocol.receive_data(rest[9:])
+    assert protocol.events_received()[-1].code == 1007  # type: ignore[union-attr]
