@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz targets (atheris) and their bounded runner; see README.md."""

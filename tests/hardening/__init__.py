@@ -1,0 +1,1 @@
+"""Hardening tests: properties, limits, faults, concurrency and security."""

@@ -1,0 +1,41 @@
+"""The load and soak scripts as tests; skipped unless ``FAYE_SYNC_LOAD=1``.
+
+Each script runs in its own process (it monkey-patches with gevent) and is
+bounded by its own ``--max-seconds``; the subprocess timeout adds a margin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("FAYE_SYNC_LOAD") != "1", reason="load tests run with FAYE_SYNC_LOAD=1"
+)
+
+
+def run_script(module: str, *args: str, max_seconds: float) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args, "--max-seconds", str(max_seconds)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=max_seconds + 60,
+        check=False,
+    )
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_5000_gevent_connections_echo_without_errors() -> None:
+    run_script("tests.load.load_gevent", "--connections", "5000", max_seconds=300)
+
+
+def test_a_million_messages_with_flat_rss() -> None:
+    run_script("tests.load.soak", "--messages", "1000000", max_seconds=600)
