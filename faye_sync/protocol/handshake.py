@@ -48,6 +48,14 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def _valid_key(key: str) -> bool:
+    """RFC 6455 §4.2.1: the key is 16 bytes in base64 (faye accepts any string)."""
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (UnicodeEncodeError, ValueError):
+        return False
+
+
 def check_header(name: str, value: str) -> None:
     """Refuse a header that would break the HTTP message (header injection)."""
     if not _TOKEN.fullmatch(name):
@@ -174,6 +182,8 @@ def server_handshake(
     key = request.header("sec-websocket-key")
     if not key:
         return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
+    if not _valid_key(key):
+        return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
 
     offered = request.header("sec-websocket-extensions")
     accepted = ""

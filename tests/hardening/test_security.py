@@ -194,11 +194,6 @@ def test_refused_origins_get_403_before_any_101(
         sock.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a non-ASCII Sec-WebSocket-Key (latin-1 in the environ) escapes "
-    "accept_key() as UnicodeEncodeError: the server answers 500 with a traceback, not 400",
-)
 def test_a_non_ascii_key_gets_a_400_not_a_500(server: Server) -> None:
     sock = server.connect(timeout=WAIT)
     with sock:

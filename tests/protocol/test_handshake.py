@@ -321,3 +321,13 @@ def test_failed_protocol_reports_error_then_close_and_refuses_everything() -> No
     assert failed.data_to_send() == b""
     assert failed.close_expected()
     assert failed.state == 3
+
+
+@pytest.mark.parametrize("key", ["not base64!", "dG9vIHNob3J0", "dGhlIHNhbXBsZSBub25jZQ\u00e9="])
+def test_a_key_that_is_not_16_bytes_of_base64_gets_400(key: str) -> None:
+    outcome = server_handshake(request(**{"sec-websocket-key": key}))
+    assert isinstance(outcome, Rejection)
+    assert (outcome.status, outcome.message) == (
+        "400 Bad Request",
+        f"Invalid Sec-WebSocket-Key header: {key}",
+    )
