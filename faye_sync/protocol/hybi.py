@@ -146,7 +146,7 @@ class HybiProtocol:
         self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
         self._probe_offset = 0
         # The message being reassembled from fragments.
-        self._fragments: list[bytes | str] = []  # str once validated as UTF-8
+        self._fragments = bytearray()
         self._message_opcode = 0
         self._message_rsv1 = False
         self._message_length = 0
@@ -393,28 +393,23 @@ class HybiProtocol:
             if opcode == TEXT and self._extensions is None:
                 self._decoder = _utf8_decoder()
         self._message_length += len(payload)
-        decoder = self._decoder
-        if decoder is not None:
-            try:  # fail fast on invalid UTF-8, before the message is complete
-                self._fragments.append(decoder.decode(payload, bool(fin)))
+        if self._decoder is not None:
+            try:  # fail fast on invalid UTF-8; the text itself is made once, at the end
+                self._decoder.decode(payload, bool(fin))
             except UnicodeDecodeError:
                 self._fail_protocol(1007, ERROR_UTF8)
                 return
-        else:
-            self._fragments.append(payload)
+        # One buffer, not one object per fragment: a peer sending many tiny or
+        # empty fragments costs no more than max_length.
+        self._fragments += payload
         if not fin:
             return
-        fragments, opcode, rsv1 = self._fragments, self._message_opcode, self._message_rsv1
-        self._fragments = []
+        data, opcode, rsv1 = bytes(self._fragments), self._message_opcode, self._message_rsv1
+        self._fragments = bytearray()
         self._message_opcode = 0
         self._message_length = 0
         self._decoder = None
-        if decoder is not None:
-            if self.state == OPEN:
-                self._events.append(Message("".join(fragments)))  # type: ignore[arg-type]
-                self._message_produced = True
-            return
-        self._message_done(opcode, rsv1, b"".join(fragments))  # type: ignore[arg-type]
+        self._message_done(opcode, rsv1, data)
 
     def _message_done(self, opcode: int, rsv1: bool, data: bytes) -> None:
         if self._extensions is not None:
@@ -527,7 +522,7 @@ class HybiProtocol:
         self.state = CLOSED
         self._failed = True
         self._buffer.clear()
-        self._fragments = []
+        self._fragments = bytearray()
         if self._extensions is not None:
             self._extensions.close()
         self._events.append(Close(code, reason))

@@ -151,11 +151,6 @@ def test_kilobyte_fragments_cost_about_their_payload() -> None:
     assert memory["current"] < 1.5 * 900 * KIB, memory
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: HybiProtocol keeps one bytes/str object per fragment in "
-    "_fragments: a message of 1- or 2-byte fragments costs 20-40 times max_length",
-)
 @pytest.mark.parametrize(
     ("opcode", "fragment"), [(BINARY, b"x"), (TEXT, b"xy")], ids=["binary-1", "text-2"]
 )
@@ -170,11 +165,6 @@ def test_tiny_fragments_cost_a_bounded_multiple_of_max_length(opcode: int, fragm
     assert memory["current"] < 4 * limit, f"{memory['current']} bytes held for a {limit} limit"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: empty continuation frames add nothing to the message length, so "
-    "max_length never stops them, yet each one is kept in _fragments: unbounded memory",
-)
 def test_endless_empty_fragments_stay_bounded() -> None:
     protocol = HybiProtocol(is_client=False, max_length=16 * KIB)
     with measured() as memory:
