@@ -219,8 +219,10 @@ class Extensions:
             try:
                 message = session.process_incoming_message(message)
             except Exception as exc:
+                # Keep a copy that is never raised: a raised one would hold, through its
+                # traceback, the session's frame and the data it was working on.
                 self._incoming_error = _wrap(extension, exc)
-                raise self._incoming_error from exc
+                raise _copy(self._incoming_error) from exc
         return message
 
     def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage:
@@ -235,8 +237,10 @@ class Extensions:
             try:
                 message = session.process_outgoing_message(message)
             except Exception as exc:
+                # Keep a copy that is never raised: a raised one would hold, through its
+                # traceback, the session's frame and the data it was working on.
                 self._outgoing_error = _wrap(extension, exc)
-                raise self._outgoing_error from exc
+                raise _copy(self._outgoing_error) from exc
         return message
 
     def close(self) -> None:

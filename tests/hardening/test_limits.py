@@ -198,13 +198,6 @@ def test_a_deflate_bomb_is_1009_with_bounded_memory(bomb_16m: bytes, is_client: 
     assert memory["peak"] < 2.2 * limit + 3 * len(data), memory
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Extensions keeps the failing session's exception in _incoming_error; "
-    "its __cause__'s traceback holds DeflateSession.process_incoming_message's frame, "
-    "so the inflated output (up to max_length) stays alive with the connection, and "
-    "only the cycle collector frees it (exception -> frame -> Extensions -> exception)",
-)
 @pytest.mark.parametrize("drop", [False, True], ids=["kept", "dropped"])
 def test_a_failed_inflation_keeps_nothing(bomb_16m: bytes, drop: bool) -> None:
     gc.disable()  # what reference counting alone frees, as between two gc runs
