@@ -156,10 +156,10 @@ class ThreadsBackend(Backend):
         time.sleep(seconds)
 
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
-        return _poll(sock, select.POLLIN | select.POLLHUP | select.POLLERR, timeout)
+        return _poll(sock, _READABLE, timeout)
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
-        return _poll(sock, select.POLLOUT | select.POLLHUP | select.POLLERR, timeout)
+        return _poll(sock, _WRITABLE, timeout)
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         return self._timers.call_later(delay, fn)
@@ -168,9 +168,24 @@ class ThreadsBackend(Backend):
 def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
     if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
         return True  # TLS records already decrypted and buffered
-    poller = select.poll()
-    poller.register(sock, events)
+    fd = sock.fileno()
+    if fd < 0:
+        return True  # closed: the next I/O fails, and that ends the connection
+    poller = _os_poll()
+    poller.register(fd, events)
     return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+
+def _os_poll() -> Any:
+    """The operating system's poll, even where gevent has patched ``select``."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("select"):
+        return monkey.get_original("select", "poll")()
+    return select.poll()
+
+
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
+_WRITABLE = select.POLLOUT | select.POLLHUP | select.POLLERR
 
 
 class GeventBackend(Backend):
@@ -203,14 +218,20 @@ class GeventBackend(Backend):
         self._gevent.sleep(seconds)
 
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
+        if timeout == 0:
+            return _poll(sock, _READABLE, 0)
         if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
             return True
         return self._wait(self._wait_read, sock, timeout)
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
+        if timeout == 0:  # a syscall, no switch to the hub
+            return _poll(sock, _WRITABLE, 0)
         return self._wait(self._wait_write, sock, timeout)
 
     def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
+        if sock.fileno() < 0:
+            return True  # closed: the next I/O fails, and that ends the connection
         try:
             wait(sock.fileno(), timeout=timeout, timeout_exc=_Timeout)
         except _Timeout:

@@ -8,14 +8,22 @@ handler that sends without ever reading gets a background reader (the *pump*),
 started by its first ``send``: it answers pings, sees the peer's close and keeps
 messages for a later ``receive()``, to which it hands the socket back.
 
-Locks. ``_mutex`` guards the frame layer and is never held across I/O (a plain
-lock is safe under gevent, since nothing inside it blocks). ``_send_lock`` is
-held while a frame is made and written, so frames never interleave and the
-deflate context sees messages in wire order. ``_read_lock`` admits one reader.
+Writing. ``_mutex`` guards the frame layer and the pending output, and is never
+held across I/O. Every frame is made and appended to ``_pending`` under it, so
+the wire order is the frame layer's order (the deflate context needs that).
+Whoever holds ``_send_lock`` writes what is pending; a sender waits for that
+lock, so ``send`` returns once its frame is written. Readers, timers and
+``close`` never wait for it: their small control frames are written at once if
+the lock is free and the socket can take them, or by the next writer. So a
+reader never stops reading because a send is stuck on a peer that is not
+reading (two such peers would deadlock), and ``close`` is never stuck behind
+a send: its timeout cuts the connection.
 
 Timers (keep-alive ping, ping timeout, close timeout) come from the backend's
 shared service and never block: a dead peer is cut off by ``shutdown``, which
 wakes whoever is blocked on the socket; that thread then reports ``close``.
+``close`` is dispatched before the loops (``receive``, iteration, ``run``)
+learn that the connection is closed, and ``run`` waits for the pump to stop.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ READ_SIZE = 65536
 CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 64  # messages a pump keeps before it stops reading (backpressure)
+_SMALL_WRITE = 8192  # what a reader or timer writes itself; more is a sender's to write
 
 _live: weakref.WeakSet[Connection] = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -63,7 +72,10 @@ def close_all(code: int = 1001, reason: str = "") -> int:
     with _live_lock:
         connections = list(_live)
     for connection in connections:
-        connection.go_away(code, reason)
+        try:
+            connection.go_away(code, reason)
+        except Exception:  # one broken connection must not spare the others
+            log.exception("close_all: could not close %r", connection)
     return len(connections)
 
 
@@ -102,7 +114,7 @@ class Connection(EventEmitter):
         self._read_lock = backend.lock()
         self._arrival = backend.signal()  # a pump queued a message or stopped
         self._messages: deque[str | bytes] = deque()
-        self._pending_output = b""  # written by a timer that could not write it
+        self._pending: list[bytes] = []  # frames made but not yet written, in order
         self._ping_callbacks: dict[bytes, Callable[[], Any]] = {}
         self._ping_counter = 0
         self._ping_interval = ping
@@ -114,9 +126,11 @@ class Connection(EventEmitter):
         self._started = False
         self._opened = False
         self._error_reported = False
-        self._closed_event: Close | None = None
+        self._closing_reported = False  # close is being dispatched (ready_state CLOSED)
+        self._closed_event: Close | None = None  # set once close has been dispatched
         self._user_reads = False
         self._pump_active = False
+        self._pump_done = backend.signal()
         self._reader_wanted = False
         if sock is not None:
             with _live_lock:
@@ -127,7 +141,7 @@ class Connection(EventEmitter):
     @property
     def ready_state(self) -> int:
         """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as faye reports it."""
-        if self._closed_event is not None:
+        if self._closing_reported:
             return CLOSED
         state = self._protocol.state
         return CLOSING if state == CLOSED else state
@@ -161,12 +175,10 @@ class Connection(EventEmitter):
                 f"send() takes str (text) or bytes (binary), not {type(message).__name__}; "
                 "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
             )
-        with self._send_lock:
-            with self._mutex:
-                sent = frame(message)
-                data = protocol.data_to_send()
-            if data:
-                sent = self._write(data)
+        with self._mutex:
+            sent = frame(message)
+            self._pending_append(protocol.data_to_send())
+        sent = self._flush(wait=True) and sent
         if not sent:
             self._collect()  # a close may be waiting to be reported
         elif not self._user_reads and not self._pump_active:
@@ -183,15 +195,12 @@ class Connection(EventEmitter):
         if not self._started:
             self._start()
         payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-        with self._send_lock:
-            with self._mutex:
-                sent = self._protocol.send_ping(payload)
-                data = self._protocol.data_to_send()
+        with self._mutex:
+            sent = self._protocol.send_ping(payload)
             if sent and callback is not None:
                 self._ping_callbacks[payload] = callback
-            if data:
-                sent = self._write(data)
-        return sent
+            self._pending_append(self._protocol.data_to_send())
+        return self._flush(wait=True) and sent
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; the ``close`` event fires when the handshake ends.
@@ -206,14 +215,12 @@ class Connection(EventEmitter):
         """
         if not self._started:
             self._start()
-        with self._send_lock:
-            with self._mutex:
-                started = self._protocol.send_close(code, reason)
-                data = self._protocol.data_to_send()
-                events = self._protocol.events_received()
-            if data:
-                self._write(data)
-        self._closing(started)
+        with self._mutex:
+            started = self._protocol.send_close(code, reason)
+            self._pending_append(self._protocol.data_to_send())
+            events = self._protocol.events_received()
+        self._closing(started)  # the timeout first: the write below may have to wait
+        self._flush(wait=False)
         self._handle(events)
         if started and self._read_lock.acquire(blocking=False):
             # Nobody else reads: finish the handshake here, so the peer is not
@@ -239,10 +246,9 @@ class Connection(EventEmitter):
         """
         with self._mutex:
             started = self._protocol.send_close(code, reason, strict=False)
-            data = self._protocol.data_to_send()
-        if data:
-            self._write_soon(data)
+            self._pending_append(self._protocol.data_to_send())
         self._closing(started)
+        self._flush(wait=False)
 
     # ------------------------------------------------------------ receiving
 
@@ -313,6 +319,11 @@ class Connection(EventEmitter):
             else:
                 self._reader_wanted = True  # a pump holds the socket: take it over
         self._messages.clear()
+        if self._pump_active:
+            # A pump left waiting on the socket must not outlive the request: the
+            # server closes the socket once run() returns (libev aborts on a
+            # watcher of a closed fd). It notices the close within one poll.
+            self._pump_done.wait(2 * _PUMP_POLL)
 
     # ------------------------------------------------------------ internals
 
@@ -326,10 +337,8 @@ class Connection(EventEmitter):
             if buffered:
                 self._protocol.receive_data(buffered)
             events = self._protocol.events_received()
-            data = self._protocol.data_to_send()
-        if data:
-            with self._send_lock:
-                self._write(data)
+            self._pending_append(self._protocol.data_to_send())
+        self._flush(wait=False)
         self._handle(events)
         if self._ping_interval and self._closed_event is None:
             self._schedule_ping()
@@ -362,10 +371,9 @@ class Connection(EventEmitter):
             else:
                 protocol.receive_data(data)
             events = protocol.events_received()
-            output = protocol.data_to_send()
-        if output:
-            with self._send_lock:
-                self._write(output)
+            self._pending_append(protocol.data_to_send())
+        if self._pending:
+            self._flush(wait=False)  # a pong or a close reply; never wait for a sender
         if events:
             self._handle(events)
 
@@ -394,9 +402,9 @@ class Connection(EventEmitter):
                 self._open()
 
     def _finish(self, event: Close) -> None:
-        if self._closed_event is not None:
+        if self._closing_reported:
             return
-        self._closed_event = event
+        self._closing_reported = True
         with _live_lock:
             _live.discard(self)
         for timer in self._timers:
@@ -404,8 +412,13 @@ class Connection(EventEmitter):
         if self._close_timer is not None:
             self._close_timer.cancel()
         self._shutdown()
-        self._arrival.set()
-        self.emit(Event("close", code=event.code, reason=event.reason))
+        try:
+            self.emit(Event("close", code=event.code, reason=event.reason))
+        finally:
+            # Only now do the loops see the end: a handler that returns after
+            # them finds its close listeners already run.
+            self._closed_event = event
+            self._arrival.set()
 
     def _shutdown(self) -> None:
         # shutdown, never close: the socket may belong to the WSGI server, and
@@ -416,11 +429,50 @@ class Connection(EventEmitter):
             except OSError:
                 pass
 
-    def _write(self, data: bytes) -> bool:
-        """Write under the send lock; a broken socket ends the connection (1006)."""
+    def _pending_append(self, data: bytes) -> None:
+        """Queue frames in the frame layer's order; call with ``_mutex`` held."""
+        if data:
+            self._pending.append(data)
+
+    def _flush(self, *, wait: bool) -> bool:
+        """Write what is pending; False if the socket broke (the connection then ends).
+
+        With ``wait`` (a sender) this waits for the send lock and returns once
+        everything pending, its own frame included, is written. Without it (a
+        reader, a timer, close) it writes only if the lock is free, what is
+        pending is small and the socket can take it now; otherwise the holder
+        of the lock, or the next writer, writes it.
+        """
+        ok = True
+        while self._pending:
+            if wait:
+                self._send_lock.acquire()
+            elif not self._send_lock.acquire(blocking=False):
+                return ok  # the holder looks at _pending again when it is done
+            try:
+                while ok:
+                    with self._mutex:
+                        if not self._pending or (not wait and not self._small_and_writable()):
+                            break
+                        chunks, self._pending = self._pending, []
+                    ok = self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            finally:
+                self._send_lock.release()
+            if not ok or not wait:
+                break
+            # Frames queued while we wrote are ours to write only if small: a
+            # sender that queued a big one is waiting for the lock itself.
+            wait = False
+        return ok
+
+    def _small_and_writable(self) -> bool:
         assert self._sock is not None
-        if self._pending_output:
-            data, self._pending_output = self._pending_output + data, b""
+        size = sum(len(chunk) for chunk in self._pending)
+        return size <= _SMALL_WRITE and self._backend.wait_writable(self._sock, 0)
+
+    def _write(self, data: bytes) -> bool:
+        """Write with the send lock held; a broken socket ends the connection (1006)."""
+        assert self._sock is not None
         try:
             self._sock.sendall(data)
         except OSError:
@@ -445,6 +497,7 @@ class Connection(EventEmitter):
 
     def _start_pump(self) -> None:
         self._pump_active = True
+        self._pump_done.clear()
         self._backend.spawn(self._pump)
 
     def _pump(self) -> None:
@@ -469,6 +522,7 @@ class Connection(EventEmitter):
             self._pump_active = False
             self._reader_wanted = False
             self._arrival.set()
+            self._pump_done.set()
         if self._closed_event is None and self._protocol.state == CLOSED:
             self._process(b"", eof=True)
 
@@ -487,28 +541,14 @@ class Connection(EventEmitter):
         self._awaiting_pong = True
         with self._mutex:
             self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
-            data = self._protocol.data_to_send()
-        if data:
-            self._write_soon(data)
+            self._pending_append(self._protocol.data_to_send())
+        self._flush(wait=False)
         timers = [self._backend.call_later(self._ping_interval or 0, self._on_ping_timer)]
         if self._ping_timeout:
             timers.append(self._backend.call_later(self._ping_timeout, self._on_pong_timeout))
         self._timers = timers
         if not self._user_reads and not self._pump_active and self._closed_event is None:
             self._start_pump()  # nobody reads: someone must see the pong
-
-    def _write_soon(self, data: bytes) -> None:
-        # A full send buffer must not block the shared timer thread: keep the
-        # bytes for the next writer unless the socket can take them now.
-        assert self._sock is not None
-        if self._send_lock.acquire(blocking=False):
-            try:
-                if self._backend.wait_writable(self._sock, 0):
-                    self._write(data)
-                    return
-            finally:
-                self._send_lock.release()
-        self._pending_output += data
 
     def _on_pong_timeout(self) -> None:
         if self._awaiting_pong and self._closed_event is None:

@@ -205,12 +205,6 @@ def test_sending_while_another_thread_receives_both_ways(deflate: bool) -> None:
     before.assert_no_leaks()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reader writes its pong with a blocking sendall under _send_lock; "
-    "while the app's sender holds that lock, blocked on a full socket, the reader "
-    "stops reading. Two faye_sync peers both sending and pinging deadlock for ever",
-)
 def test_two_peers_sending_and_pinging_both_ways_do_not_deadlock() -> None:
     server, client, sockets = connected_pair()
     messages = 100  # 64 KiB each: far more than the socket buffers hold
@@ -354,12 +348,6 @@ def test_pings_and_sends_from_many_threads_do_not_interleave() -> None:
         b.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close_all() -> go_away() -> _write_soon() -> wait_writable() -> "
-    "select.poll().register() raises ValueError for a socket already closed (fd -1), "
-    "so one dead connection stops close_all() for every other one",
-)
 def test_close_all_survives_a_dead_socket() -> None:
     # A handler died without closing its WebSocket; the WSGI server closed the
     # socket. The Connection stays registered until it is garbage-collected.
@@ -400,12 +388,6 @@ def test_close_all_survives_a_dead_socket() -> None:
         live_b.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close() takes _send_lock without a bound; a send() blocked on a "
-    "peer that does not read holds it, so close() (and its close timer, armed only "
-    "after the frame is written) waits for ever instead of close_timeout",
-)
 def test_close_from_another_thread_while_a_send_is_blocked_is_bounded() -> None:
     a, b = socket.socketpair()  # b never reads
     try:

@@ -229,12 +229,6 @@ def _read_until_eof(sock: socket.socket, data: bytes = b"") -> bytes:
     return data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Connection._finish publishes _closed_event before it emits 'close'; "
-    "run() and receive() check _closed_event, so a handler can return (and the WSGI "
-    "server tear the socket down) while the pump is still dispatching 'close'",
-)
 def test_close_is_dispatched_before_run_returns(env: Env) -> None:
     server_sock, peer = env.tcp_pair()
     conn = Connection(server_sock, HybiProtocol(is_client=False), backend=env.backend)
@@ -591,13 +585,6 @@ def test_real_server_client_that_never_reads(real_server: Server) -> None:
     settled(real_server, baseline)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: under gevent the pump greenlet waits on the raw fd "
-    "(gevent.socket.wait_read(fileno)) and is still waiting when the app returns and "
-    "pywsgi closes the socket; libev then aborts the whole server process (SIGABRT: "
-    "'I/O watcher with invalid fd found in epoll_ctl')",
-)
 def test_gevent_server_survives_a_ping_timeout_during_a_blocked_send() -> None:
     with serve("gevent", APP) as server:
         tag = uuid.uuid4().hex[:12]
