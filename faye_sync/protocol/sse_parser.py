@@ -124,8 +124,10 @@ class EventStreamParser:
         # The stream's first bytes, held until they are known not to start a BOM.
         self._head: bytes | None = b""
         # The event being read: the standard's data, event type and last event id buffers.
-        self._data: list[str] = []
-        self._data_size = 0
+        # The event's data lines, joined by LF, as bytes: one buffer, not an object
+        # per line, so memory stays near max_event_size whatever the line count.
+        self._data = bytearray()
+        self._has_data = False
         self._type = ""
         self._id = last_event_id
         self._event_retry: int | None = None
@@ -180,6 +182,7 @@ class EventStreamParser:
             self._error = exc
             self._partial.clear()
             self._data.clear()
+            self._has_data = False
             raise
 
     def receive_eof(self) -> None:
@@ -188,7 +191,7 @@ class EventStreamParser:
         self._partial.clear()
         self._head = None
         self._data.clear()
-        self._data_size = 0
+        self._has_data = False
         self._type = ""
         self._event_retry = None
 
@@ -236,14 +239,16 @@ class EventStreamParser:
         if colon and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
-            size = self._data_size + len(value) + (1 if self._data else 0)
+            size = len(self._data) + len(value) + self._has_data
             if self.max_event_size is not None and size > self.max_event_size:
                 raise EventTooLargeError(
                     f"event data larger than max_event_size ({self.max_event_size} bytes)",
                     limit=self.max_event_size,
                 )
-            self._data_size = size
-            self._data.append(value.decode("utf-8", "replace"))
+            if self._has_data:
+                self._data += b"\n"
+            self._data += value
+            self._has_data = True
         elif name == b"event":
             self._type = value.decode("utf-8", "replace")
         elif name == b"id":
@@ -258,16 +263,17 @@ class EventStreamParser:
 
     def _dispatch(self) -> None:
         self._last_event_id = self._id
-        if self._data:
+        if self._has_data:
             self._events.append(
                 ServerSentEvent(
                     type=self._type or "message",
-                    data="\n".join(self._data),
+                    # one decode of the joined lines: LF never splits a UTF-8 sequence
+                    data=self._data.decode("utf-8", "replace"),
                     id=self._last_event_id,
                     retry=self._event_retry,
                 )
             )
-        self._data = []
-        self._data_size = 0
+        self._data = bytearray()
+        self._has_data = False
         self._type = ""
         self._event_retry = None

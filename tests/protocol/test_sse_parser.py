@@ -447,3 +447,22 @@ def test_what_our_server_writes_parses_back(
         assert event == message(
             "\n".join(sse.split_lines(data)), id=last_id, type=name or "message"
         )
+
+
+def test_many_short_data_lines_cost_about_their_size() -> None:
+    # One buffer for the data lines, not an object per line (which held ~19x).
+    import tracemalloc
+
+    parser = EventStreamParser(max_event_size=1 << 20)
+    tracemalloc.start()
+    try:
+        for _ in range(40):
+            parser.receive_data(b"data:xy\n" * 8192)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    data_bytes = 40 * 8192 * 3
+    assert held < 2 * data_bytes, held
+    parser.receive_data(b"\n")
+    (event,) = parser.events_received()
+    assert event.data == "\n".join(["xy"] * (40 * 8192))
