@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
 import threading
@@ -28,6 +27,7 @@ from faye_sync.eventsource_client import EventSourceClient, ServerSentEvent
 from faye_sync.exceptions import ConcurrencyError, HandshakeError, NetworkError
 from faye_sync.protocol.sse_parser import EventTooLargeError
 from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
+from tests.node import node_modules
 from tests.servers import Server, serve
 
 APP = "tests.apps.eventsource_client_app:app"
@@ -483,38 +483,6 @@ server.listen(0, '127.0.0.1', function () {
 });
 process.on('SIGTERM', function () { process.exit(0); });
 """
-
-
-def node_modules() -> Path:
-    """A directory with faye-websocket installed by npm (cached between runs)."""
-    if os.environ.get("FAYE_SYNC_NODE") != "1":
-        pytest.skip("set FAYE_SYNC_NODE=1 to run the Node.js interop tests (tox -e node)")
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not on PATH")
-    cache = Path(os.environ.get("FAYE_SYNC_NODE_CACHE", Path.home() / ".cache" / "faye_sync-node"))
-    if not (cache / "node_modules" / "faye-websocket").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        try:
-            result = subprocess.run(
-                [
-                    npm,
-                    "install",
-                    "--no-audit",
-                    "--no-fund",
-                    "--prefix",
-                    str(cache),
-                    "faye-websocket",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install faye-websocket timed out (is the registry reachable?)")
-        if result.returncode != 0:
-            pytest.skip(f"npm install faye-websocket failed:\n{result.stderr[-2000:]}")
-    return cache / "node_modules"
 
 
 @pytest.mark.node
