@@ -19,7 +19,7 @@ socket becomes :class:`ConnectionClosed` with code 1006.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = [
     "ConcurrencyError",
@@ -89,6 +89,15 @@ class HijackError(FayeSyncError, RuntimeError):
     def __init__(self, message: str, status: str = "501 Not Implemented") -> None:
         super().__init__(message)
         self.status = status
+
+    def respond(self, start_response: Callable[..., object]) -> list[bytes]:
+        """Answer the WSGI call with this error's status and message, as plain text."""
+        body = f"{self}\n".encode()
+        start_response(
+            self.status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
 
 class NetworkError(FayeSyncError, OSError):

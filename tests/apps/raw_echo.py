@@ -23,12 +23,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     try:
         taken = hijack(environ)
     except HijackError as error:
-        body = f"{error}\n".encode()
-        start_response(
-            error.status,
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
-        )
-        return [body]
+        return error.respond(start_response)
     sock = taken.socket
     sock.sendall(HANDSHAKE)
     pending = b""
