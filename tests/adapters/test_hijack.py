@@ -236,13 +236,14 @@ def test_waitress_is_refused_with_an_http_error() -> None:
 @pytest.mark.skipif(not is_available("gunicorn-gthread"), reason="gunicorn not installed")
 def test_gthread_idle_connection_outlives_worker_timeout() -> None:
     # gthread's main loop keeps notifying the arbiter while a pool thread holds the
-    # connection; the sync worker would be killed here ("WORKER TIMEOUT").
-    with serve("gunicorn-gthread", APP, timeout=1) as gthread:
+    # connection; the sync worker would be killed here ("WORKER TIMEOUT"). The loop
+    # notifies about once a second, so --timeout 1 would leave no room on a busy machine.
+    with serve("gunicorn-gthread", APP, timeout=2) as gthread:
         with gthread.connect(timeout=TIMEOUT) as sock:
             sock.sendall(UPGRADE_REQUEST)
             peer = Peer(sock)
             peer.read_until(b"\r\n\r\n")
-            time.sleep(2.5)  # idle for more than twice --timeout
+            time.sleep(4.5)  # idle for more than twice --timeout
             sock.sendall(b"info\n")
             peer.read_exactly(b"info\n")
             assert "timeout=None" in peer.read_until(b"\n").decode()
