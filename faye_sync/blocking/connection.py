@@ -175,10 +175,26 @@ class Connection(EventEmitter):
                 f"send() takes str (text) or bytes (binary), not {type(message).__name__}; "
                 "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
             )
-        with self._mutex:
-            sent = frame(message)
-            self._pending_append(protocol.data_to_send())
-        sent = self._flush(wait=True) and sent
+        if self._send_lock.acquire(blocking=False):
+            # Nobody is writing: make the frame and write it straight away.
+            try:
+                with self._mutex:
+                    sent = frame(message)
+                    data = protocol.data_to_send()
+                    if self._pending:  # control frames queued before it go first
+                        data = b"".join([*self._pending, data])
+                        self._pending = []
+                written = self._write(data) if data else True
+            finally:
+                self._send_lock.release()
+            if self._pending:
+                self._flush(wait=False)  # queued while we wrote
+            sent = written and sent
+        else:
+            with self._mutex:
+                sent = frame(message)
+                self._pending_append(protocol.data_to_send())
+            sent = self._flush(wait=True) and sent
         if not sent:
             self._collect()  # a close may be waiting to be reported
         elif not self._user_reads and not self._pump_active:
@@ -472,9 +488,14 @@ class Connection(EventEmitter):
 
     def _write(self, data: bytes) -> bool:
         """Write with the send lock held; a broken socket ends the connection (1006)."""
-        assert self._sock is not None
+        sock = self._sock
+        assert sock is not None
         try:
-            self._sock.sendall(data)
+            # send() first: it usually takes the whole frame, and gevent's
+            # sendall() costs an extra system call per call.
+            count = sock.send(data)
+            if count < len(data):
+                sock.sendall(memoryview(data)[count:])
         except OSError:
             self._abort(1006, "")
             return False
