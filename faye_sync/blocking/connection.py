@@ -53,6 +53,7 @@ CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 64  # messages a pump keeps before it stops reading (backpressure)
 _SMALL_WRITE = 8192  # what a reader or timer writes itself; more is a sender's to write
+_LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
 
 _live: weakref.WeakSet[Connection] = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -427,6 +428,7 @@ class Connection(EventEmitter):
             timer.cancel()
         if self._close_timer is not None:
             self._close_timer.cancel()
+        self._write_last_frames()
         self._shutdown()
         try:
             self.emit(Event("close", code=event.code, reason=event.reason))
@@ -435,6 +437,24 @@ class Connection(EventEmitter):
             # them finds its close listeners already run.
             self._closed_event = event
             self._arrival.set()
+
+    def _write_last_frames(self) -> None:
+        """Before the FIN: let a write in progress end and write a queued close frame.
+
+        Both peers may close at once: another thread may have taken our close
+        frame off the queue and not written it yet. Bounded, so a send stuck on
+        a peer that does not read cannot hold the close up.
+        """
+        if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
+            return
+        try:
+            with self._mutex:
+                chunks, self._pending = self._pending, []
+            if chunks and sum(map(len, chunks)) <= _SMALL_WRITE:
+                if self._backend.wait_writable(self._sock, 0):
+                    self._write(b"".join(chunks))
+        finally:
+            self._send_lock.release()
 
     def _shutdown(self) -> None:
         # shutdown, never close: the socket may belong to the WSGI server, and

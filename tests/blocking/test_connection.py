@@ -350,3 +350,28 @@ def test_echo_goes_out_before_a_failure_in_the_same_read(
     echo.join(WAIT)
     reason = b"Unrecognized frame opcode: 3"
     assert received == b"\x81\x05Hello" + bytes([0x88, 2 + len(reason)]) + b"\x03\xea" + reason
+
+
+def test_simultaneous_closes_never_lose_a_close_frame() -> None:
+    # Both peers close at once, each with a reader running: a close frame taken
+    # off the queue must still be written before the socket is shut down.
+    for _ in range(30):
+        a, b = socket.socketpair()
+        server, client = make(a, client=False), make(b, client=True)
+        seen = [events(server), events(client)]
+        readers = [in_thread(lambda c=c: list(c)) for c in (server, client)]
+        go = threading.Barrier(2)
+
+        def close(conn: Connection, code: int) -> None:
+            go.wait(WAIT)
+            conn.go_away(code, "bye")
+
+        closers = [in_thread(lambda: close(server, 4001)), in_thread(lambda: close(client, 4002))]
+        for thread in [*closers, *readers]:
+            thread.join(WAIT)
+        # Each side reports the peer's code, or its own when the peer answered
+        # it before closing itself: never 1006 (a close frame lost).
+        for side in seen:
+            assert side[-1] in (("close", (4001, "bye")), ("close", (4002, "bye"))), side
+        a.close()
+        b.close()
