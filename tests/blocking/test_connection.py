@@ -359,15 +359,13 @@ def test_simultaneous_closes_never_lose_a_close_frame() -> None:
         a, b = socket.socketpair()
         server, client = make(a, client=False), make(b, client=True)
         seen = [events(server), events(client)]
-        readers = [in_thread(lambda c=c: list(c)) for c in (server, client)]
         go = threading.Barrier(2)
-
-        def close(conn: Connection, code: int) -> None:
-            go.wait(WAIT)
-            conn.go_away(code, "bye")
-
-        closers = [in_thread(lambda: close(server, 4001)), in_thread(lambda: close(client, 4002))]
-        for thread in [*closers, *readers]:
+        threads = [in_thread(lambda c=c: list(c)) for c in (server, client)]
+        threads += [
+            in_thread(lambda c=c, code=code, go=go: (go.wait(WAIT), c.go_away(code, "bye")))
+            for c, code in ((server, 4001), (client, 4002))
+        ]
+        for thread in threads:
             thread.join(WAIT)
         # Each side reports the peer's code, or its own when the peer answered
         # it before closing itself: never 1006 (a close frame lost).
