@@ -127,7 +127,9 @@ def nonconflict(nonconflict_session: FakeSession) -> FakeExtension:
 
 class TestAdd:
     def test_accepts_a_valid_extension(self, ext: FakeExtension) -> None:
-        Extensions().add(ext)
+        extensions = Extensions()
+        extensions.add(ext)
+        assert extensions.generate_offer() == "deflate; mode=compress"
 
     def test_constructor_adds_in_order(
         self, ext: FakeExtension, nonconflict: FakeExtension
