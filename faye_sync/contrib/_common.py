@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from ..exceptions import HijackError
 from ..websocket import WebSocket
 
-__all__ = ["close_after_failure", "finish_session", "log_refusal"]
+__all__ = ["WEBSOCKET_OPTIONS", "close_after_failure", "finish_session", "log_refusal"]
+
+#: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
+WEBSOCKET_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(WebSocket).parameters.items()
+    if name not in ("environ", "start_response")
+    and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+)
 
 log = logging.getLogger("faye_sync.contrib")
 

@@ -54,7 +54,7 @@ from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
 from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import close_after_failure, finish_session, log_refusal
+from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
 
 __all__ = [
     "WebSocketResponse",
@@ -64,14 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
-WEBSOCKET_OPTIONS = frozenset(
-    name
-    for name, parameter in inspect.signature(WebSocket).parameters.items()
-    if name not in ("environ", "start_response")
-    and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-)
 
 WebSocketView = Callable[..., object]
 View = Callable[..., HttpResponse]

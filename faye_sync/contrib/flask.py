@@ -53,7 +53,7 @@ from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
 from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import close_after_failure, finish_session, log_refusal
+from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
 
 __all__ = ["CONFIG_KEY", "Sock", "WebSocketResponse", "event_source"]
 
@@ -61,14 +61,6 @@ log = logging.getLogger(__name__)
 
 #: ``app.config`` key holding WebSocket options for every route of that app.
 CONFIG_KEY = "FAYE_SYNC_OPTIONS"
-
-#: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
-WEBSOCKET_OPTIONS = frozenset(
-    name
-    for name, parameter in inspect.signature(WebSocket).parameters.items()
-    if name not in ("environ", "start_response")
-    and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-)
 
 WebSocketView = Callable[..., object]
 

@@ -578,10 +578,16 @@ class TestCodec:
 
     def test_close_releases_streams_and_is_idempotent(self) -> None:
         client_ext, server_ext = pair({}, {})
-        server_ext.process_incoming_message(client_ext.process_outgoing_message(text(b"x")))
+        message = server_ext.process_incoming_message(
+            client_ext.process_outgoing_message(text(b"x"))
+        )
+        assert message.data == b"x"
         server_ext.close()
-        server_ext.close()
+        server_ext.close()  # idempotent
         client_ext.close()
+        for extensions in (server_ext, client_ext):
+            for _, session in extensions._active:
+                assert session._deflate is None and session._inflate is None  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- max_length and bombs

@@ -418,10 +418,12 @@ class TestClose:
         client.close()
         assert nonconflict_session.calls[-1] == "close"
 
-    def test_closing_twice_is_harmless(self, client: Extensions) -> None:
+    def test_closing_twice_is_harmless(self, client: Extensions, session: FakeSession) -> None:
         client.activate("deflate")
         client.close()
-        client.close()
+        client.close()  # neither raises nor disturbs the session a second time
+        assert session.calls.count("close") >= 1
+        assert session.calls[-1] == "close"
 
 
 class TestValidFrameRsv:
