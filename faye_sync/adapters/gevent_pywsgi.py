@@ -10,7 +10,8 @@ pywsgi handler also sets ``environ["gunicorn.sock"]`` (note: ``.sock``, not
 After :meth:`Hijack.finish`, pywsgi's header write fails with ``EPIPE`` (in its
 ``ignored_socket_errors``), it marks the connection closed and its keep-alive loop
 ends, instead of reading frames as the next request (the ``Invalid http version``
-and never-closed connection flask-sock gets there).
+and never-closed connection flask-sock gets there); the reader, closed once drained,
+ends it too.
 """
 
 from __future__ import annotations
@@ -56,4 +57,10 @@ class GeventPyWSGIAdapter(Adapter):
         reader = buffered_reader_of(environ.get("wsgi.input"))
         if reader is None or socket_of(reader) is not sock:
             return b""
-        return drain_buffered_reader(reader, sock)
+        buffered = drain_buffered_reader(reader, sock)
+        # Closing the drained reader frees its 8 KiB buffer for as long as the
+        # WebSocket lives (a third of an idle connection's memory). The socket
+        # stays open (makefile counts its readers), and pywsgi, which checks
+        # ``rfile.closed`` after each response, then ends the connection.
+        reader.close()
+        return buffered

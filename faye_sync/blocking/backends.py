@@ -61,6 +61,10 @@ class Backend:
     def lock(self) -> Lock:
         raise NotImplementedError
 
+    def mutex(self) -> Lock:
+        """A lock for short sections that do no I/O (never held while blocking)."""
+        raise NotImplementedError
+
     def signal(self) -> Signal:
         raise NotImplementedError
 
@@ -146,6 +150,8 @@ class ThreadsBackend(Backend):
     def lock(self) -> Lock:
         return threading.Lock()
 
+    mutex = lock
+
     def signal(self) -> Signal:
         return threading.Event()
 
@@ -178,10 +184,20 @@ def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
 
 def _os_poll() -> Any:
     """The operating system's poll, even where gevent has patched ``select``."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("select"):
-        return monkey.get_original("select", "poll")()
-    return select.poll()
+    global _original_poll
+    if _original_poll is None:
+        monkey = sys.modules.get("gevent.monkey")
+        if monkey is not None and monkey.is_module_patched("select"):
+            _original_poll = monkey.get_original("select", "poll")
+        else:
+            # Not patched yet: this module's reference stays the original even if
+            # gevent patches select later.
+            _original_poll = _POLL_AT_IMPORT
+    return _original_poll()
+
+
+_POLL_AT_IMPORT = select.poll
+_original_poll: Any = None
 
 
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -206,6 +222,11 @@ class GeventBackend(Backend):
     def lock(self) -> Lock:
         semaphore: Lock = self._semaphore()
         return semaphore
+
+    def mutex(self) -> Lock:
+        # Greenlets switch only where they block, and a mutex section never
+        # blocks: no other greenlet can enter it, so there is nothing to lock.
+        return _NO_LOCK
 
     def signal(self) -> Signal:
         event: Signal = self._event()
@@ -247,6 +268,27 @@ class GeventBackend(Backend):
 
 class _Timeout(Exception):
     pass
+
+
+class _NoLock:
+    """A :class:`Lock` that never waits: for sections no other greenlet can enter."""
+
+    __slots__ = ()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+_NO_LOCK = _NoLock()
 
 
 class _GeventTimer:

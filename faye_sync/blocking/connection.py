@@ -34,14 +34,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
 from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
-from .backends import Backend, Timer
+from .backends import Backend, Signal, Timer
 from .emitter import Event, EventEmitter
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
@@ -94,6 +94,40 @@ class Connection(EventEmitter):
         close_timeout: seconds to wait for the peer's close frame.
     """
 
+    # Slots: a server holds thousands of idle connections, and a dict per instance
+    # (over 30 attributes, too many for a shared-key dict) cost 1.5 KiB each.
+    # Subclasses (WebSocket, Client) have a __dict__ again for users' attributes.
+    __slots__ = (
+        "__weakref__",
+        "_arrival",
+        "_awaiting_pong",
+        "_backend",
+        "_buffered",
+        "_close_timeout",
+        "_close_timer",
+        "_closed_event",
+        "_closing_reported",
+        "_error_reported",
+        "_messages",
+        "_mutex",
+        "_opened",
+        "_pending",
+        "_ping_callbacks",
+        "_ping_counter",
+        "_ping_interval",
+        "_ping_timeout",
+        "_protocol",
+        "_pump_active",
+        "_pump_done",
+        "_read_lock",
+        "_reader_wanted",
+        "_send_lock",
+        "_sock",
+        "_started",
+        "_timers",
+        "_user_reads",
+    )
+
     def __init__(
         self,
         sock: socket.socket | None,
@@ -110,18 +144,20 @@ class Connection(EventEmitter):
         self._protocol = protocol
         self._backend = backend
         self._buffered = buffered
-        self._mutex = backend.lock() if backend.name == "gevent" else threading.Lock()
+        self._mutex = backend.mutex()
         self._send_lock = backend.lock()
         self._read_lock = backend.lock()
-        self._arrival = backend.signal()  # a pump queued a message or stopped
-        self._messages: deque[str | bytes] = deque()
+        # Made when first needed: most connections never queue a message or pump.
+        self._messages: deque[str | bytes] | None = None  # for receive(), in order
+        self._arrival: Signal | None = None  # a pump queued a message or stopped
+        self._pump_done: Signal | None = None
         self._pending: list[bytes] = []  # frames made but not yet written, in order
-        self._ping_callbacks: dict[bytes, Callable[[], Any]] = {}
+        self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
         self._ping_counter = 0
         self._ping_interval = ping
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
-        self._timers: list[Timer] = []
+        self._timers: Sequence[Timer] = ()
         self._close_timer: Timer | None = None
         self._awaiting_pong = False
         self._started = False
@@ -131,7 +167,6 @@ class Connection(EventEmitter):
         self._closed_event: Close | None = None  # set once close has been dispatched
         self._user_reads = False
         self._pump_active = False
-        self._pump_done = backend.signal()
         self._reader_wanted = False
         if sock is not None:
             with _live_lock:
@@ -215,6 +250,8 @@ class Connection(EventEmitter):
         with self._mutex:
             sent = self._protocol.send_ping(payload)
             if sent and callback is not None:
+                if self._ping_callbacks is None:
+                    self._ping_callbacks = {}
                 self._ping_callbacks[payload] = callback
             self._pending_append(self._protocol.data_to_send())
         return self._flush(wait=True) and sent
@@ -277,15 +314,17 @@ class Connection(EventEmitter):
             TimeoutError: nothing arrived within ``timeout`` seconds.
             ConcurrencyError: another thread is already receiving.
         """
-        if self._messages:
-            return self._messages.popleft()
+        messages = self._messages
+        if messages:
+            return messages.popleft()
         if not self._started:
             self._start()
         self._user_reads = True
         deadline = None if timeout is None else self._now() + timeout
         while True:
-            if self._messages:
-                return self._messages.popleft()
+            messages = self._messages
+            if messages:
+                return messages.popleft()
             if self._closed_event is not None:
                 raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else deadline - self._now()
@@ -298,9 +337,11 @@ class Connection(EventEmitter):
                 finally:
                     self._read_lock.release()
             elif self._pump_active:
+                arrival = self._arrival
+                assert arrival is not None  # made before the pump started
                 self._reader_wanted = True
-                self._arrival.wait(_PUMP_POLL if remaining is None else min(remaining, _PUMP_POLL))
-                self._arrival.clear()
+                arrival.wait(_PUMP_POLL if remaining is None else min(remaining, _PUMP_POLL))
+                arrival.clear()
             else:
                 raise ConcurrencyError(
                     "receive() called while another thread or greenlet reads this "
@@ -326,7 +367,7 @@ class Connection(EventEmitter):
         self._user_reads = True  # from here on this thread is the reader
         while self._closed_event is None:
             if self._messages and not self.has_listeners("message"):
-                self._messages.clear()
+                self._messages = None
             if self._read_lock.acquire(timeout=_PUMP_POLL):
                 try:
                     if self._closed_event is None:
@@ -335,8 +376,8 @@ class Connection(EventEmitter):
                     self._read_lock.release()
             else:
                 self._reader_wanted = True  # a pump holds the socket: take it over
-        self._messages.clear()
-        if self._pump_active:
+        self._messages = None
+        if self._pump_active and self._pump_done is not None:
             # A pump left waiting on the socket must not outlive the request: the
             # server closes the socket once run() returns (libev aborts on a
             # watcher of a closed fd). It notices the close within one poll.
@@ -399,14 +440,17 @@ class Connection(EventEmitter):
             kind = type(event)
             if kind is Message:
                 if self.onmessage is None and not self._listeners.get("message"):
+                    if self._messages is None:
+                        self._messages = deque()
                     self._messages.append(event.data)
-                    if self._pump_active:
+                    if self._pump_active and self._arrival is not None:
                         self._arrival.set()
                 else:
                     self.emit(Event("message", data=event.data))
             elif kind is Pong:
                 self._awaiting_pong = False
-                callback = self._ping_callbacks.pop(event.data, None)
+                callbacks = self._ping_callbacks
+                callback = None if callbacks is None else callbacks.pop(event.data, None)
                 if callback is not None:
                     callback()
             elif kind is Close:
@@ -436,7 +480,8 @@ class Connection(EventEmitter):
             # Only now do the loops see the end: a handler that returns after
             # them finds its close listeners already run.
             self._closed_event = event
-            self._arrival.set()
+            if self._arrival is not None:
+                self._arrival.set()
 
     def _write_last_frames(self) -> None:
         """Before the FIN: let a write in progress end and write a queued close frame.
@@ -537,8 +582,11 @@ class Connection(EventEmitter):
     # Pump: a reader for handlers that only send.
 
     def _start_pump(self) -> None:
-        self._pump_active = True
+        if self._pump_done is None:
+            self._arrival = self._backend.signal()
+            self._pump_done = self._backend.signal()
         self._pump_done.clear()
+        self._pump_active = True
         self._backend.spawn(self._pump)
 
     def _pump(self) -> None:
@@ -550,7 +598,7 @@ class Connection(EventEmitter):
                     continue
                 try:
                     while self._closed_event is None and not self._reader_wanted:
-                        if len(self._messages) >= _HIGH_WATER:
+                        if self._messages is not None and len(self._messages) >= _HIGH_WATER:
                             backend.sleep(_PUMP_POLL)  # nobody consumes: let TCP push back
                         elif self._protocol.paused or backend.wait_readable(sock, _PUMP_POLL):
                             self._read(None)
@@ -562,8 +610,9 @@ class Connection(EventEmitter):
         finally:
             self._pump_active = False
             self._reader_wanted = False
-            self._arrival.set()
-            self._pump_done.set()
+            if self._arrival is not None and self._pump_done is not None:
+                self._arrival.set()
+                self._pump_done.set()
         if self._closed_event is None and self._protocol.state == CLOSED:
             self._process(b"", eof=True)
 

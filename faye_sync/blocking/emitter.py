@@ -32,6 +32,8 @@ class EventEmitter:
 
     EVENTS: tuple[str, ...] = ("open", "message", "error", "close")
 
+    __slots__ = ("_listeners", "onclose", "onerror", "onmessage", "onopen")
+
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
         self.onopen: Listener | None = None

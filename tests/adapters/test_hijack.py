@@ -138,7 +138,7 @@ def test_pipelined_bytes_are_recovered(connect: Any) -> None:
     peer.sock.sendall(b"info\n")
     peer.read_exactly(b"info\n")
     # From hijack.buffered, not from the socket: the server had read them already.
-    assert b"buffered=6\n" in peer.read_until(b"\n")
+    assert b"buffered=6 " in peer.read_until(b"\n")
 
 
 def test_socket_is_blocking_and_named(server: Server, connect: Any) -> None:
@@ -147,6 +147,21 @@ def test_socket_is_blocking_and_named(server: Server, connect: Any) -> None:
     peer.read_exactly(b"info\n")
     line = peer.read_until(b"\n").decode()
     assert f"server={SERVER_NAMES[server.kind]} timeout=None " in line
+
+
+def test_pywsgi_reader_is_closed_to_free_its_buffer(server: Server, connect: Any) -> None:
+    # Its 8 KiB buffer would otherwise stay for the life of every idle WebSocket.
+    peer = connect(pipelined=b"early\n")
+    peer.read_exactly(b"early\n")
+    peer.sock.sendall(b"info\n")
+    peer.read_exactly(b"info\n")
+    line = peer.read_until(b"\n").decode()
+    assert "buffered=6 " in line  # what it held was taken first
+    pywsgi = server.kind in ("gevent", "gunicorn-gevent_pywsgi")
+    assert ("reader_closed=True" in line) == pywsgi, line
+    peer.sock.sendall(b"bye\n")
+    peer.read_exactly(b"bye\nend\n")
+    assert peer.read_to_eof() == b""
 
 
 def test_finish_sends_eof_promptly_and_nothing_else(connect: Any) -> None:

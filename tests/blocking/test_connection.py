@@ -299,6 +299,26 @@ def test_gevent_backend_echo() -> None:
     b.close()
 
 
+def test_many_greenlets_sending_never_interleave() -> None:
+    # On gevent the frame layer is guarded by greenlets not switching inside it (the
+    # backend's mutex is a no-op); large frames make senders block and switch mid-write.
+    gevent = pytest.importorskip("gevent")
+    gevent_socket = pytest.importorskip("gevent.socket")
+
+    a, b = gevent_socket.socketpair()
+    backend = get_backend("gevent")
+    server = Connection(a, HybiProtocol(is_client=False), backend=backend)
+    client = Connection(b, HybiProtocol(is_client=True), backend=backend)
+    payloads = {f"{n:03d}:" + "x" * (n * 9973 % 300_000) for n in range(60)}
+    senders = [gevent.spawn(client.send, p) for p in payloads]
+    received = {server.receive(timeout=WAIT) for _ in payloads}
+    gevent.joinall(senders, timeout=WAIT)
+    assert received == payloads
+    assert all(sender.value is True for sender in senders)
+    a.close()
+    b.close()
+
+
 def test_frame_length_header_alone_fails_without_allocating(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
