@@ -20,7 +20,7 @@ after construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -34,24 +34,76 @@ from .protocol.base import FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
 from .protocol.hybi import MAX_LENGTH
 
-__all__ = ["WebSocket", "request_from_environ"]
+__all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
 
 StartResponse = Callable[..., Any]
 Origins = Sequence["str | re.Pattern[str] | None"]
 
 
+class EnvironHeaders(Mapping[str, str]):
+    """The ``HTTP_*`` headers of a WSGI environ by lower-case name, read when asked.
+
+    A handshake looks up a handful of headers: this saves copying all of environ.
+    """
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: Any = None) -> Any:
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        value = self._environ.get(key)
+        return default if value is None else str(value)
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[5:].replace("_", "-").lower() for key in self._environ if key[:5] == "HTTP_")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+# The environ keys of the headers a handshake reads.
+_ENVIRON_KEYS = {
+    name: "HTTP_" + name.upper().replace("-", "_")
+    for name in (
+        "connection",
+        "host",
+        "origin",
+        "sec-websocket-extensions",
+        "sec-websocket-key",
+        "sec-websocket-protocol",
+        "sec-websocket-version",
+        "upgrade",
+        "x-forwarded-proto",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+    )
+}
+
+# What quote() below leaves alone: a path made only of these needs no quoting.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
+
+
 def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
     """The upgrade request a WSGI server received, as the handshake sees it."""
-    headers = {
-        key[5:].replace("_", "-").lower(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
+    headers = EnvironHeaders(environ)
     secure = _is_secure(environ, headers)
     host = headers.get("host") or environ.get("SERVER_NAME", "")
-    path = quote(
-        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~"
-    )
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if not _PLAIN_PATH.fullmatch(path):
+        path = quote(path, safe="/;=,@:!$&'()*+~")
     query = environ.get("QUERY_STRING", "")
     target = path + (f"?{query}" if query else "")
     return Request(

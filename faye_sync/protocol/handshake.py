@@ -60,7 +60,7 @@ def check_header(name: str, value: str) -> None:
     """Refuse a header that would break the HTTP message (header injection)."""
     if not _TOKEN.fullmatch(name):
         raise ValueError(f"invalid HTTP header name: {name!r}")
-    if any(c in value for c in "\r\n\0"):
+    if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"HTTP header {name!r} holds CR, LF or NUL: {value!r}")
 
 
@@ -72,12 +72,17 @@ class HeaderList:
         self._names: set[str] = set()
 
     def set(self, name: str, value: str) -> None:
-        check_header(name, str(value))
+        value = str(value)
+        check_header(name, value)
+        self.add(name, value.strip())
+
+    def add(self, name: str, value: str) -> None:
+        """:meth:`set` for a name and value known to be valid (our own headers)."""
         lower = name.lower()
         if lower in self._names and lower not in _REPEATABLE:
             return
         self._names.add(lower)
-        self._items.append((name, str(value).strip()))
+        self._items.append((name, value))
 
     def update(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> None:
         if headers is None:
@@ -151,8 +156,10 @@ def is_websocket(method: str, connection: str | None, upgrade: str | None) -> bo
     """
     if method != "GET" or not connection or not upgrade:
         return False
-    tokens = {t.lower() for t in _COMMA.split(connection.strip())}
-    return "upgrade" in tokens and upgrade.strip().lower() == "websocket"
+    tokens = connection.lower()
+    if tokens != "upgrade" and "upgrade" not in (t.strip() for t in tokens.split(",")):
+        return False
+    return upgrade.strip().lower() == "websocket"
 
 
 def server_handshake(
@@ -198,9 +205,9 @@ def server_handshake(
 
     response = HeaderList()
     response.update(headers)
-    response.set("Upgrade", "websocket")
-    response.set("Connection", "Upgrade")
-    response.set("Sec-WebSocket-Accept", accept_key(key))
+    response.add("Upgrade", "websocket")
+    response.add("Connection", "Upgrade")
+    response.add("Sec-WebSocket-Accept", accept_key(key))
     if subprotocol:
         response.set("Sec-WebSocket-Protocol", subprotocol)
     if accepted:
