@@ -220,7 +220,8 @@ def main() -> int:
     parser.add_argument(
         "--server",
         default="faye-gevent",
-        choices=["faye-gevent", "faye-gthread", "faye-gevent-exp", "faye-eventsource"],
+        choices=[n for n, s in run.SERVERS.items() if s.cmd[0] == run.PY],
+        help="any Python server of run.py (peers too, to compare their profiles)",
     )
     parser.add_argument(
         "--workloads", help=f"default: {DEFAULT_WORKLOADS} (sse-100c for faye-eventsource)"

@@ -143,6 +143,13 @@ SERVERS: dict[str, Server] = {
             frozenset({"ws"}),
         ),
         Server(
+            "floor-pywsgi",
+            "raw upgrade on gevent.pywsgi, no library (handshake and memory floor)",
+            _script("floor_pywsgi.py"),
+            frozenset({"ws"}),
+            default=False,
+        ),
+        Server(
             "faye-gevent-exp",
             "faye_sync echo on gevent.pywsgi with suggested changes patched in (not by default)",
             _script("faye_gevent_experiments.py"),

@@ -212,10 +212,7 @@ class WebSocket(Connection):
         )
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
-        try:
-            sock.sendall(outcome.response)
-        except OSError:
-            self._abort(1006, "")
+        self._write(outcome.response)  # nobody else can write yet: no lock needed
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

@@ -172,7 +172,7 @@ class ThreadsBackend(Backend):
 
 
 def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
-    if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
+    if _has_pending(sock) and sock.pending():  # type: ignore[attr-defined]
         return True  # TLS records already decrypted and buffered
     fd = sock.fileno()
     if fd < 0:
@@ -180,6 +180,12 @@ def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
     poller = _os_poll()
     poller.register(fd, events)
     return bool(poller.poll(None if timeout is None else max(0.0, timeout) * 1000))
+
+
+def _has_pending(sock: socket.socket) -> bool:
+    # On the class: gevent's socket forwards unknown attributes, at the cost of an
+    # AttributeError raised and caught on every look-up.
+    return hasattr(type(sock), "pending")
 
 
 def _os_poll() -> Any:
@@ -241,7 +247,7 @@ class GeventBackend(Backend):
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
         if timeout == 0:
             return _poll(sock, _READABLE, 0)
-        if getattr(sock, "pending", None) and sock.pending():  # type: ignore[attr-defined]
+        if _has_pending(sock) and sock.pending():  # type: ignore[attr-defined]
             return True
         return self._wait(self._wait_read, sock, timeout)
 
