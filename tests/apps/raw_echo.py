@@ -4,7 +4,8 @@ The app takes the connection with :func:`faye_sync.adapters.hijack`, writes a fi
 ``101`` with ``sendall``, then echoes every byte it gets (first ``hijack.buffered``)
 until it has received the line ``bye``; it then writes ``end`` and returns
 ``hijack.finish(start_response)``. The line ``info`` is echoed and answered with a
-line describing the hijack (and whether the server's buffered reader was closed). Where hijacking is refused, the client gets the error's
+line describing the hijack (and whether the server's buffered reader was closed).
+Where hijacking is refused, the client gets the error's
 status and message as a plain-text response.
 """
 
