@@ -61,6 +61,7 @@ class Server:
     faye: bool = False
     optional: bool = False  # skipped (with a note) when unavailable
     default: bool = True  # in the run unless --servers names others
+    modes: frozenset[str] | None = None  # the loadgen modes it serves, if not all
 
     def command(self, port: int) -> list[str]:
         return [part.replace("{port}", str(port)) for part in self.cmd]
@@ -147,7 +148,7 @@ SERVERS: dict[str, Server] = {
             "raw upgrade on gevent.pywsgi, no library (handshake and memory floor)",
             _script("floor_pywsgi.py"),
             frozenset({"ws"}),
-            default=False,
+            modes=frozenset({"connect", "idle"}),  # its echo handles small frames only
         ),
         Server(
             "faye-gevent-exp",
@@ -495,7 +496,11 @@ class Results:
         return median([p.get(key) for p in self.points.get((server, work), [])])
 
     def served(self, work: Workload) -> list[Server]:
-        return [s for s in self.servers if work.kind in s.kinds]
+        return [
+            s
+            for s in self.servers
+            if work.kind in s.kinds and (s.modes is None or work.mode in s.modes)
+        ]
 
 
 def report(res: Results, faye: str = "faye-gevent") -> str:
