@@ -273,14 +273,24 @@ def test_buffered_bytes_are_parsed_first(pair: tuple[socket.socket, socket.socke
     assert server.receive(timeout=WAIT) == "hi"
 
 
-def test_gevent_backend_echo() -> None:
-    gevent = pytest.importorskip("gevent")
+@pytest.fixture
+def gevent_pair() -> Iterator[tuple[Connection, Connection]]:
+    """A server and a client connection over a gevent socket pair."""
     gevent_socket = pytest.importorskip("gevent.socket")
-
     a, b = gevent_socket.socketpair()
     backend = get_backend("gevent")
-    server = Connection(a, HybiProtocol(is_client=False), backend=backend)
-    client = Connection(b, HybiProtocol(is_client=True), backend=backend)
+    yield (
+        Connection(a, HybiProtocol(is_client=False), backend=backend),
+        Connection(b, HybiProtocol(is_client=True), backend=backend),
+    )
+    a.close()
+    b.close()
+
+
+def test_gevent_backend_echo(gevent_pair: tuple[Connection, Connection]) -> None:
+    import gevent
+
+    server, client = gevent_pair
 
     def echo() -> None:
         for message in server:
@@ -295,28 +305,22 @@ def test_gevent_backend_echo() -> None:
     worker.join(WAIT)
     assert results == [f"m{n}" for n in range(50)]
     assert worker.dead
-    a.close()
-    b.close()
 
 
-def test_many_greenlets_sending_never_interleave() -> None:
+def test_many_greenlets_sending_never_interleave(
+    gevent_pair: tuple[Connection, Connection],
+) -> None:
     # On gevent the frame layer is guarded by greenlets not switching inside it (the
     # backend's mutex is a no-op); large frames make senders block and switch mid-write.
-    gevent = pytest.importorskip("gevent")
-    gevent_socket = pytest.importorskip("gevent.socket")
+    import gevent
 
-    a, b = gevent_socket.socketpair()
-    backend = get_backend("gevent")
-    server = Connection(a, HybiProtocol(is_client=False), backend=backend)
-    client = Connection(b, HybiProtocol(is_client=True), backend=backend)
+    server, client = gevent_pair
     payloads = {f"{n:03d}:" + "x" * (n * 9973 % 300_000) for n in range(60)}
     senders = [gevent.spawn(client.send, p) for p in payloads]
     received = {server.receive(timeout=WAIT) for _ in payloads}
     gevent.joinall(senders, timeout=WAIT)
     assert received == payloads
     assert all(sender.value is True for sender in senders)
-    a.close()
-    b.close()
 
 
 def test_frame_length_header_alone_fails_without_allocating(
