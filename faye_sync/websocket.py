@@ -52,17 +52,14 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        key = _ENVIRON_KEYS.get(name)
-        if key is None:
-            key = "HTTP_" + name.upper().replace("-", "_")
-        value = self._environ.get(key)
+        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
         return default if value is None else str(value)
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name)
+        value: str | None = self.get(name)
         if value is None:
             raise KeyError(name)
-        return str(value)
+        return value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -73,24 +70,6 @@ class EnvironHeaders(Mapping[str, str]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-
-# The environ keys of the headers a handshake reads.
-_ENVIRON_KEYS = {
-    name: "HTTP_" + name.upper().replace("-", "_")
-    for name in (
-        "connection",
-        "host",
-        "origin",
-        "sec-websocket-extensions",
-        "sec-websocket-key",
-        "sec-websocket-protocol",
-        "sec-websocket-version",
-        "upgrade",
-        "x-forwarded-proto",
-        "x-forwarded-scheme",
-        "x-forwarded-ssl",
-    )
-}
 
 # What quote() below leaves alone: a path made only of these needs no quoting.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")

@@ -1,0 +1,74 @@
+"""The upgrade request as the server handshake reads it from a WSGI environ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from faye_sync.websocket import EnvironHeaders, request_from_environ
+
+
+def environ(**extra: Any) -> dict[str, Any]:
+    base = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/chat",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "example.org",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "CONTENT_TYPE": "text/plain",
+        "HTTP_HOST": "example.org:8000",
+        "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==",
+        "HTTP_X_CUSTOM_THING": "1",
+    }
+    base.update(extra)
+    return base
+
+
+def test_headers_are_read_by_lower_case_name() -> None:
+    headers = EnvironHeaders(environ())
+    assert headers.get("sec-websocket-key") == "dGhlIHNhbXBsZSBub25jZQ=="
+    assert headers["host"] == "example.org:8000"
+    assert headers.get("origin") is None and headers.get("origin", "-") == "-"
+    assert "x-custom-thing" in headers and "origin" not in headers
+    with pytest.raises(KeyError):
+        headers["origin"]
+    # Only the HTTP_* keys are headers, as the server received them.
+    assert sorted(headers) == ["host", "sec-websocket-key", "x-custom-thing"]
+    assert len(headers) == 3
+    assert dict(headers)["x-custom-thing"] == "1"
+
+
+PLAIN_PATH = "/a;b=c,d@e:f!g$h&i'(j)*k+l~m.n_o-p"
+
+
+@pytest.mark.parametrize(
+    ("extra", "url", "target"),
+    [
+        ({}, "ws://example.org:8000/chat", "/chat"),
+        (
+            {"QUERY_STRING": "room=1&x=%20"},
+            "ws://example.org:8000/chat?room=1&x=%20",
+            "/chat?room=1&x=%20",
+        ),
+        ({"wsgi.url_scheme": "https"}, "wss://example.org:8000/chat", "/chat"),
+        ({"HTTP_X_FORWARDED_PROTO": "https"}, "wss://example.org:8000/chat", "/chat"),
+        ({"HTTP_X_FORWARDED_SSL": "on"}, "wss://example.org:8000/chat", "/chat"),
+        ({"HTTP_HOST": ""}, "ws://example.org/chat", "/chat"),
+        # WSGI paths are decoded: what is not plain is quoted again, a plain one kept.
+        (
+            {"SCRIPT_NAME": "/app", "PATH_INFO": "/a b/ü"},
+            "ws://example.org:8000/app/a%20b/%C3%BC",
+            "/app/a%20b/%C3%BC",
+        ),
+        ({"PATH_INFO": PLAIN_PATH}, f"ws://example.org:8000{PLAIN_PATH}", PLAIN_PATH),
+    ],
+)
+def test_url_and_target(extra: dict[str, Any], url: str, target: str) -> None:
+    request = request_from_environ(environ(**extra))
+    assert request.target == target
+    assert request.url == url
+    assert request.method == "GET"
+    assert request.http_version == "HTTP/1.1"
