@@ -19,7 +19,18 @@ How it runs:
   wait is a blocking one (a gevent ``Event`` under gevent), so the iterating
   greenlet always yields to the hub and never starves the other clients.
 * ``send``, ``ping`` and ``close`` may be called from any thread or greenlet:
-  they append to a queue under a lock and wake the iterator.
+  they append to a queue under a lock and wake the iterator. They never block.
+* What is buffered is bounded in bytes (``max_buffered``): the queue plus the
+  chunk the server is still writing. The server's write is what blocks when a
+  client does not read (no server tested has a write timeout: gevent.pywsgi,
+  gunicorn's gthread, werkzeug and wsgiref block in ``sendall`` for as long as
+  the client keeps its window shut), so the queue is what grows behind it. A
+  send that would go over ends the stream after what is queued and returns
+  False; the browser reconnects and resumes from its ``Last-Event-ID``.
+* A stream that ends with bytes still buffered (``close()`` or an overflow)
+  gives the client two ping intervals without progress to take them; then its
+  connection is shut down, which makes the server's blocked write fail and
+  release the request. A client that leaves drops whatever was queued for it.
 * A client that leaves is noticed when a write fails (the server then calls the
   iterable's ``close()``) and, so that it is noticed within one ping interval
   rather than two (the first write after a FIN still succeeds), by a
@@ -46,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from wsgiref.util import request_uri
 
-from .blocking.backends import Backend, Signal, detect_backend
+from .blocking.backends import Backend, Signal, Timer, detect_backend
 from .protocol import sse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
@@ -114,11 +125,18 @@ class EventSource:
         ping: seconds between keep-alive comments ``:``. None or 0 mean 10, as
             in faye's Node version: the ping is always on, because a periodic
             write is how a WSGI application learns that its client has gone.
+        max_buffered: the most bytes held for the client (see
+            :attr:`buffered_amount`); default 1 MiB, None for no limit (faye).
+            A ``send`` that would go over it closes the stream and returns
+            False. One event larger than the limit is still sent when nothing
+            else is buffered.
 
     Raises:
-        ValueError: a header is unsafe (CR, LF or NUL, a hop-by-hop name), or
-            ``retry``/``ping`` is negative or not finite.
-        TypeError: an unknown option, or ``retry``/``ping`` is not a number.
+        ValueError: a header is unsafe (CR, LF or NUL, a hop-by-hop name),
+            ``retry``/``ping`` is negative or not finite, or ``max_buffered``
+            is not positive.
+        TypeError: an unknown option, or ``retry``/``ping``/``max_buffered``
+            is not a number.
     """
 
     CONNECTING: ClassVar[int] = 0
@@ -138,9 +156,11 @@ class EventSource:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         retry: float | None = None,
         ping: float | None = None,
+        max_buffered: int | None = sse.DEFAULT_MAX_BUFFERED,
     ) -> None:
         self._preamble = sse.encode_retry(sse.DEFAULT_RETRY if retry is None else retry)
         self._ping = _ping_interval(ping)
+        self._max_buffered = _byte_limit(max_buffered)
         self.status = "200 OK"
         self.headers = sse.response_headers(headers)
         self._environ = environ
@@ -155,8 +175,15 @@ class EventSource:
         self._wakeup: Signal = self._backend.signal()  # something to write, or closing
         self._closed: Signal = self._backend.signal()  # for wait_closed()
         self._queue: list[bytes] = []
+        self._queued = 0  # bytes in _queue
+        self._in_flight = 0  # bytes of the chunk the server is writing
         self._closing = False
         self._producers: list[Callable[[], object]] = []
+        # Set by the response: when the server last came back for a chunk, and
+        # whether it has let the response go (finished or closed it).
+        self._progress_at = 0.0
+        self._released = False
+        self._drain_timer: Timer | None = None
 
         # eventlet holds writes under 4096 bytes until the response ends unless
         # told otherwise (observed: four events all arrived at the end).
@@ -194,6 +221,15 @@ class EventSource:
                 pass
         return sse.parse_last_event_id(header, self._environ.get("QUERY_STRING"))
 
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued or being written, not yet taken by the client (faye's ``bufferedAmount``).
+
+        A chunk handed to the server counts until the server comes back for the
+        next one, which is when its write has finished.
+        """
+        return self._queued + self._in_flight
+
     # -- faye's API -------------------------------------------------------
 
     def send(self, data: object, *, event: str | None = None, id: str | int | None = None) -> bool:
@@ -207,7 +243,11 @@ class EventSource:
                 when it reconnects.
 
         Returns:
-            True if queued, False once the stream has closed (faye's result).
+            True if queued. False once the stream has closed (faye's result),
+            or when this event would take :attr:`buffered_amount` over
+            ``max_buffered``: the stream is then closed, its queue still goes
+            out, and the client resumes after the last id it received. The
+            producer should stop, as after any close.
 
         Raises:
             ValueError: ``event`` or ``id`` holds CR, LF or NUL.
@@ -218,7 +258,8 @@ class EventSource:
         """Queue a keep-alive comment now, besides the periodic ones.
 
         Returns:
-            True if queued, False once the stream has closed.
+            True if queued, False once the stream has closed (or is full, as
+            for :meth:`send`).
         """
         return self._enqueue(sse.PING)
 
@@ -230,6 +271,7 @@ class EventSource:
         """
         if not self._mark_closed():
             return False
+        self._watch_drain()
         self._dispatch("close")
         return True
 
@@ -300,9 +342,37 @@ class EventSource:
         with self._lock:
             if self._closing:
                 return False
-            self._queue.append(chunk)
+            buffered = self._queued + self._in_flight
+            limit = self._max_buffered
+            if limit is not None and buffered and buffered + len(chunk) > limit:
+                # Closed under the same lock: no later event may get in ahead of
+                # this one, or the client would resume past it.
+                self._close_locked()
+            else:
+                self._queue.append(chunk)
+                self._queued += len(chunk)
+                chunk = b""
+        if chunk:
+            self._overflow(buffered, len(chunk))
+            return False
         self._wakeup.set()
         return True
+
+    def _overflow(self, buffered: int, size: int) -> None:
+        logger.warning(
+            "EventSource %s: the client is not reading: %d bytes buffered, %d more would "
+            "exceed max_buffered=%d; ending the stream (the client resumes from its "
+            "Last-Event-ID)",
+            self.url,
+            buffered,
+            size,
+            self._max_buffered,
+        )
+        self._signal_closed()
+        self._watch_drain()
+        # The caller may be a publisher fanning out to many streams: the close
+        # listeners run in a task of their own, not in its send().
+        self._backend.spawn(lambda: self._dispatch("close"))
 
     def _take(self) -> tuple[bytes, bool]:
         """Everything queued, and whether the stream is closing."""
@@ -312,18 +382,58 @@ class EventSource:
             self._wakeup.clear()
             chunk = b"".join(self._queue)
             self._queue.clear()
+            self._queued = 0
+            self._in_flight = len(chunk)
             return chunk, self._closing
 
     def _mark_closed(self) -> bool:
         with self._lock:
-            if self.ready_state == self.CLOSED:
+            if not self._close_locked():
                 return False
-            self.ready_state = self.CLOSED
-            self._closing = True
-            self._producers.clear()
+        self._signal_closed()
+        return True
+
+    def _close_locked(self) -> bool:
+        if self.ready_state == self.CLOSED:
+            return False
+        self.ready_state = self.CLOSED
+        self._closing = True
+        self._producers.clear()
+        return True
+
+    def _signal_closed(self) -> None:
         self._wakeup.set()
         self._closed.set()
-        return True
+
+    def _watch_drain(self) -> None:
+        """Bound how long a closing stream may wait on a client that does not read."""
+        if self._socket is not None and self._progress_at and self.buffered_amount:
+            self._drain_timer = self._backend.call_later(2 * self._ping, self._check_drain)
+
+    def _check_drain(self) -> None:
+        """Shut the connection down if the server's write made no progress for 2 pings.
+
+        Runs on the timer service: it must not block, and shutdown() does not.
+        """
+        if self._released:
+            return
+        idle = time.monotonic() - self._progress_at
+        if idle < 2 * self._ping:
+            self._drain_timer = self._backend.call_later(2 * self._ping - idle, self._check_drain)
+            return
+        logger.info(
+            "EventSource %s: the client took nothing for %g s; shutting its connection down",
+            self.url,
+            idle,
+        )
+        # gevent's own shutdown() cancels the write waiting on the socket with
+        # an error pywsgi logs as a traceback; the system call underneath makes
+        # that write fail as any broken connection does.
+        sock = getattr(self._socket, "_sock", self._socket)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError, ValueError, TypeError):
+            pass  # already closed, or a socket that refuses: the server's own limits apply
 
     def _open(self) -> None:
         with self._lock:
@@ -336,7 +446,19 @@ class EventSource:
             self._backend.spawn(run)
 
     def _finish(self) -> None:
-        """The stream is over from the server's side (it ended, or the client left)."""
+        """The stream is over from the server's side (it ended, or the client left).
+
+        Whatever is still queued is dropped: no one will read it, and the
+        response may stay referenced (a producer still holding the
+        EventSource, or a reference cycle awaiting the garbage collector).
+        """
+        with self._lock:
+            self._released = True
+            self._queue.clear()
+            self._queued = self._in_flight = 0
+            timer, self._drain_timer = self._drain_timer, None
+        if timer is not None:
+            timer.cancel()
         if self._mark_closed():
             self._dispatch("close")
 
@@ -408,6 +530,9 @@ class _Response:
         es = self._es
         if self._done:
             raise StopIteration
+        # The server is back: the chunk it was given has been written.
+        es._progress_at = time.monotonic()
+        es._in_flight = 0
         if not self._started:
             self._started = True
             es._open()
@@ -424,6 +549,7 @@ class _Response:
                 if es._peer_gone():
                     self._end()
                 chunk += sse.PING
+                es._in_flight = len(chunk)
             if chunk:
                 return chunk
             if closing:
@@ -449,6 +575,16 @@ def _ping_interval(ping: float | None) -> float:
     if not math.isfinite(ping) or ping < 0:
         raise ValueError(f"ping must be a finite number of seconds > 0, not {ping!r}")
     return float(ping)
+
+
+def _byte_limit(limit: int | None) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"max_buffered must be a number of bytes or None, not {limit!r}")
+    if limit <= 0:
+        raise ValueError(f"max_buffered must be > 0 bytes or None, not {limit!r}")
+    return limit
 
 
 def _waitress_check(environ: Mapping[str, Any]) -> Callable[[], bool] | None:

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs
 
 __all__ = [
     "CONTENT_TYPE",
+    "DEFAULT_MAX_BUFFERED",
     "DEFAULT_PING",
     "DEFAULT_RETRY",
     "EVENT_STREAM",
@@ -54,6 +55,13 @@ DEFAULT_RETRY = 5
 
 DEFAULT_PING = 10
 """Seconds between keep-alive comments (faye Node's ``DEFAULT_PING``)."""
+
+DEFAULT_MAX_BUFFERED = 1024 * 1024
+"""Bytes an EventSource holds for a client that does not read before it ends the stream.
+
+1 MiB: thousands of ordinary events, and the ``max_length`` the websockets package
+chooses for one message. faye has no limit.
+"""
 
 PING = b":\r\n\r\n"
 """faye's ping: an empty comment, which every client ignores."""
