@@ -15,10 +15,14 @@ faye has no such client; this one behaves as a browser's ``EventSource`` does::
   event is delivered as soon as its blank line is in.
 * When the stream drops (end of the body, a reset, a broken chunk, or no byte
   for ``timeout`` seconds: a live server pings), the client waits the
-  reconnection time (``retry``, or the server's ``retry:`` field) and
-  reconnects with ``Last-Event-ID``. Attempts that fail before a response
-  arrives back off exponentially up to ``max_retry_delay``; after
-  ``max_retries`` retries in a row the client gives up with a
+  reconnection time (``retry``, or the server's ``retry:`` field, at most
+  :data:`MAX_RECONNECTION_TIME` seconds) and reconnects with ``Last-Event-ID``.
+* Every attempt that delivered no event, whether it failed before a response
+  or got one and ended, backs off: the wait doubles from the reconnection time
+  (at least 0.1 s) up to ``max_retry_delay``, with random jitter (between half
+  and all of it), so a server that answers ``retry: 0`` and closes is not
+  hammered. The first event resets it. After ``max_retries`` failures before a
+  response in a row the client gives up with a
   :class:`~faye_sync.exceptions.NetworkError` chained to the last failure.
 * A response that is not ``200`` with ``Content-Type: text/event-stream`` (a
   ``204 No Content`` included: it is how a server says "stop") ends the
@@ -41,6 +45,7 @@ import base64
 import contextlib
 import logging
 import math
+import random
 import socket
 import ssl
 import threading
@@ -68,6 +73,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EventSourceClient",
     "EventTooLargeError",
+    "MAX_RECONNECTION_TIME",
     "ServerSentEvent",
 ]
 
@@ -84,14 +90,21 @@ that ping (faye every 10 s, sse-starlette every 15 s) are well within it.
 """
 
 DEFAULT_MAX_RETRY_DELAY = 30.0
-"""The longest wait between failed attempts, unless the server's ``retry`` is longer."""
+"""The longest backoff between attempts that delivered nothing, unless ``retry`` is longer."""
+
+MAX_RECONNECTION_TIME = 3600.0
+"""The longest reconnection time, in seconds: a server's larger ``retry:`` is cut to it.
+
+The standard sets no limit; a value the platform's clock cannot wait for (``retry:
+99999999999999999``) must not stop the client, and an hour is far beyond any real use.
+"""
 
 DEFAULT_MAX_RETRIES = 5
 """Consecutive failed attempts before giving up: about 75 s with the default ``retry``."""
 
 EVENT_STREAM = "text/event-stream"
 _RECV_SIZE = 64 * 1024
-# A server may ask for "retry: 0"; failed attempts still wait at least this long.
+# A server may ask for "retry: 0"; attempts that deliver nothing still wait at least this long.
 _MIN_BACKOFF = 0.1
 # Request headers the client manages itself or that would give the GET a body.
 _REFUSED_HEADERS = {
@@ -101,12 +114,14 @@ _REFUSED_HEADERS = {
 }
 
 
-def _seconds(name: str, value: float, *, allow_zero: bool) -> float:
+def _seconds(name: str, value: float, *, allow_zero: bool, most: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {value!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         least = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number of seconds {least}, not {value!r}")
+    if value > most:
+        raise ValueError(f"{name} must be at most {most:g} seconds, not {value!r}")
     return float(value)
 
 
@@ -138,7 +153,7 @@ class EventSourceClient:
         last_event_id: the id to resume after; sent as ``Last-Event-ID`` on the
             first request when not empty.
         retry: seconds to wait before reconnecting, until the server sends a
-            ``retry:`` field of its own.
+            ``retry:`` field of its own; at most :data:`MAX_RECONNECTION_TIME`.
         timeout: seconds allowed for each blocking step: connecting (proxy and
             TLS included), the response head, and every read of the body. A
             stream silent for longer is taken as dead and reconnected.
@@ -151,8 +166,9 @@ class EventSourceClient:
             for ever, as a browser does. Any response resets the count. A
             certificate that fails verification, a proxy's 403/407 and a response
             that is not HTTP are not retried.
-        max_retry_delay: the ceiling of the exponential backoff between failed
-            attempts, in seconds (a longer ``retry`` from the server is honoured).
+        max_retry_delay: the ceiling of the exponential backoff between attempts
+            that delivered no event, in seconds (a longer ``retry`` is honoured);
+            at most :data:`MAX_RECONNECTION_TIME`.
         proxy: as for the WebSocket client: ``None`` reads ``HTTP(S)_PROXY`` and
             ``NO_PROXY``, ``False`` connects directly, an origin URL or
             ``{"origin", "headers", "tls"}`` names an HTTP ``CONNECT`` proxy.
@@ -200,9 +216,11 @@ class EventSourceClient:
         if any(c in last_event_id for c in "\r\n\0"):
             raise ValueError(f"last_event_id may not hold CR, LF or NUL: {last_event_id!r}")
         self.last_event_id = last_event_id
-        self.retry = _seconds("retry", retry, allow_zero=True)
+        self.retry = _seconds("retry", retry, allow_zero=True, most=MAX_RECONNECTION_TIME)
         self.timeout = _seconds("timeout", timeout, allow_zero=False)
-        self.max_retry_delay = _seconds("max_retry_delay", max_retry_delay, allow_zero=True)
+        self.max_retry_delay = _seconds(
+            "max_retry_delay", max_retry_delay, allow_zero=True, most=MAX_RECONNECTION_TIME
+        )
         if max_event_size is not None and max_event_size <= 0:
             raise ValueError(f"max_event_size must be positive or None, not {max_event_size!r}")
         self.max_event_size = max_event_size
@@ -224,6 +242,7 @@ class EventSourceClient:
         self._sock: socket.socket | None = None
         self._reading = threading.Lock()  # one thread inside next() at a time
         self._events: Generator[ServerSentEvent, None, None] | None = None
+        self._delivered = 0  # events delivered so far: an attempt that adds none backs off
 
     # -- public API
 
@@ -342,7 +361,8 @@ class EventSourceClient:
     # -- the connection loop
 
     def _run(self) -> Generator[ServerSentEvent, None, None]:
-        failures = 0
+        failures = 0  # attempts in a row that failed before a response (max_retries)
+        fruitless = 0  # attempts in a row that delivered no event (the backoff)
         last_error: Exception | None = None
         try:
             while not self._closed.is_set():
@@ -352,15 +372,18 @@ class EventSourceClient:
                     if not _is_transient(exc):
                         raise
                     failures, why, last_error = failures + 1, str(exc), exc
+                    fruitless += 1
                 else:
                     if opened is None:
                         return  # closed while connecting
                     failures = 0
                     sock, conn, leftover = opened
+                    delivered = self._delivered
                     try:
                         why = yield from self._read(sock, conn, leftover)
                     finally:
                         self._release(sock)
+                    fruitless = 0 if self._delivered > delivered else fruitless + 1
                 if self._closed.is_set():
                     return
                 if failures and self.max_retries is not None and failures > self.max_retries:
@@ -369,7 +392,7 @@ class EventSourceClient:
                         f"attempts; last error: {why}",
                         url=self._safe_url,
                     ) from last_error
-                delay = self._delay(failures)
+                delay = self._delay(fruitless)
                 log = logger.warning if failures else logger.info
                 log("EventSource %s: %s; reconnecting in %.3g s", self._safe_url, why, delay)
                 if self._closed.wait(delay):
@@ -377,12 +400,15 @@ class EventSourceClient:
         finally:
             self._closed.set()
 
-    def _delay(self, failures: int) -> float:
-        if failures == 0:
+    def _delay(self, fruitless: int) -> float:
+        """The wait before the next attempt, after ``fruitless`` attempts without an event."""
+        if fruitless == 0:
             return self.retry  # the standard's reconnection time, as it stands
         base = max(self.retry, _MIN_BACKOFF)
         ceiling = max(self.retry, self.max_retry_delay)
-        return float(min(base * 2 ** min(failures - 1, 32), ceiling))
+        backoff = min(base * 2 ** min(fruitless - 1, 32), ceiling)
+        # Jitter: clients that lost the same server do not all come back at once.
+        return float(backoff * random.uniform(0.5, 1.0))
 
     def _open(self) -> tuple[socket.socket, h11.Connection, bytes] | None:
         """Connect and read a valid response head; ``None`` if closed meanwhile.
@@ -473,11 +499,12 @@ class EventSourceClient:
                 except EventTooLargeError as exc:
                     error = exc
                 if parser.retry is not None:
-                    self.retry = parser.retry / 1000
+                    self.retry = min(parser.retry / 1000, MAX_RECONNECTION_TIME)
                 for sse in parser.events_received():
                     if self._closed.is_set():
                         return "closed"
                     self.last_event_id = sse.id
+                    self._delivered += 1
                     yield sse
                 self.last_event_id = parser.last_event_id
                 if error is not None:

@@ -23,7 +23,11 @@ from typing import Any
 import pytest
 import trustme
 
-from faye_sync.eventsource_client import EventSourceClient, ServerSentEvent
+from faye_sync.eventsource_client import (
+    MAX_RECONNECTION_TIME,
+    EventSourceClient,
+    ServerSentEvent,
+)
 from faye_sync.exceptions import ConcurrencyError, HandshakeError, NetworkError
 from faye_sync.protocol.sse_parser import EventTooLargeError
 from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
@@ -207,14 +211,68 @@ def test_a_refused_connection_is_retried_then_given_up() -> None:
     assert list(client) == []
 
 
-def test_backoff_doubles_up_to_the_ceiling() -> None:
+def test_backoff_doubles_up_to_the_ceiling_with_jitter() -> None:
     client = EventSourceClient("http://127.0.0.1/", retry=1, max_retry_delay=5)
-    assert [client._delay(n) for n in range(6)] == [1, 1, 2, 4, 5, 5]
+    assert client._delay(0) == 1  # after a stream that delivered: the plain retry
+    for n, backoff in [(1, 1), (2, 2), (3, 4), (4, 5), (5, 5), (10_000, 5)]:
+        delays = {client._delay(n) for _ in range(50)}
+        assert all(backoff / 2 <= delay <= backoff for delay in delays), (n, delays)
+        assert len(delays) > 1  # jittered: clients do not all come back at once
     client.retry = 60  # a server's longer retry is honoured
-    assert client._delay(3) == 60
+    assert 30 <= client._delay(3) <= 60
     client.retry = 0
-    assert client._delay(0) == 0 and client._delay(1) == 0.1  # never a busy loop
-    assert client._delay(10_000) == 5
+    assert client._delay(0) == 0 and 0.05 <= client._delay(1) <= 0.1  # never a busy loop
+
+
+def test_retry_zero_and_no_event_backs_off(app_server: Server) -> None:
+    """Before: a server answering "retry: 0" and closing got thousands of requests a second."""
+    name = uuid.uuid4().hex
+    client = EventSourceClient(
+        url_of(app_server, f"/quiet?name={name}&retry=0"), proxy=False, max_retries=None
+    )
+    reader = Reader(client)
+    time.sleep(3)
+    client.close()
+    reader.join()
+    assert reader.error is None and reader.events == []
+    # 0.1 s doubling with jitter: at most 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 1.6 in 3 s.
+    assert 2 <= len(seen(app_server, name)) <= 8
+
+
+def test_each_event_resets_the_backoff(app_server: Server) -> None:
+    """Ten connections of one event each, with "retry: 0": no waiting between them."""
+    name = uuid.uuid4().hex
+    url = url_of(app_server, f"/quiet?name={name}&retry=0&events=1")
+    with EventSourceClient(url, proxy=False) as client:
+        assert [e.data for e in take(client, 10)] == [f"quiet {n}" for n in range(1, 11)]
+    assert seen(app_server, name)[:10] == [None, *map(str, range(1, 10))]
+
+
+def test_a_huge_retry_is_capped_not_fatal(app_server: Server) -> None:
+    """Before: "retry: 99999999999999999" raised OverflowError out of the iteration."""
+    name = uuid.uuid4().hex
+    url = url_of(app_server, f"/quiet?name={name}&retry=99999999999999999&events=1")
+    client = EventSourceClient(url, proxy=False)
+    reader = Reader(client)
+    wait_until(lambda: len(reader.events) == 1)
+    time.sleep(0.2)  # the stream has ended: waiting an hour
+    assert reader.error is None, reader.error
+    assert client.retry == MAX_RECONNECTION_TIME
+    client.close()
+    assert reader.join() < 1.0
+    assert reader.error is None
+    assert seen(app_server, name) == [None]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "abc", "-1", "1e3", "1.5", "%205", "5%20", "%D9%A3", "%C2%B2", "0x10"]
+)
+def test_a_retry_that_is_not_ascii_digits_is_ignored(app_server: Server, value: str) -> None:
+    name = uuid.uuid4().hex
+    url = url_of(app_server, f"/quiet?name={name}&retry={value}&events=2")
+    with EventSourceClient(url, proxy=False, retry=0.25) as client:
+        assert len(take(client, 2)) == 2
+        assert client.retry == 0.25
 
 
 # -- refusals: no reconnection ----------------------------------------------------------------
@@ -435,6 +493,8 @@ def test_through_tinyproxy(app_server: Server, tmp_path: Path) -> None:
         ("http://h/", {"last_event_id": "1\n2"}, ValueError, "CR, LF or NUL"),
         ("http://h/", {"retry": -1}, ValueError, "retry must be"),
         ("http://h/", {"retry": "1"}, TypeError, "retry must be"),
+        ("http://h/", {"retry": 3601}, ValueError, "retry must be at most 3600 seconds"),
+        ("http://h/", {"max_retry_delay": 1e300}, ValueError, "max_retry_delay must be at most"),
         ("http://h/", {"timeout": 0}, ValueError, "timeout must be"),
         ("http://h/", {"max_event_size": 0}, ValueError, "max_event_size"),
         ("http://h/", {"max_retries": -1}, ValueError, "max_retries"),

@@ -5,8 +5,11 @@
   ``Last-Event-ID``, then the end of the response; ``retry: R`` seconds first.
 * ``/silent?name=N``: an event stream that sends only its ``retry:`` line and
   then nothing (its ping is a minute away).
-* ``/log?name=N``: the ``Last-Event-ID`` header of every request to ``/drop``
-  or ``/silent`` with that name, in order, as JSON (``null`` when absent).
+* ``/quiet?name=N&retry=R&events=K``: ``retry: R`` (written as given: any
+  text), then K events (ids following ``Last-Event-ID``), then the end of the
+  response, at once.
+* ``/log?name=N``: the ``Last-Event-ID`` header of every request to ``/drop``,
+  ``/silent`` or ``/quiet`` with that name, in order, as JSON (``null`` when absent).
 * ``/big?size=S``: an event ``small``, then one whose data is S bytes.
 * ``/raw``: a hand-written stream (BOM, every line ending, a comment, a
   multi-byte character) sent in awkward pieces with pauses, then the end.
@@ -45,7 +48,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     if path == "/events":
         return clock.app(environ, start_response)
-    if path in ("/drop", "/silent"):
+    if path in ("/drop", "/silent", "/quiet"):
         with _lock:
             _seen.setdefault(query["name"], []).append(environ.get("HTTP_LAST_EVENT_ID"))
     if path == "/drop":
@@ -56,6 +59,16 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
             es.send(f"drop {n}", id=n)
         es.close()
         return es.response
+    if path == "/quiet":
+        last = environ.get("HTTP_LAST_EVENT_ID") or "0"
+        first = int(last) + 1 if last.isdigit() else 1
+        events = range(first, first + int(query.get("events", "0")))
+        raw = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        body = f"retry: {raw.get('retry', ['0'])[0]}\n\n" + "".join(
+            f"id: {n}\ndata: quiet {n}\n\n" for n in events
+        )
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return [body.encode()]
     if path == "/silent":
         return EventSource(environ, start_response, retry=0.05, ping=60).response
     if path == "/log":
