@@ -100,7 +100,7 @@ The standard sets no limit; a value the platform's clock cannot wait for (``retr
 """
 
 DEFAULT_MAX_RETRIES = 5
-"""Consecutive failed attempts before giving up: about 75 s with the default ``retry``."""
+"""Consecutive failed attempts before giving up: 40 to 75 s with the default ``retry``."""
 
 EVENT_STREAM = "text/event-stream"
 _RECV_SIZE = 64 * 1024
@@ -405,7 +405,7 @@ class EventSourceClient:
         if fruitless == 0:
             return self.retry  # the standard's reconnection time, as it stands
         base = max(self.retry, _MIN_BACKOFF)
-        ceiling = max(self.retry, self.max_retry_delay)
+        ceiling = max(base, self.max_retry_delay)
         backoff = min(base * 2 ** min(fruitless - 1, 32), ceiling)
         # Jitter: clients that lost the same server do not all come back at once.
         return float(backoff * random.uniform(0.5, 1.0))
