@@ -191,7 +191,27 @@ class WebSocket(Connection):
         )
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
-        self._write(outcome.response)  # nobody else can write yet: no lock needed
+        # The 101 waits for the first use of the socket (or accept()), behind the
+        # ``open`` listeners: a client can talk as soon as it has its 101, so the
+        # view's set-up (joining a room, subscribing) must be done by then. Frames
+        # sent meanwhile queue behind it: _pending is written in order.
+        self._pending.append(outcome.response)
+
+    def accept(self) -> None:
+        """Send the ``101 Switching Protocols`` now, after the ``open`` listeners.
+
+        The 101 goes out by itself when the socket is first used (``send``,
+        ``receive``, iteration, ``ping``, ``close``, or ``response`` once the
+        handler returns), so whatever the handler does before that is in place
+        when the client learns it is connected. A handler that waits for
+        something else first (a queue, a subscription) calls ``accept()``
+        before waiting. Does nothing after the first call or for a rejected
+        handshake.
+        """
+        if not self._started:
+            self._start()
+        if self._pending and self._rejection is None:
+            self._flush(wait=True)
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

@@ -1,0 +1,52 @@
+"""Issue 15 item 14: a client whose ``connect()`` returned can talk at once.
+
+The view's set-up (joining a room) is done before the 101 goes out, so a message
+sent to the room right after a client connected reaches it. Before the fix the
+101 was written by the constructor, and on a threaded server the newcomer missed
+every message sent during the view's set-up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from faye_sync import connect
+from tests.servers import Server, serve
+
+APP = "tests.apps.rooms:app"
+TRIALS = 8
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module", params=["gunicorn-gthread", "werkzeug"])
+def server(request: pytest.FixtureRequest) -> Server:
+    options = {"threads": 16} if request.param == "gunicorn-gthread" else {}
+    with serve(request.param, APP, **options) as running:
+        yield running  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("path", ["/raw", "/raw-events", "/flask", "/accept"])
+def test_a_newcomer_gets_a_message_sent_right_after_connect(server: Server, path: str) -> None:
+    url = f"ws://{server.host}:{server.port}{path}"
+    first = connect(url)
+    try:
+        first.send("first is in")
+        assert first.receive(timeout=TIMEOUT) == "first is in"  # first has joined
+        misses = 0
+        for trial in range(TRIALS):
+            newcomer = connect(url)
+            try:
+                first.send(f"hello {trial}")
+                assert first.receive(timeout=TIMEOUT) == f"hello {trial}"
+                try:
+                    received = newcomer.receive(timeout=TIMEOUT)
+                except TimeoutError:
+                    misses += 1
+                else:
+                    assert received == f"hello {trial}"
+            finally:
+                newcomer.close()
+        assert misses == 0, f"{misses} of {TRIALS} newcomers missed the message"
+    finally:
+        first.close()
+    assert "Traceback" not in server.log()
