@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .adapters.admission import set_connection_limit
 from .blocking.connection import close_all
 from .client import Client, connect
 from .eventsource import EventSource
@@ -37,6 +38,7 @@ __all__ = [
     "WebSocket",
     "close_all",
     "connect",
+    "set_connection_limit",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

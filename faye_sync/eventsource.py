@@ -41,11 +41,13 @@ import select
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from wsgiref.util import request_uri
 
+from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from .blocking.backends import Backend, Signal, detect_backend
 from .protocol import sse
 
@@ -166,6 +168,16 @@ class EventSource:
 
         self.response: Iterable[bytes] = _Response(self)
         """The WSGI response: return it from the application."""
+
+        slot = admit(environ, "eventsource")  # None: over the process's connection limit
+        if slot is None:
+            self.status, self.headers = REFUSAL_STATUS, [("Content-Type", "text/plain")]
+            self.headers += refusal_headers()
+            self.response = [REFUSAL_MESSAGE.encode()]
+            self._mark_closed()  # nothing is spawned, send() returns False
+        else:
+            self.on("close", lambda event: slot.release())
+            weakref.finalize(self, slot.release)  # a stream never returned to the server
 
         if start_response is not None:
             start_response(self.status, list(self.headers))

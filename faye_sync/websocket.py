@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .adapters import hijack
+from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from .adapters.base import Hijack
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, Connection
@@ -138,6 +139,9 @@ class WebSocket(Connection):
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
         allowed_origins: exact origins or regexes; ``None`` in the list admits
             requests without Origin. Others get 403 before any 101.
+            Above the process's limit of open sockets and streams
+            (``faye_sync.set_connection_limit``) a handshake gets 503 with
+            ``Retry-After`` the same way.
         backend: ``"threads"`` or ``"gevent"``; detected by default.
 
     Raises:
@@ -171,13 +175,24 @@ class WebSocket(Connection):
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
         )
+        slot = None if isinstance(outcome, Rejection) else admit(environ, "websocket")
+        if slot is None and not isinstance(outcome, Rejection):
+            outcome = Rejection(REFUSAL_STATUS, REFUSAL_MESSAGE, refusal_headers())
         if isinstance(outcome, Rejection):
             self._rejection = outcome
+            code = 1013 if outcome.status == REFUSAL_STATUS else 1002  # 1013: try again later
             super().__init__(
-                None, FailedProtocol(outcome.message), backend=get_backend(backend or "threads")
+                None,
+                FailedProtocol(outcome.message, code),
+                backend=get_backend(backend or "threads"),
             )
             return
-        self._hijack = hijack(environ)
+        assert slot is not None
+        try:
+            self._hijack = hijack(environ)
+        except BaseException:
+            slot.release()
+            raise
         sock = self._hijack.socket
         chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
         super().__init__(
@@ -189,6 +204,7 @@ class WebSocket(Connection):
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
         )
+        self.on("close", lambda event: slot.release())
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
