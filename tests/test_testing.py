@@ -157,3 +157,54 @@ def test_flask_event_stream_resumes_after_last_event_id() -> None:
         with flask_client.event_stream("/events", last_event_id="41") as stream:
             event = next(stream)
     assert (event.type, event.data, event.id) == ("tick", "tick 42", "42")
+
+
+# -- Flask: only its own origin by default (issue 15 item 8) ------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        (None, True),  # not a browser
+        ("http://testserver", True),
+        ("https://testserver", True),  # TLS ended by a proxy: the app sees http
+        ("http://testserver:8080", False),
+        ("http://evil.example", False),
+        ("null", False),  # a sandboxed page
+    ],
+)
+def test_flask_route_accepts_only_its_own_origin(origin: str | None, accepted: bool) -> None:
+    from tests.apps.contrib_flask import app
+
+    headers = {} if origin is None else {"Origin": origin}
+    with TestClient(app) as flask_client:
+        if accepted:
+            with flask_client.websocket("/echo", headers=headers) as ws:
+                ws.send("in")
+                assert ws.receive(timeout=TIMEOUT) == "in"
+        else:
+            with pytest.raises(HandshakeError) as refused:
+                with flask_client.websocket("/echo", headers=headers):
+                    pass
+            assert refused.value.status == 403
+
+
+def test_flask_allowed_origins_replaces_the_default() -> None:
+    from flask import Flask
+
+    from faye_sync.contrib.flask import Sock
+
+    app = Flask(__name__)
+    sock = Sock(app, allowed_origins=["https://partner.example"])
+
+    @sock.route("/echo")
+    def echo(ws: WebSocket) -> None:
+        ws.send("welcome")
+
+    with TestClient(app) as flask_client:
+        with flask_client.websocket("/echo", headers={"Origin": "https://partner.example"}) as ws:
+            assert ws.receive(timeout=TIMEOUT) == "welcome"
+        for origin in ("http://testserver", None):  # the list is the whole rule now
+            headers = {} if origin is None else {"Origin": origin}
+            with pytest.raises(HandshakeError), flask_client.websocket("/echo", headers=headers):
+                pass

@@ -12,7 +12,7 @@ import tempfile
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
-CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
+CSRF_TRUSTED_ORIGINS = ["https://app.example.com", "https://*.cdn.example.com"]
 SECRET_KEY = "faye_sync django_site tests"
 ROOT_URLCONF = "tests.apps.django_site"
 INSTALLED_APPS = [

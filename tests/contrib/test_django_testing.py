@@ -98,3 +98,32 @@ def test_event_stream_resumes_after_last_event_id(client: TestClient) -> None:
     with client.event_stream("/events", last_event_id="41") as stream:
         events = [next(stream) for _ in range(3)]
     assert [event.data for event in events] == ["tick 42", "tick 43", "tick 44"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        (None, True),  # not a browser
+        ("http://testserver", True),  # the request's own host (ALLOWED_HOSTS)
+        ("https://app.example.com", True),  # CSRF_TRUSTED_ORIGINS
+        ("https://eu.cdn.example.com", True),  # CSRF_TRUSTED_ORIGINS wildcard
+        ("http://app.example.com", False),  # the trusted origin's scheme is https
+        ("https://evil.example", False),
+        ("http://localhost", False),  # in ALLOWED_HOSTS, but not this request's host
+    ],
+)
+def test_only_trusted_origins_by_default(
+    client: TestClient, origin: str | None, accepted: bool
+) -> None:
+    headers = {} if origin is None else {"Origin": origin}
+    if accepted:
+        with client.websocket("/ws/echo", headers=headers) as ws:
+            ws.send("in")
+            assert ws.receive(timeout=TIMEOUT) == "in"
+    else:
+        with (
+            pytest.raises(HandshakeError) as refused,
+            client.websocket("/ws/echo", headers=headers),
+        ):
+            pass
+        assert refused.value.status == 403
