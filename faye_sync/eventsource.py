@@ -163,6 +163,9 @@ class EventSource:
         # eventlet holds writes under 4096 bytes until the response ends unless
         # told otherwise (observed: four events all arrived at the end).
         environ["eventlet.minimum_write_chunk_size"] = 0
+        # Whoever serves the request can end the stream when its client leaves
+        # (faye_sync.testing does; a server notices only at the next ping).
+        environ["faye_sync.eventsource"] = self
         self._client_disconnected = _waitress_check(environ)
         self._socket = _find_socket(environ)
 

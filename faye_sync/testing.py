@@ -258,12 +258,17 @@ class _Exchange:
         with contextlib.suppress(OSError):
             self.client_end.shutdown(socket.SHUT_RDWR)
         self._thread.join(min(timeout, _GRACE))
-        close = getattr(self.result, "close", None)
-        if self._thread.is_alive() and close is not None:
+        if self._thread.is_alive():
             # A stream waiting for its next event: a server would close it at its
             # next failed write (the next ping); the test need not wait for that.
-            with contextlib.suppress(ValueError):  # a generator running in the thread
-                close()
+            stream = self.environ.get("faye_sync.eventsource")
+            if stream is not None:
+                stream.close()  # safe from any thread
+            else:
+                close = getattr(self.result, "close", None)
+                with contextlib.suppress(ValueError):  # a generator running in the thread
+                    if close is not None:
+                        close()
         self._thread.join(timeout)
         self.client_end.close()
         if self._thread.is_alive():
@@ -281,6 +286,7 @@ class _Exchange:
         try:
             environ = self._read_request(conn)
             if environ is not None:
+                self.environ = environ
                 self._respond(conn, environ)
         except BaseException as exc:  # the test's thread raises it again
             self.error = exc

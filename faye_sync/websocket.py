@@ -25,8 +25,15 @@ from typing import Any
 from urllib.parse import quote
 
 from .adapters import hijack
-from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
+from .adapters.admission import (
+    REFUSAL_MESSAGE,
+    REFUSAL_STATUS,
+    Slot,
+    admit,
+    refusal_headers,
+)
 from .adapters.base import Hijack
+from .blocking import stats
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, Connection
 from .extensions.base import Extension
@@ -204,7 +211,7 @@ class WebSocket(Connection):
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
         )
-        self.on("close", lambda event: slot.release())
+        self.on("close", lambda event: self._retire(event.code or 1005, slot))
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
@@ -228,6 +235,11 @@ class WebSocket(Connection):
             self._start()
         if self._pending and self._rejection is None:
             self._flush(wait=True)
+
+    def _retire(self, code: int, slot: Slot) -> None:
+        """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
+        slot.release()
+        stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._bytes_out)
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

@@ -6,6 +6,7 @@
 * ``/ws/token``: the token-in-query recipe, for clients that cannot send cookies:
   ``/token`` gives a logged-in user a signed token valid for a minute.
 * ``/events``: an event stream that resumes after ``Last-Event-ID``.
+* ``/metrics`` and ``/stats``: the README's metrics endpoints (Prometheus, JSON).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.wsgi import get_wsgi_application
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.urls import path
 
+import faye_sync
 from faye_sync.contrib.django import event_source_response, websocket_view
 from faye_sync.websocket import WebSocket
 
@@ -59,6 +61,16 @@ def with_token(request: HttpRequest) -> HttpResponse:
     return token_socket(request, user=user.get_username())
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def stats(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(faye_sync.stats().as_dict())
+
+
 def events(request: HttpRequest) -> HttpResponse:
     es, response = event_source_response(request, retry=1)
     start = int(es.last_event_id or 0)
@@ -74,6 +86,8 @@ urlpatterns = [
     path("ws/token", with_token),
     path("token", token),
     path("events", events),
+    path("metrics", metrics),
+    path("stats", stats),
 ]
 
 application = get_wsgi_application()

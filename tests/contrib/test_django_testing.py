@@ -127,3 +127,32 @@ def test_only_trusted_origins_by_default(
         ):
             pass
         assert refused.value.status == 403
+
+
+def test_metrics_endpoints(client: TestClient) -> None:
+    pytest.importorskip("prometheus_client")
+    import json
+
+    from django.test import Client
+
+    from faye_sync.contrib.prometheus import FayeSyncCollector
+
+    with client.websocket("/ws/echo") as ws:
+        ws.send("counted")
+        assert ws.receive(timeout=TIMEOUT) == "counted"
+        stats = json.loads(Client().get("/stats").content)
+        assert stats["websockets_open"] >= 1
+    from prometheus_client import REGISTRY
+
+    collector: FayeSyncCollector | None = FayeSyncCollector()
+    try:
+        REGISTRY.register(collector)
+    except ValueError:  # another test's app registered one in this process already
+        collector = None
+    try:
+        text = Client().get("/metrics").content.decode()
+    finally:
+        if collector is not None:
+            REGISTRY.unregister(collector)
+    assert "faye_sync_websockets_open " in text
+    assert 'faye_sync_messages_total{direction="in"}' in text
