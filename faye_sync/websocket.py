@@ -20,6 +20,7 @@ after construction.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -128,6 +129,11 @@ def origin_allowed(origin: str | None, allowed: Origins) -> bool:
     return False
 
 
+def _abandoned(slot: Slot) -> None:
+    if slot.release():
+        stats.retire(1006, 0, 0, 0, 0)
+
+
 class WebSocket(Connection):
     """A server-side WebSocket on the request's own thread or greenlet.
 
@@ -212,6 +218,9 @@ class WebSocket(Connection):
             close_timeout=close_timeout,
         )
         self.on("close", lambda event: self._retire(event.code or 1005, slot))
+        # A handler that raised and never returned ws.response leaves the socket
+        # unclosed: its slot is freed when it is collected, counted as 1006.
+        weakref.finalize(self, _abandoned, slot)
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the

@@ -8,12 +8,15 @@ plain GET still gets its thread, and a fourth socket or stream gets 503 with
 
 from __future__ import annotations
 
+import gc
 import http.client
 import time
 
 import pytest
 
+import faye_sync
 from faye_sync import Client, HandshakeError, connect, set_connection_limit
+from faye_sync.exceptions import ConnectionClosed
 from faye_sync.testing import TestClient
 from tests.apps.admission_app import app
 from tests.servers import Server, serve
@@ -69,8 +72,13 @@ def connect_when_admitted(url: str) -> Client:
             time.sleep(0.05)
 
 
+def open_now() -> int:
+    now = faye_sync.stats()
+    return now.websockets_open + now.event_streams_open
+
+
 def test_set_connection_limit_applies_to_any_server() -> None:
-    set_connection_limit(1, retry_after=7)
+    set_connection_limit(open_now() + 1, retry_after=7)  # one more than this process holds
     try:
         with TestClient(app) as client, client.websocket("/ws") as ws:
             ws.send("one")
@@ -92,3 +100,14 @@ def test_limit_is_checked() -> None:
         set_connection_limit(-1)
     with pytest.raises(ValueError, match="retry_after"):
         set_connection_limit(3, retry_after=0)
+
+
+def test_a_handler_that_raises_frees_its_slot_when_collected() -> None:
+    before = open_now()
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="handler failed"):
+        with client.websocket("/raise") as ws:
+            ws.send("go")
+            with pytest.raises(ConnectionClosed):
+                ws.receive(timeout=TIMEOUT)
+    gc.collect()  # the WebSocket the handler dropped, and its finaliser
+    assert open_now() == before

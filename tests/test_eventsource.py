@@ -277,7 +277,7 @@ SERVERS = ["gevent", "werkzeug", "waitress", "wsgiref", "gunicorn-gevent", "guni
 # (on gthread, faye_sync's default cap keeps a quarter of them for other requests).
 OPTIONS: dict[str, dict[str, object]] = {
     "waitress": {"threads": 64},
-    "gunicorn-gthread": {"threads": 68},
+    "gunicorn-gthread": {"threads": 80},
 }
 
 

@@ -61,14 +61,16 @@ class Slot:
         self._kind = kind
         self._released = False
 
-    def release(self) -> None:
+    def release(self) -> bool:
+        """Free the slot; True if this call freed it."""
         global _open
         with _lock:
             if self._released:
-                return
+                return False
             self._released = True
             _open -= 1
         stats.closed(self._kind)
+        return True
 
 
 def set_connection_limit(

@@ -1,7 +1,7 @@
 """WebSockets and event streams that stay open, beside an ordinary page: for the connection cap.
 
-``/ws`` echoes, ``/events`` sends one event and stays open, anything else is a
-plain ``page``. faye_sync's log goes to stderr (the server's log).
+``/ws`` echoes, ``/raise`` raises after the handshake, ``/events`` sends one event
+and stays open, anything else is a plain ``page``. faye_sync's log goes to stderr (the server's log).
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "")
+    if path == "/raise":
+        ws = WebSocket(environ, start_response)
+        ws.receive(timeout=5)
+        raise RuntimeError("handler failed")  # never returns ws.response
     if path == "/ws":
         ws = WebSocket(environ, start_response)
         for message in ws:
