@@ -1,7 +1,8 @@
 """WebSockets and event streams that stay open, beside an ordinary page: for the connection cap.
 
 ``/ws`` echoes, ``/raise`` raises after the handshake, ``/events`` sends one event
-and stays open, anything else is a plain ``page``. faye_sync's log goes to stderr (the server's log).
+and stays open, anything else is a plain ``page``. faye_sync's log goes to stderr (the
+server's log).
 """
 
 from __future__ import annotations
