@@ -8,6 +8,8 @@ every message sent during the view's set-up.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from faye_sync import connect
@@ -27,6 +29,19 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 @pytest.mark.parametrize("path", ["/raw", "/raw-events", "/flask", "/accept"])
 def test_a_newcomer_gets_a_message_sent_right_after_connect(server: Server, path: str) -> None:
+    check_newcomers(server, path)
+
+
+def test_a_newcomer_gets_it_from_a_django_view(tmp_path: Path) -> None:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.apps.django_site_settings",
+        "FAYE_SYNC_TEST_DB_DIR": str(tmp_path),
+    }
+    with serve("gunicorn-gthread", "tests.apps.django_site:application", env=env, threads=16) as s:
+        check_newcomers(s, "/ws/room")
+
+
+def check_newcomers(server: Server, path: str) -> None:
     url = f"ws://{server.host}:{server.port}{path}"
     first = connect(url)
     try:

@@ -1,6 +1,6 @@
 """A small Django project with sessions and auth: the README's Django recipes, run by tests.
 
-* ``/ws/echo``: echoes.
+* ``/ws/echo``: echoes. ``/ws/room``: the room of ``tests.apps.rooms``.
 * ``/ws/whoami``: answers ``request.user`` (the session cookie's user) with the
   README's recipe: anonymous users get 403 before any 101.
 * ``/ws/token``: the token-in-query recipe, for clients that cannot send cookies:
@@ -61,6 +61,13 @@ def with_token(request: HttpRequest) -> HttpResponse:
     return token_socket(request, user=user.get_username())
 
 
+@websocket_view
+def room(request: HttpRequest, ws: WebSocket) -> None:
+    from tests.apps.rooms import serve_blocking
+
+    serve_blocking(ws)  # set-up, join the room, then broadcast: tests/test_open_before_101.py
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -82,6 +89,7 @@ def events(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("ws/echo", echo),
+    path("ws/room", room),
     path("ws/whoami", whoami),
     path("ws/token", with_token),
     path("token", token),
