@@ -106,7 +106,9 @@ class EventSource:
         start_response: the WSGI ``start_response``, called here with
             ``200 OK`` and the stream's headers. Pass None when a framework
             sends the status and headers itself (read them from ``status`` and
-            ``headers``).
+            ``headers``). Above the process's limit of open sockets and
+            streams (``faye_sync.set_connection_limit``) they are ``503`` with
+            ``Retry-After``, and the stream starts closed.
         headers: extra response headers (a mapping or ``(name, value)``
             pairs); one named like a default replaces it.
         retry: seconds a client waits before reconnecting, sent first as

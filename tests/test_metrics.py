@@ -24,12 +24,6 @@ pytest.importorskip("prometheus_client")
 TIMEOUT = 5.0
 
 
-def echo_app(environ: dict[str, object], start_response: object) -> object:
-    from tests.apps.metrics_app import app
-
-    return app(environ, start_response)  # type: ignore[arg-type]
-
-
 def test_stats_count_sockets_messages_bytes_closes_and_refusals() -> None:
     from tests.apps.metrics_app import app
 

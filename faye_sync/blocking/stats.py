@@ -19,6 +19,7 @@ __all__ = [
     "GAUGES",
     "Totals",
     "add_gauge",
+    "closed",
     "counts",
     "opened",
     "refused",
