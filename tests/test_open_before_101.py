@@ -65,3 +65,41 @@ def check_newcomers(server: Server, path: str) -> None:
     finally:
         first.close()
     assert "Traceback" not in server.log()
+
+
+def test_open_listeners_run_before_the_101_and_their_frames_follow_it() -> None:
+    from faye_sync import WebSocket
+    from faye_sync.testing import TestClient
+
+    seen: list[str] = []
+
+    def app(environ: dict[str, object], start_response: object) -> object:
+        ws = WebSocket(environ, start_response)  # type: ignore[arg-type]
+        ws.on("open", lambda event: (seen.append("open"), ws.send("welcome")))
+        if environ["PATH_INFO"] == "/accept":
+            ws.accept()
+            ws.accept()  # once is enough: nothing more happens
+            seen.append("accepted")
+        return ws.response
+
+    with TestClient(app) as client:
+        with client.websocket("/") as ws:
+            assert ws.receive(timeout=TIMEOUT) == "welcome"
+        with client.websocket("/accept") as ws:
+            assert ws.receive(timeout=TIMEOUT) == "welcome"
+    assert seen == ["open", "open", "accepted"]
+
+
+def test_accept_on_a_refused_handshake_does_nothing() -> None:
+    from faye_sync import HandshakeError, WebSocket
+    from faye_sync.testing import TestClient
+
+    def app(environ: dict[str, object], start_response: object) -> object:
+        ws = WebSocket(environ, start_response, allowed_origins=[])  # type: ignore[arg-type]
+        ws.accept()
+        return ws.response
+
+    with TestClient(app) as client, pytest.raises(HandshakeError) as refused:
+        with client.websocket("/"):
+            pass
+    assert refused.value.status == 403
