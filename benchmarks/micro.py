@@ -3,7 +3,7 @@
 
     python benchmarks/micro.py [--quick]
 
-Three tables:
+Four tables:
 
 * XOR masking: ``faye_sync.protocol.masking.apply_mask`` (websockets' C code when
   installed), ``python_apply_mask`` (the pure-Python fallback) and apply_mask as
@@ -17,6 +17,9 @@ Three tables:
   ``HybiProtocol`` (``receive_data`` of one masked frame, ``events_received``,
   ``send_binary``/``send_text``, ``data_to_send``), the CPU that faye_sync
   spends per message above the socket calls.
+* A ``Connection`` echoing a 16-byte message over a socket pair: ns per message,
+  best and median of nine measurements (``--connection`` alone). The
+  ``faye_sync.stats()`` counters cost four integer adds of it.
 
 MB/s is payload bytes per second; ``×memcpy`` divides by the faster copy at the
 same size. Each figure is the best of several timed batches.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from faye_sync.blocking.backends import get_backend
+from faye_sync.blocking.connection import Connection
 from faye_sync.protocol import masking
 from faye_sync.protocol.hybi import HybiProtocol
 
@@ -224,16 +230,64 @@ def frame_layer(opts: argparse.Namespace) -> None:
     print()
 
 
+def connection_echo(opts: argparse.Namespace) -> None:
+    """ns per echoed message through a Connection over a socket pair (the counters' cost)."""
+    print(
+        "**Connection: one echoed 16-byte message over a socket pair** (ns per message; "
+        "the peer writes a masked frame, receive(), send(), the peer reads the echo)\n"
+    )
+    server_end, peer = socket.socketpair()
+    server = Connection(server_end, HybiProtocol(is_client=False), backend=get_backend("threads"))
+    client = HybiProtocol(is_client=True)
+    client.send_binary(b"x" * 16)
+    frame = client.data_to_send()
+
+    def echo() -> None:
+        peer.sendall(frame)
+        server.send(server.receive())
+        peer.recv(65536)
+
+    def count(c: Connection = server) -> None:  # the adds one echo makes, as the code does
+        c._bytes_in += 18
+        c._messages_in += 1
+        c._messages_out += True
+        c._bytes_out += 18
+
+    def call_only(c: Connection = server) -> None:  # what count() costs besides the adds
+        pass
+
+    samples = sorted(best_time(echo, opts.batch, opts.batches) for _ in range(opts.rounds))
+    adds = min(best_time(count, opts.batch, opts.batches) for _ in range(opts.rounds))
+    adds -= min(best_time(call_only, opts.batch, opts.batches) for _ in range(opts.rounds))
+    print("| best ns/msg | median ns/msg | of which counters (4 adds) ns | counters / best |")
+    print("|---:|---:|---:|---:|")
+    print(
+        f"| {samples[0] * 1e9:,.0f} | {samples[len(samples) // 2] * 1e9:,.0f} | "
+        f"{adds * 1e9:,.0f} | {adds / samples[0]:.2%} |"
+    )
+    print()
+    server_end.close()
+    peer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter batches (a noisier check)")
+    parser.add_argument(
+        "--connection", action="store_true", help="only the Connection echo (the counters' cost)"
+    )
     opts = parser.parse_args()
     opts.batch, opts.batches = (0.02, 3) if opts.quick else (0.1, 5)
+    opts.rounds = 3 if opts.quick else 9
+    if opts.connection:
+        connection_echo(opts)
+        return
     print(f"Python {sys.version.split()[0]}; masking accelerated: {masking.ACCELERATED}\n")
     table("XOR masking/unmasking", masking_variants(), random_bytes, opts)
     table("UTF-8 validation, ASCII text", utf8_variants(True), ascii_text, opts)
     table("UTF-8 validation, mixed text", utf8_variants(False), mixed_text, opts)
     frame_layer(opts)
+    connection_echo(opts)
 
 
 if __name__ == "__main__":

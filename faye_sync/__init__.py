@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from .adapters.admission import set_connection_limit
 from .blocking.connection import close_all
 from .client import Client, connect
 from .eventsource import EventSource
@@ -17,6 +18,7 @@ from .exceptions import (
     ProtocolError,
 )
 from .extensions import PerMessageDeflate
+from .metrics import Stats, add_gauge, stats
 from .websocket import WebSocket
 
 __version__ = "0.1.0.dev0"
@@ -34,9 +36,13 @@ __all__ = [
     "PerMessageDeflate",
     "ProtocolError",
     "ServerSentEvent",
+    "Stats",
     "WebSocket",
+    "add_gauge",
     "close_all",
     "connect",
+    "set_connection_limit",
+    "stats",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -65,6 +65,9 @@ class Client(Connection):
         net: ``{"local_address", "local_port", "timeout"}`` for the TCP socket.
         ca: faye's legacy shorthand for ``tls={"ca": ...}``.
         timeout: seconds allowed for connecting and the handshake.
+        sock: a socket already connected to the server (one end of a
+            ``socket.socketpair()``, say) to run the handshake over instead of
+            connecting; ``proxy``, ``tls`` and ``net`` then do nothing.
         backend: ``"threads"`` or ``"gevent"``; detected by default.
 
     Raises:
@@ -87,8 +90,10 @@ class Client(Connection):
         net: Mapping[str, Any] | None = None,
         ca: Any = None,
         timeout: float | None = 10.0,
+        sock: socket.socket | None = None,
         backend: str | None = None,
     ) -> None:
+        connected = sock
         pipeline = Extensions(extensions, max_length=max_length) if extensions else None
         handshake = ClientHandshake(
             url, protocols, headers=headers, extensions=pipeline, max_length=max_length
@@ -99,11 +104,10 @@ class Client(Connection):
         self.status_code: int | None = None
         self.headers: dict[str, str] = {}
         self.failure: FayeSyncError | None = None
-        sock: socket.socket | None = None
         frames: FrameProtocol
         buffered = b""
         try:
-            sock = transport.connect(
+            sock = connected or transport.connect(
                 handshake.host,
                 handshake.port,
                 secure=handshake.secure,

@@ -52,11 +52,13 @@ import select
 import socket
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from wsgiref.util import request_uri
 
+from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from .blocking.backends import Backend, Signal, Timer, detect_backend
 from .protocol import sse
 
@@ -115,7 +117,9 @@ class EventSource:
         start_response: the WSGI ``start_response``, called here with
             ``200 OK`` and the stream's headers. Pass None when a framework
             sends the status and headers itself (read them from ``status`` and
-            ``headers``).
+            ``headers``). Above the process's limit of open sockets and
+            streams (``faye_sync.set_connection_limit``) they are ``503`` with
+            ``Retry-After``, and the stream starts closed.
         headers: extra response headers (a mapping or ``(name, value)``
             pairs); one named like a default replaces it.
         retry: seconds a client waits before reconnecting, sent first as
@@ -188,11 +192,24 @@ class EventSource:
         # eventlet holds writes under 4096 bytes until the response ends unless
         # told otherwise (observed: four events all arrived at the end).
         environ["eventlet.minimum_write_chunk_size"] = 0
+        # Whoever serves the request can end the stream when its client leaves
+        # (faye_sync.testing does; a server notices only at the next ping).
+        environ["faye_sync.eventsource"] = self
         self._client_disconnected = _waitress_check(environ)
         self._socket = _find_socket(environ)
 
         self.response: Iterable[bytes] = _Response(self)
         """The WSGI response: return it from the application."""
+
+        slot = admit(environ, "eventsource")  # None: over the process's connection limit
+        if slot is None:
+            self.status, self.headers = REFUSAL_STATUS, [("Content-Type", "text/plain")]
+            self.headers += refusal_headers()
+            self.response = [REFUSAL_MESSAGE.encode()]
+            self._mark_closed()  # nothing is spawned, send() returns False
+        else:
+            self.on("close", lambda event: slot.release())
+            weakref.finalize(self, slot.release)  # a stream never returned to the server
 
         if start_response is not None:
             start_response(self.status, list(self.headers))

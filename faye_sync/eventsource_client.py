@@ -417,16 +417,7 @@ class EventSourceClient:
             HandshakeError: the response is not an event stream (or a proxy refused).
             NetworkError: connecting or reading the head failed.
         """
-        sock = transport.connect(
-            self._host,
-            self._port,
-            secure=self._secure,
-            proxy=self._proxy,
-            tls=self._tls,
-            net=self._net,
-            timeout=self.timeout,
-            target_url=self.url,
-        )
+        sock = self._connect()
         with self._sock_lock:
             if self._closed.is_set():
                 sock.close()
@@ -441,6 +432,19 @@ class EventSourceClient:
             self._release(sock)
             raise
         return sock, conn, head.leftover
+
+    def _connect(self) -> socket.socket:
+        """A connection to the server (``faye_sync.testing`` runs the app instead)."""
+        return transport.connect(
+            self._host,
+            self._port,
+            secure=self._secure,
+            proxy=self._proxy,
+            tls=self._tls,
+            net=self._net,
+            timeout=self.timeout,
+            target_url=self.url,
+        )
 
     def _check_response(self, head: transport.ResponseHead) -> None:
         self.status_code, self.headers = head.status, head.headers

@@ -20,12 +20,21 @@ after construction.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from .adapters import hijack
+from .adapters.admission import (
+    REFUSAL_MESSAGE,
+    REFUSAL_STATUS,
+    Slot,
+    admit,
+    refusal_headers,
+)
 from .adapters.base import Hijack
+from .blocking import stats
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, Connection
 from .extensions.base import Extension
@@ -120,6 +129,11 @@ def origin_allowed(origin: str | None, allowed: Origins) -> bool:
     return False
 
 
+def _abandoned(slot: Slot) -> None:
+    if slot.release():
+        stats.retire(1006, 0, 0, 0, 0)
+
+
 class WebSocket(Connection):
     """A server-side WebSocket on the request's own thread or greenlet.
 
@@ -138,6 +152,9 @@ class WebSocket(Connection):
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
         allowed_origins: exact origins or regexes; ``None`` in the list admits
             requests without Origin. Others get 403 before any 101.
+            Above the process's limit of open sockets and streams
+            (``faye_sync.set_connection_limit``) a handshake gets 503 with
+            ``Retry-After`` the same way.
         backend: ``"threads"`` or ``"gevent"``; detected by default.
 
     Raises:
@@ -171,13 +188,24 @@ class WebSocket(Connection):
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
         )
+        slot = None if isinstance(outcome, Rejection) else admit(environ, "websocket")
+        if slot is None and not isinstance(outcome, Rejection):
+            outcome = Rejection(REFUSAL_STATUS, REFUSAL_MESSAGE, refusal_headers())
         if isinstance(outcome, Rejection):
             self._rejection = outcome
+            code = 1013 if outcome.status == REFUSAL_STATUS else 1002  # 1013: try again later
             super().__init__(
-                None, FailedProtocol(outcome.message), backend=get_backend(backend or "threads")
+                None,
+                FailedProtocol(outcome.message, code),
+                backend=get_backend(backend or "threads"),
             )
             return
-        self._hijack = hijack(environ)
+        assert slot is not None
+        try:
+            self._hijack = hijack(environ)
+        except BaseException:
+            slot.release()
+            raise
         sock = self._hijack.socket
         chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
         super().__init__(
@@ -189,9 +217,38 @@ class WebSocket(Connection):
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
         )
+        self.on("close", lambda event: self._retire(event.code or 1005, slot))
+        # A handler that raised and never returned ws.response leaves the socket
+        # unclosed: its slot is freed when it is collected, counted as 1006.
+        weakref.finalize(self, _abandoned, slot)
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
-        self._write(outcome.response)  # nobody else can write yet: no lock needed
+        # The 101 waits for the first use of the socket (or accept()), behind the
+        # ``open`` listeners: a client can talk as soon as it has its 101, so the
+        # view's set-up (joining a room, subscribing) must be done by then. Frames
+        # sent meanwhile queue behind it: _pending is written in order.
+        self._pending.append(outcome.response)
+
+    def accept(self) -> None:
+        """Send the ``101 Switching Protocols`` now, after the ``open`` listeners.
+
+        The 101 goes out by itself when the socket is first used (``send``,
+        ``receive``, iteration, ``ping``, ``close``, or ``response`` once the
+        handler returns), so whatever the handler does before that is in place
+        when the client learns it is connected. A handler that waits for
+        something else first (a queue, a subscription) calls ``accept()``
+        before waiting. Does nothing after the first call or for a rejected
+        handshake.
+        """
+        if not self._started:
+            self._start()
+        if self._pending and self._rejection is None:
+            self._flush(wait=True)
+
+    def _retire(self, code: int, slot: Slot) -> None:
+        """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
+        slot.release()
+        stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._bytes_out)
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

@@ -21,6 +21,10 @@ LAYERS = {
     "eventsource": 4,
     "eventsource_client": 4,
     "contrib": 5,
+    # A test-support façade over the clients and the adapters: nothing imports it.
+    "testing": 5,
+    # faye_sync.stats(): reads the façades' connections and the engine's counters.
+    "metrics": 5,
 }
 # The sans-I/O core: computation only, never sockets, threads or clocks.
 CORE_STDLIB = {

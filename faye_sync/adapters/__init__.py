@@ -18,6 +18,7 @@ from faye_sync.adapters.eventlet import EventletAdapter
 from faye_sync.adapters.gevent_pywsgi import GeventPyWSGIAdapter
 from faye_sync.adapters.gunicorn import GunicornAdapter
 from faye_sync.adapters.refused import refusal, unsupported_server
+from faye_sync.adapters.testing import TestingAdapter
 from faye_sync.adapters.werkzeug import WerkzeugAdapter
 from faye_sync.adapters.wsgiref import WsgirefAdapter
 
@@ -32,6 +33,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     GunicornAdapter(),
     EventletAdapter(),
     WsgirefAdapter(),
+    TestingAdapter(),
 )
 
 

@@ -103,12 +103,16 @@ class Connection(EventEmitter):
         "_awaiting_pong",
         "_backend",
         "_buffered",
+        "_bytes_in",  # _bytes_*, _messages_*: faye_sync.stats(), one integer add each
+        "_bytes_out",
         "_close_timeout",
         "_close_timer",
         "_closed_event",
         "_closing_reported",
         "_error_reported",
         "_messages",
+        "_messages_in",
+        "_messages_out",
         "_mutex",
         "_opened",
         "_pending",
@@ -168,6 +172,7 @@ class Connection(EventEmitter):
         self._user_reads = False
         self._pump_active = False
         self._reader_wanted = False
+        self._messages_in = self._messages_out = self._bytes_in = self._bytes_out = 0
         if sock is not None:
             with _live_lock:
                 _live.add(self)
@@ -216,6 +221,7 @@ class Connection(EventEmitter):
             try:
                 with self._mutex:
                     sent = frame(message)
+                    self._messages_out += sent
                     data = protocol.data_to_send()
                     if self._pending:  # control frames queued before it go first
                         data = b"".join([*self._pending, data])
@@ -229,6 +235,7 @@ class Connection(EventEmitter):
         else:
             with self._mutex:
                 sent = frame(message)
+                self._messages_out += sent
                 self._pending_append(protocol.data_to_send())
             sent = self._flush(wait=True) and sent
         if not sent:
@@ -417,6 +424,7 @@ class Connection(EventEmitter):
             if timeout is not None and not self._backend.wait_readable(sock, timeout):
                 return
             data = sock.recv(READ_SIZE)
+            self._bytes_in += len(data)
         except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
         self._process(data, eof=not data)
@@ -439,6 +447,7 @@ class Connection(EventEmitter):
         for event in events:
             kind = type(event)
             if kind is Message:
+                self._messages_in += 1
                 if self.onmessage is None and not self._listeners.get("message"):
                     if self._messages is None:
                         self._messages = deque()
@@ -559,6 +568,7 @@ class Connection(EventEmitter):
             # send() first: it usually takes the whole frame, and gevent's
             # sendall() costs an extra system call per call.
             count = sock.send(data)
+            self._bytes_out += len(data)
             if count < len(data):
                 sock.sendall(memoryview(data)[count:])
         except OSError:

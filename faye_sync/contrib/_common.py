@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..exceptions import HijackError
 from ..websocket import WebSocket
 
-__all__ = ["WEBSOCKET_OPTIONS", "close_after_failure", "finish_session", "log_refusal"]
+__all__ = [
+    "WEBSOCKET_OPTIONS",
+    "close_after_failure",
+    "finish_session",
+    "log_refusal",
+    "same_origin_only",
+]
 
 #: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
 WEBSOCKET_OPTIONS = frozenset(
@@ -63,3 +71,53 @@ def log_refusal(error: HijackError, logger: logging.Logger) -> None:
         return
     _logged_refusals.add(message)
     logger.error("WebSocket refused (%s): %s", error.status, message)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _host_and_port(netloc: str, scheme: str | None) -> tuple[str, int | None]:
+    parts = urlsplit(f"//{netloc}")
+    try:
+        port = parts.port
+    except ValueError:
+        return netloc.lower(), None
+    if port is None and scheme is not None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return (parts.hostname or "").lower(), port
+
+
+def is_same_host(origin: str, host: str) -> bool:
+    """Whether ``origin`` (a browser's ``Origin``) names the server at ``host`` (``Host``).
+
+    Schemes are not compared: behind a proxy that ends TLS the application sees
+    ``http`` for a page served over ``https``. A port left out means the
+    origin's default one.
+    """
+    parts = urlsplit(origin)
+    if not parts.scheme or not parts.netloc:
+        return False
+    origin_host, origin_port = _host_and_port(parts.netloc, parts.scheme)
+    request_host, request_port = _host_and_port(host, None)
+    if request_port is None:  # a Host header without a port: the scheme's default
+        request_port = origin_port if origin_port in (80, 443) else None
+    return (origin_host, origin_port) == (request_host, request_port)
+
+
+def same_origin_only(
+    options: Mapping[str, Any], origin: str | None, is_trusted: Callable[[str], bool]
+) -> dict[str, Any]:
+    """The WebSocket options with the helpers' default ``allowed_origins``.
+
+    Browsers send cookies with a WebSocket handshake from any site, so a view
+    that trusts its session would serve another site's page (cross-site
+    WebSocket hijacking). Unless ``allowed_origins`` is given, only requests
+    without ``Origin`` (non-browser clients) and from origins ``is_trusted``
+    accepts are let in; others get 403 before any 101.
+    """
+    if "allowed_origins" in options:
+        return dict(options)
+    allowed: list[str | None] = [None]
+    if origin is not None and is_trusted(origin):
+        allowed.append(origin)
+    return {**options, "allowed_origins": allowed}

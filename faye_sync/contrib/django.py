@@ -47,14 +47,23 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, overload
 
+from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.utils.http import is_same_domain
 
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
 from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
+from ._common import (
+    WEBSOCKET_OPTIONS,
+    close_after_failure,
+    finish_session,
+    is_same_host,
+    log_refusal,
+    same_origin_only,
+)
 
 __all__ = [
     "WebSocketResponse",
@@ -128,8 +137,11 @@ def websocket_view(
         **options: :class:`~faye_sync.websocket.WebSocket` options
             (``protocols``, ``extensions``, ``max_length``, ``ping``,
             ``ping_timeout``, ``close_timeout``, ``allowed_origins``, …).
-            Browsers send cookies with WebSocket handshakes from any site:
-            set ``allowed_origins`` when the view trusts the session.
+            Browsers send cookies with WebSocket handshakes from any site,
+            so unless ``allowed_origins`` is given only the request's own
+            host (vouched for by ``ALLOWED_HOSTS``), ``CSRF_TRUSTED_ORIGINS``
+            and clients without ``Origin`` are accepted; others get 403
+            before the view runs (faye accepts every origin).
 
     Raises:
         TypeError: an unknown option, or an ``async def`` view (a WebSocket
@@ -171,6 +183,7 @@ def _serve(
     environ = request.META
     if not WebSocket.is_websocket(environ):
         return HttpResponseBadRequest(_NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
+    options = same_origin_only(options, request.headers.get("Origin"), _trusts(request))
     try:
         ws = WebSocket(environ, None, **options)
     except HijackError as error:
@@ -190,6 +203,29 @@ def _serve(
         finally:
             _close_old_connections()
     return _finish(ws)
+
+
+def _trusts(request: HttpRequest) -> Callable[[str], bool]:
+    """Django's own rule for a trusted ``Origin`` (``CsrfViewMiddleware``'s).
+
+    The request's host (which ``ALLOWED_HOSTS`` vouches for), or an entry of
+    ``CSRF_TRUSTED_ORIGINS``, where ``https://*.example.com`` admits subdomains.
+    """
+
+    def is_trusted(origin: str) -> bool:
+        if is_same_host(origin, request.get_host()):
+            return True
+        scheme, _, netloc = origin.partition("://")
+        for trusted in getattr(settings, "CSRF_TRUSTED_ORIGINS", ()):
+            trusted_scheme, _, trusted_netloc = trusted.partition("://")
+            if trusted == origin:
+                return True
+            if trusted_netloc.startswith("*") and trusted_scheme == scheme:
+                if is_same_domain(netloc, trusted_netloc[1:]):
+                    return True
+        return False
+
+    return is_trusted
 
 
 def event_source_response(

@@ -53,7 +53,14 @@ from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
 from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
+from ._common import (
+    WEBSOCKET_OPTIONS,
+    close_after_failure,
+    finish_session,
+    is_same_host,
+    log_refusal,
+    same_origin_only,
+)
 
 __all__ = ["CONFIG_KEY", "Sock", "WebSocketResponse", "event_source"]
 
@@ -100,6 +107,12 @@ class Sock:
 
     Options are merged per request, the most specific winning: first
     ``app.config["FAYE_SYNC_OPTIONS"]`` (a dict), then these, then the route's.
+
+    Unless ``allowed_origins`` is given, a route accepts only its own origin
+    (an ``Origin`` whose host and port are the request's ``Host``) and clients
+    that send no ``Origin``: browsers send cookies with cross-site WebSocket
+    handshakes, so another site's page could otherwise use the user's session.
+    Others get 403 before any 101. (faye accepts every origin by default.)
 
     Raises:
         TypeError: an option that ``WebSocket`` does not take.
@@ -181,6 +194,8 @@ class Sock:
             **self.options,
             **route_options,
         }
+        origin = request.headers.get("Origin")
+        options = same_origin_only(options, origin, lambda o: is_same_host(o, request.host))
         try:
             ws = WebSocket(request.environ, None, **options)
         except HijackError as error:
