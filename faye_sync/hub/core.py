@@ -312,7 +312,9 @@ class Hub:
                 reason, resume = "trimmed", state.trimmed[name]
             else:
                 continue
-            logger.warning("hub: channel %r lost messages after %s (%s)", name, position, reason)
+            logger.warning(
+                "hub: channel %r lost messages after %s (%s)", name, format_id(position), reason
+            )
             resets.append((resume, reset_message(name, resume, reason, format_id(position))))
             moves[name] = (position, resume)
         resets.sort(key=lambda pair: pair[0])

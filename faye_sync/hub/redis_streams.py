@@ -172,10 +172,14 @@ class RedisEngine(Engine):
                 "socket_keepalive": True,
                 "health_check_interval": 30,
                 "decode_responses": True,
-                # One retry, only for a connection found dead (Redis restarted):
-                # a timeout may have run the command, so it is not retried.
+                # Commands: one retry, only for a connection found dead (Redis
+                # restarted); a timeout may have run the command, so it is not
+                # retried. The reader (extra > 0): none, so that it always sees
+                # an outage and checks for a new epoch before reading on.
                 "retry": redis.retry.Retry(
-                    redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+                    redis.backoff.NoBackoff(),
+                    0 if extra else 1,
+                    supported_errors=(redis.ConnectionError,),
                 ),
                 **self._options,
             }
