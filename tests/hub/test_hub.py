@@ -231,7 +231,7 @@ def test_closing_a_subscription_stops_reading_its_channel(memory_hub: Hub) -> No
 
 
 def test_bad_arguments_say_what_to_do(memory_hub: Hub) -> None:
-    with pytest.raises(TypeError, match="json.dumps"):
+    with pytest.raises(TypeError, match=r"json\.dumps"):
         memory_hub.publish("chat", {"a": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="CR, LF or NUL"):
         memory_hub.publish("chat", "x", event="bad\nevent")
