@@ -77,23 +77,27 @@ class MemoryEngine(Engine):
         deadline = time.monotonic() + block
         while True:
             self._signal.clear()  # before looking: a publish after this sets it again
-            found = {}
-            for channel, position in positions.items():
-                messages = self.history(channel, position, count)
-                if messages:
-                    found[channel] = messages
+            found = {
+                channel: found for channel, found in self.history(positions, count).items() if found
+            }
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found
             self._signal.wait(remaining)
 
-    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
+    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
         with self._lock:
-            stored = self._channels.get(channel)
-            if stored is None:
-                return []
-            start = bisect.bisect_right(stored.keys, id_key(after))
-            return stored.messages[start : start + count]
+            found = {}
+            for channel, after in afters.items():
+                stored = self._channels.get(channel)
+                if stored is None:
+                    found[channel] = []
+                    continue
+                if self._max_age is not None:
+                    self._trim(stored)
+                start = bisect.bisect_right(stored.keys, id_key(after))
+                found[channel] = stored.messages[start : start + count]
+            return found
 
     def state(self, channels: Iterable[str]) -> State:
         with self._lock:

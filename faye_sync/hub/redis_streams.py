@@ -232,10 +232,20 @@ class RedisEngine(Engine):
             key[len(self._streams) :]: self._messages(key, entries) for key, entries in reply or ()
         }
 
-    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
-        key = self._streams + channel
-        entries = self._call("history", lambda c: c.xrange(key, f"({after}", "+", count=count))
-        return self._messages(key, entries)
+    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+        keys = [self._streams + channel for channel in afters]
+
+        def read(client: Any) -> list[Any]:
+            transaction = client.pipeline(transaction=True)
+            for key, after in zip(keys, afters.values(), strict=True):
+                transaction.xrange(key, f"({after}", "+", count=count)
+            return list(transaction.execute())
+
+        replies = self._call("history", read)
+        return {
+            channel: self._messages(key, entries)
+            for channel, key, entries in zip(afters, keys, replies, strict=True)
+        }
 
     def state(self, channels: Iterable[str]) -> State:
         names = list(channels)
