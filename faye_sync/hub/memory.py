@@ -78,7 +78,9 @@ class MemoryEngine(Engine):
         while True:
             self._signal.clear()  # before looking: a publish after this sets it again
             found = {
-                channel: found for channel, found in self.history(positions, count).items() if found
+                channel: messages
+                for channel, messages in self.history(positions, count).items()
+                if messages
             }
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
@@ -87,7 +89,7 @@ class MemoryEngine(Engine):
 
     def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
         with self._lock:
-            found = {}
+            found: dict[str, list[HubMessage]] = {}
             for channel, after in afters.items():
                 stored = self._channels.get(channel)
                 if stored is None:
