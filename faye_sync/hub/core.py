@@ -220,6 +220,8 @@ class Hub:
 
     def _register(self, sub: Subscription, backend: Backend) -> None:
         with self._lock:
+            if self._closed:
+                raise HubError("the hub is closed")
             new = [name for name in sub.channels if name not in self._positions]
         # A new channel is read from the clock as it is now: every later message
         # is above it, so none is missed between this and the reader's next read.
@@ -280,9 +282,12 @@ class Hub:
                         count=self._count,
                         block=self._block,
                     )
-                except HubError as error:
+                except Exception as error:  # the reader must outlive any failure
                     if not self._check_gaps:
-                        logger.warning("hub reader: %s; retrying", error)
+                        if isinstance(error, HubError):
+                            logger.warning("hub reader: %s; retrying", error)
+                        else:
+                            logger.exception("hub reader failed; retrying")
                     self._check_gaps = True
                     self._wake.wait(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -296,8 +301,6 @@ class Hub:
                 self._dispatch(
                     keyed, {name: (positions[name], key) for name, key in last_kept.items()}
                 )
-        except Exception:
-            logger.exception("hub reader failed; subscriptions get nothing more")
         finally:
             self._reader_done.set()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..blocking.backends import Signal, detect_backend
-from ..exceptions import HubError
+from ..exceptions import HubError, HubUnavailable
 from .message import HubMessage, id_key
 from .subscription import Subscription
 
@@ -46,19 +46,26 @@ def stream(
     only on a first connection: pass ``last_id="0"`` to send what is retained).
     Each message becomes ``es.send(data, event=event, id=id)``. A client too slow
     for its bounds has its stream ended: the browser reconnects with the last id
-    it got, and misses nothing that is still retained.
+    it got, and misses nothing that is still retained. When the store cannot be
+    reached, the stream ends at once and the browser retries.
     """
     asked = last_id if last_id is not None else (es.last_event_id or None)
     if asked is not None and not _is_id(asked):
         logger.info("hub: ignoring Last-Event-ID %r (not a hub id); live only", asked)
         asked = None
-    sub = hub.subscribe(
-        channels,
-        last_id=asked,
-        max_messages=max_messages,
-        max_bytes=max_bytes,
-        on_overflow=lambda _sub: es.close(),
-    )
+    try:
+        sub = hub.subscribe(
+            channels,
+            last_id=asked,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            on_overflow=lambda _sub: es.close(),
+        )
+    except HubUnavailable as error:
+        # An empty stream that ends: the browser retries after ``retry``.
+        logger.warning("hub: ending an event stream at once: %s", error)
+        es.close()
+        return es.response  # type: ignore[no-any-return]
     backend = detect_backend()
     taken = backend.signal()
     es.on("close", lambda _event: sub.close())
@@ -132,20 +139,36 @@ def attach(
 
     Returns:
         the subscription (``close()`` it to stop without closing the socket).
+        When the store cannot be reached, the socket is closed with 1013
+        (try again later) and the subscription returned has already ended.
     """
     if on_overflow not in ("close", "drop"):
         raise ValueError(f"on_overflow is 'close' or 'drop', not {on_overflow!r}")
-    sub = hub.subscribe(
-        channels,
-        last_id=last_id,
-        max_messages=max_messages,
-        max_bytes=max_bytes,
-        drop=on_overflow == "drop",
-        on_overflow=lambda _sub: ws.go_away(_TRY_AGAIN_LATER, "too slow for its channels"),
-    )
+    try:
+        sub = hub.subscribe(
+            channels,
+            last_id=last_id,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            drop=on_overflow == "drop",
+            on_overflow=lambda _sub: ws.go_away(_TRY_AGAIN_LATER, "too slow for its channels"),
+        )
+    except HubUnavailable as error:
+        logger.warning("hub: closing a WebSocket at once: %s", error)
+        ws.go_away(_TRY_AGAIN_LATER, "hub unavailable")
+        return _ended(hub, channels)
     ws.on("close", lambda _event: sub.close())
     encode = format or _data
     detect_backend().spawn(lambda: _feed_websocket(ws, sub, encode))
+    return sub
+
+
+def _ended(hub: Hub, channels: str | Sequence[str]) -> Subscription:
+    names = [channels] if isinstance(channels, str) else list(channels)
+    sub = Subscription(
+        hub, names, last_id=None, max_messages=1, max_bytes=1, signal=detect_backend().signal()
+    )
+    sub.closed = True
     return sub
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-from faye_sync import EventSource, EventSourceClient, connect
+from faye_sync import ConnectionClosed, EventSource, EventSourceClient, connect
 from faye_sync.hub import RESET, Hub
 from tests.hub.test_hub import WAIT, until
 from tests.redis_server import RedisServer
@@ -197,3 +197,16 @@ def test_an_eventsource_resumes_with_a_reset_when_its_id_is_gone(
     lines = text.splitlines()
     assert f"event: {RESET}" in lines and '"reason": "trimmed"' in text
     assert f"id: {ids[-1]}" in lines
+
+
+def test_with_redis_down_streams_end_and_sockets_close_1013(own_redis: RedisServer) -> None:
+    own_redis.stop()
+    env = {"HUB_URL": own_redis.url, "HUB_BLOCK": "0.2"}
+    with unpatched_gevent(env) as port:
+        body = get(port, "/events?channels=chat")  # ends: the browser will retry
+        assert body.startswith(b"retry:") and b"data:" not in body
+        ws = connect(f"ws://{HOST}:{port}/ws?channels=chat")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.receive(timeout=WAIT)
+        assert closed.value.code == 1013
+        assert get(port, "/ping") == b"pong"
