@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,7 +97,7 @@ def publisher(redis_server: RedisServer, prefix: str) -> Iterator[Hub]:
         yield hub
 
 
-SERVERS = ["gevent-unpatched", "gunicorn-gevent", "werkzeug"]
+SERVERS = ["gevent-unpatched", "gunicorn-gevent", "gunicorn-gthread", "werkzeug"]
 
 
 @pytest.mark.parametrize("kind", SERVERS)
@@ -210,3 +211,67 @@ def test_with_redis_down_streams_end_and_sockets_close_1013(own_redis: RedisServ
             ws.receive(timeout=WAIT)
         assert closed.value.code == 1013
         assert get(port, "/ping") == b"pong"
+
+
+@contextlib.contextmanager
+def websockets_peer(handler: Any) -> Iterator[int]:
+    """A server from the websockets package (not ours), in a thread."""
+    from websockets.sync.server import serve as serve_websockets
+
+    with serve_websockets(handler, HOST, 0, max_size=None, close_timeout=1) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield server.socket.getsockname()[1]
+        server.shutdown()
+    thread.join(WAIT)
+
+
+def test_attach_a_client_websocket(memory_hub: Hub) -> None:
+    def echo(ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            for message in ws:
+                ws.send(message)
+
+    with websockets_peer(echo) as port:
+        client = connect(f"ws://{HOST}:{port}/")
+        memory_hub.attach(client, "chat")
+        sent = [f"m{i}" for i in range(5)]
+        for data in sent:
+            memory_hub.publish("chat", data)
+        assert [client.receive(timeout=WAIT) for _ in sent] == sent
+        client.close()
+        until(lambda: not memory_hub._subscriptions)  # the feeder saw the close
+
+
+def test_a_websocket_peer_that_never_reads_is_closed_1013() -> None:
+    stop = threading.Event()
+    hub = Hub.from_url("memory://", max_len=50, block=0.2)  # bounded: 50 x 64 KiB kept
+
+    codes: list[int | None] = []
+
+    def never_read(ws: Any) -> None:
+        stop.wait(WAIT * 2)
+        with contextlib.suppress(Exception):
+            for _ in ws:  # now read what piled up, to the close frame
+                pass
+        codes.append(ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None)
+
+    try:
+        with websockets_peer(never_read) as port:
+            client = connect(f"ws://{HOST}:{port}/")
+            sub = hub.attach(client, "chat", max_messages=20)
+            for _ in range(2000):
+                if sub.overflowed:
+                    break
+                hub.publish("chat", "x" * 65536)
+                time.sleep(0.001)
+            assert sub.overflowed
+            assert len(sub._queue) <= 21
+            # The close frame waits behind the stuck writes; the socket is closing.
+            until(lambda: client.ready_state >= 2)
+            stop.set()
+            until(lambda: bool(codes))
+            assert codes == [1013]
+    finally:
+        stop.set()
+        hub.close()
