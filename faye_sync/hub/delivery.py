@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..blocking.backends import Signal, detect_backend
 from ..exceptions import HubError, HubUnavailable
@@ -22,9 +22,36 @@ from .subscription import Subscription
 if TYPE_CHECKING:
     from .core import Hub
 
-__all__ = ["attach", "stream"]
+__all__ = ["EventStream", "MessageSocket", "attach", "stream"]
 
 logger = logging.getLogger("faye_sync.hub")
+
+
+class EventStream(Protocol):
+    """What the hub uses of an :class:`~faye_sync.EventSource`."""
+
+    ready_state: int
+    response: Iterable[bytes]
+
+    @property
+    def last_event_id(self) -> str: ...
+    def send(
+        self, data: object, *, event: str | None = ..., id: str | int | None = ...
+    ) -> bool: ...
+    def close(self) -> bool: ...
+    def on(self, event_type: str, listener: Callable[[Any], object]) -> None: ...
+    def spawn(self, producer: Callable[..., object], *args: object) -> None: ...
+
+
+class MessageSocket(Protocol):
+    """What the hub uses of a :class:`~faye_sync.WebSocket` or :class:`~faye_sync.Client`."""
+
+    @property
+    def ready_state(self) -> int: ...
+    def send(self, message: str | bytes) -> bool: ...
+    def go_away(self, code: int = ..., reason: str = ...) -> None: ...
+    def on(self, name: str, listener: Callable[[Any], object]) -> None: ...
+
 
 _POLL = 1.0  # seconds between looks at whether the socket or stream is still there
 _OPEN_STATES = (0, 1)  # CONNECTING, OPEN
@@ -33,7 +60,7 @@ _TRY_AGAIN_LATER = 1013
 
 def stream(
     hub: Hub,
-    es: Any,
+    es: EventStream,
     channels: str | Sequence[str],
     *,
     last_id: str | None = None,
@@ -65,7 +92,7 @@ def stream(
         # An empty stream that ends: the browser retries after ``retry``.
         logger.warning("hub: ending an event stream at once: %s", error)
         es.close()
-        return es.response  # type: ignore[no-any-return]
+        return es.response
     backend = detect_backend()
     taken = backend.signal()
     es.on("close", lambda _event: sub.close())
@@ -73,7 +100,7 @@ def stream(
     return _Paced(es.response, taken, sub)
 
 
-def _feed_eventsource(es: Any, sub: Subscription, taken: Signal) -> None:
+def _feed_eventsource(es: EventStream, sub: Subscription, taken: Signal) -> None:
     try:
         while es.ready_state in _OPEN_STATES:
             batch = sub.get_batch(sub.max_messages, _POLL)
@@ -121,7 +148,7 @@ class _Paced:
 
 def attach(
     hub: Hub,
-    ws: Any,
+    ws: MessageSocket,
     channels: str | Sequence[str],
     *,
     last_id: str | None = None,
@@ -176,7 +203,9 @@ def _data(message: HubMessage) -> str:
     return message.data
 
 
-def _feed_websocket(ws: Any, sub: Subscription, encode: Callable[[HubMessage], Any]) -> None:
+def _feed_websocket(
+    ws: MessageSocket, sub: Subscription, encode: Callable[[HubMessage], Any]
+) -> None:
     try:
         while ws.ready_state in _OPEN_STATES:
             message = sub.get(_POLL)
