@@ -40,6 +40,7 @@ class MemoryEngine(Engine):
         self._last: IdKey = (_now_ms(), 0)
         self._epoch = self._last
         self._signal: Signal | None = None  # made by the first read, of the reader's kind
+        self._interrupted = False  # the reader's channels changed: return from read
 
     def publish(self, channel: str, data: str, event: str | None) -> str:
         with self._lock:
@@ -83,7 +84,8 @@ class MemoryEngine(Engine):
                 if messages
             }
             remaining = deadline - time.monotonic()
-            if found or remaining <= 0:
+            if found or remaining <= 0 or self._interrupted:
+                self._interrupted = False
                 return found
             self._signal.wait(remaining)
 
@@ -110,6 +112,7 @@ class MemoryEngine(Engine):
             return State(self._epoch, self._last, trimmed)
 
     def interrupt(self) -> None:
+        self._interrupted = True
         if self._signal is not None:
             self._signal.set()
 

@@ -1,8 +1,9 @@
 """The ``redis://`` and ``rediss://`` engine: one Redis stream per channel, through redis-py.
 
-Keys: ``<prefix>:ch:<channel>`` (a stream; fields ``d`` data, ``e`` event) and
+Keys: ``<prefix>:ch:<channel>`` (a stream; fields ``d`` data, ``e`` event),
 ``<prefix>:meta`` (a hash: ``last``, the hub's clock; ``epoch``, where the
-current epoch starts). Publishing is one EVALSHA of a small script that stamps
+current epoch starts) and ``<prefix>:wake:<random>`` (a one-entry stream per
+process that wakes its reader; it expires). Publishing is one EVALSHA of a small script that stamps
 the id ``max(TIME, last + 1)``, XADDs with that explicit id, and trims exactly,
 recording the highest id it deleted as the stream's ``max-deleted-entry-id``
 (XSETID; Redis's own approximate trimming does not update it). A client that
@@ -15,6 +16,7 @@ sockets instead (``rediss://`` there: the call runs in gevent's thread pool).
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -145,6 +147,10 @@ class RedisEngine(Engine):
         self._prefix = prefix
         self._meta = f"{prefix}:meta"
         self._streams = f"{prefix}:ch:"
+        # The reader's read also waits on this key, so that a new channel (or
+        # close) need not wait out the block time. One per engine, expiring.
+        self._wake = f"{prefix}:wake:{secrets.token_hex(8)}"
+        self._wake_seen = "0-0"
         self._timeout = timeout
         self._options = options
         self._tls = url.startswith("rediss:")
@@ -223,14 +229,20 @@ class RedisEngine(Engine):
         self, positions: Mapping[str, str], *, count: int, block: float
     ) -> dict[str, list[HubMessage]]:
         streams = {self._streams + channel: position for channel, position in positions.items()}
+        # From the last wake seen, not "$": a wake added between two reads counts.
+        streams[self._wake] = self._wake_seen
         reply = self._call(
             "read",
             lambda c: c.xread(streams, count=count, block=max(1, round(block * 1000))),
             extra=block,
         )
-        return {
-            key[len(self._streams) :]: self._messages(key, entries) for key, entries in reply or ()
-        }
+        found = {}
+        for key, entries in reply or ():
+            if key == self._wake:
+                self._wake_seen = entries[-1][0]
+            else:
+                found[key[len(self._streams) :]] = self._messages(key, entries)
+        return found
 
     def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
         keys = [self._streams + channel for channel in afters]
@@ -255,6 +267,18 @@ class RedisEngine(Engine):
             channel: id_key(deleted) for channel, deleted in zip(names, reply[2:], strict=True)
         }
         return State(id_key(reply[0]), id_key(reply[1]), trimmed)
+
+    def interrupt(self) -> None:
+        def wake(client: Any) -> None:
+            with client.pipeline(transaction=False) as pipeline:
+                pipeline.xadd(self._wake, {"w": "1"}, maxlen=1)
+                pipeline.expire(self._wake, 60)
+                pipeline.execute()
+
+        try:
+            self._call("wake", wake)
+        except HubError:
+            pass  # the reader is failing too; it reconnects on its own
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -180,3 +180,18 @@ def test_rediss_url_goes_through_redis_py(redis_server: RedisServer) -> None:
             hub.publish("chat", "x")
     finally:
         hub.close()
+
+
+def test_a_new_channel_does_not_wait_out_the_readers_block(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    with Hub.from_url(redis_server.url, prefix=prefix, block=20) as hub:
+        hub.subscribe("first")
+        time.sleep(0.2)  # the reader is now blocked for 20 s on "first"
+        sub = hub.subscribe("second")
+        started = time.monotonic()
+        hub.publish("second", "hello")
+        assert [m.data for m in take(sub, 1)] == ["hello"]
+        assert time.monotonic() - started < 5  # not the 20 s block
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 5  # close woke the reader too
