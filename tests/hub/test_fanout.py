@@ -276,3 +276,21 @@ def test_a_websocket_peer_that_never_reads_is_closed_1013() -> None:
     finally:
         stop.set()
         hub.close()
+
+
+def test_a_replay_larger_than_the_eventsource_buffer_arrives_in_one_stream(
+    env: dict[str, str], publisher: Hub
+) -> None:
+    """3.2 MB of history in one response (an EventSource holds 1 MiB at most by default)."""
+    start = publisher.publish("chat", "before")
+    sent = [publisher.publish("chat", f"{i:<4000}") for i in range(800)]
+    with unpatched_gevent(env) as port:
+        with socket.create_connection((HOST, port), timeout=WAIT) as sock:
+            sock.sendall(f"GET /events?channels=chat&last_id={start} HTTP/1.0\r\n\r\n".encode())
+            received = b""
+            while f"id: {sent[-1]}\r\n".encode() not in received:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "the stream ended before the replay did"
+                received += chunk
+    ids = [line[4:] for line in received.decode().splitlines() if line.startswith("id: ")]
+    assert ids == sent
