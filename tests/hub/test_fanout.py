@@ -140,12 +140,23 @@ def test_websocket_fan_out_from_an_id(kind: str, env: dict[str, str], publisher:
             ws.close()
 
 
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
 def test_the_reader_never_blocks_unpatched_gevent(
-    redis_server: RedisServer, prefix: str, publisher: Hub
+    scheme: str, request: pytest.FixtureRequest, prefix: str
 ) -> None:
-    """The reader blocked in XREAD for 10 s; another request is still answered at once."""
-    env = {"HUB_URL": redis_server.url, "HUB_PREFIX": prefix, "HUB_BLOCK": "10"}
-    watcher = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    """The reader blocked in XREAD for 10 s; another request is still answered at once.
+
+    redis:// through gevent sockets, rediss:// through gevent's thread pool.
+    """
+    if scheme == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+    else:
+        server, url = request.getfixturevalue("tls_redis")
+    env = {"HUB_URL": url, "HUB_PREFIX": prefix, "HUB_BLOCK": "10"}
+    watcher = redis.Redis.from_url(server.url, decode_responses=True)
+    publisher = Hub.from_url(url, prefix=prefix)
+    request.addfinalizer(publisher.close)
     with unpatched_gevent(env) as port:
         with socket.create_connection((HOST, port), timeout=WAIT) as stream:
             stream.sendall(b"GET /events?channels=idle HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -195,3 +195,11 @@ def test_a_new_channel_does_not_wait_out_the_readers_block(
         assert time.monotonic() - started < 5  # not the 20 s block
         closing = time.monotonic()
     assert time.monotonic() - closing < 5  # close woke the reader too
+
+
+def test_rediss_with_a_real_tls_server(tls_redis: tuple[RedisServer, str], prefix: str) -> None:
+    _, url = tls_redis
+    with Hub.from_url(url, prefix=prefix, block=0.2) as hub:
+        sub = hub.subscribe("chat")
+        message_id = hub.publish("chat", "over TLS")
+        assert [(m.id, m.data) for m in take(sub, 1)] == [(message_id, "over TLS")]
