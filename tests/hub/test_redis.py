@@ -191,3 +191,17 @@ def test_rediss_with_a_real_tls_server(tls_redis: tuple[RedisServer, str], prefi
         sub = hub.subscribe("chat")
         message_id = hub.publish("chat", "over TLS")
         assert [(m.id, m.data) for m in take(sub, 1)] == [(message_id, "over TLS")]
+
+
+def test_a_deleted_stream_gives_a_reset(redis_hub: Hub, prefix: str, client: redis.Redis) -> None:
+    ids = [redis_hub.publish("chat", str(i)) for i in range(5)]
+    client.delete(f"{prefix}:ch:chat")
+    sub = redis_hub.subscribe("chat", last_id=ids[1])
+    (reset,) = take(sub, 1)
+    assert reset.event == RESET and json.loads(reset.data)["reason"] == "trimmed"
+    assert reset.id == ids[-1]
+    # Published again: the stream is back, and still knows what was deleted.
+    new = redis_hub.publish("chat", "again")
+    assert [m.id for m in take(sub, 1)] == [new]
+    (reset, message) = take(redis_hub.subscribe("chat", last_id=ids[1]), 2)
+    assert reset.event == RESET and reset.id == ids[-1] and message.id == new
