@@ -151,7 +151,6 @@ class RedisEngine(Engine):
             ) from None
         self._redis = redis
         self._url = url
-        self._prefix = prefix
         self._meta = f"{prefix}:meta"
         self._streams = f"{prefix}:ch:"
         # The reader's read also waits on this key, so that a new channel (or
@@ -187,8 +186,8 @@ class RedisEngine(Engine):
                 "decode_responses": True,
                 # Commands: one retry, only for a connection found dead (Redis
                 # restarted); a timeout may have run the command, so it is not
-                # retried. The reader (extra > 0): none, so that it always sees
-                # an outage and checks for a new epoch before reading on.
+                # retried. The reader (extra > 0): none; it backs off itself, and
+                # the state read with each read tells what an outage lost.
                 "retry": redis.retry.Retry(
                     redis.backoff.NoBackoff(),
                     0 if extra else 1,
