@@ -325,6 +325,7 @@ class Hub:
                         count=self._count,
                         block=self._block,
                     )
+                    self._deliver(positions, batches, state)
                 except Exception as error:  # the reader must outlive any failure
                     if backoff == _BACKOFF_FIRST:
                         if isinstance(error, HubError):
@@ -337,7 +338,6 @@ class Hub:
                 if backoff != _BACKOFF_FIRST:
                     logger.warning("hub reader: reading again")
                     backoff = _BACKOFF_FIRST
-                self._deliver(positions, batches, state)
         finally:
             self._reader_done.set()
 
