@@ -14,7 +14,7 @@ import redis
 from faye_sync import HubUnavailable
 from faye_sync.hub import RESET, Hub
 from faye_sync.hub.message import id_key
-from tests.hub.test_hub import WAIT, take, until
+from tests.hub.helpers import WAIT, take, until
 from tests.redis_server import RedisServer
 
 
