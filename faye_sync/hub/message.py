@@ -105,4 +105,3 @@ def merge(
             last_kept[channel] = key
     keyed.sort(key=lambda pair: pair[0])
     return keyed, last_kept
-
