@@ -15,6 +15,8 @@ from .exceptions import (
     FayeSyncError,
     HandshakeError,
     HijackError,
+    HubError,
+    HubUnavailable,
     ProtocolError,
 )
 from .extensions import PerMessageDeflate
@@ -33,6 +35,8 @@ __all__ = [
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
+    "HubError",
+    "HubUnavailable",
     "PerMessageDeflate",
     "ProtocolError",
     "ServerSentEvent",
