@@ -19,15 +19,19 @@ after construction.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from .adapters import hijack
 from .adapters.base import Hijack
+from .adapters.operator import tell_operator
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
 from .protocol.base import FailedProtocol
@@ -38,6 +42,13 @@ __all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
 
 StartResponse = Callable[..., Any]
 Origins = Sequence["str | re.Pattern[str] | None"]
+
+log = logging.getLogger(__name__)
+
+
+def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
+    """For a teardown whose status the framework, or the server's error path, reports."""
+    return lambda _: None
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -140,9 +151,15 @@ class WebSocket(Connection):
             requests without Origin. Others get 403 before any 101.
         backend: ``"threads"`` or ``"gevent"``; detected by default.
 
-    Raises:
-        HijackError: the WSGI server cannot hand over its socket (waitress,
-            mod_wsgi, HTTP/2); the message names the server and what to use.
+    A server that cannot hand over its socket (waitress, mod_wsgi, HTTP/2) is
+    answered like a bad handshake: the socket reports ``error`` then ``close``
+    (1002), ``ws.response`` is the :class:`~faye_sync.exceptions.HijackError`'s
+    status (501) with its message, which names the server and what to use, and
+    the server's error log gets it once.
+
+    Used as a context manager, the session ends with the block: an exception in
+    it closes the socket with 1011 and goes to the server's error log, never as
+    an HTTP 500 into the socket.
     """
 
     def __init__(
@@ -162,6 +179,7 @@ class WebSocket(Connection):
         backend: str | None = None,
     ) -> None:
         self._start_response = start_response
+        self._environ = environ
         self._hijack: Hijack | None = None
         self._rejection: Rejection | None = None
         request = request_from_environ(environ)
@@ -172,12 +190,20 @@ class WebSocket(Connection):
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
         )
         if isinstance(outcome, Rejection):
-            self._rejection = outcome
-            super().__init__(
-                None, FailedProtocol(outcome.message), backend=get_backend(backend or "threads")
+            self._refuse(outcome, backend)
+            return
+        try:
+            self._hijack = hijack(environ)
+        except HijackError as error:
+            # Refused like a bad handshake: ws.response answers with the error's status.
+            self._refuse(Rejection(error.status, f"{error}\n"), backend)
+            tell_operator(
+                environ,
+                f"WebSocket refused ({error.status}): {error}",
+                level=logging.ERROR,
+                once=True,
             )
             return
-        self._hijack = hijack(environ)
         sock = self._hijack.socket
         chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
         super().__init__(
@@ -192,6 +218,67 @@ class WebSocket(Connection):
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         self._write(outcome.response)  # nobody else can write yet: no lock needed
+
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        """End the session with the block, as ``ws.response`` does; 1011 if the block raised.
+
+        After a 101 there is no HTTP response left to turn into a 500: a server that
+        tried would write it into the socket, where the client reads it as a broken
+        frame (1002). So an ``Exception`` closes the socket with 1011, goes to the
+        server's error log with its traceback, and the request ends as a finished
+        WebSocket. Anything else (``SystemExit``, gevent's ``GreenletExit``) closes
+        with 1001 and goes on, into a socket already shut.
+        """
+        if self._hijack is None:
+            return False  # a refused handshake: ws.response answers with the HTTP error
+        if exc is None:
+            if self._start_response is None:
+                self.run()  # a framework calls respond() with its own start_response
+            else:
+                self.respond(self._start_response)
+            return False
+        if not isinstance(exc, Exception):
+            self._end_after_failure(1001)
+            return False
+        self._end_after_failure(1011, self._start_response)
+        tell_operator(
+            self._environ,
+            f"WebSocket handler for {self.url} raised {exc!r}; closed the WebSocket with 1011",
+            level=logging.ERROR,
+            exc=exc,
+        )
+        return True
+
+    def _end_after_failure(
+        self, code: int = 1011, start_response: StartResponse | None = None
+    ) -> None:
+        """Close with ``code`` after the handler failed, and shut the socket.
+
+        Whatever the server or framework writes afterwards goes into a shut socket,
+        where it fails quietly instead of following the frames on the wire.
+        """
+        self.go_away(code, "")
+        while True:  # bounded: the close timeout ends the session whatever the peer does
+            try:
+                self.run()
+                break
+            except Exception:
+                log.warning("WebSocket listener failed while closing", exc_info=True)
+        if self._hijack is not None:
+            self._hijack.finish(start_response or _ignore_start_response)
+
+    def _refuse(self, rejection: Rejection, backend: str | None) -> None:
+        self._rejection = rejection
+        protocol = FailedProtocol(rejection.message.rstrip("\n"))
+        super().__init__(None, protocol, backend=get_backend(backend or "threads"))
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

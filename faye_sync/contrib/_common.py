@@ -1,15 +1,13 @@
-"""What the Flask and Django helpers share: ending a session and refusing cleanly."""
+"""What the Flask and Django helpers share: the options and ending a session."""
 
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import Any
 
-from ..exceptions import HijackError
 from ..websocket import WebSocket
 
-__all__ = ["WEBSOCKET_OPTIONS", "close_after_failure", "finish_session", "log_refusal"]
+__all__ = ["WEBSOCKET_OPTIONS", "close_after_failure", "finish_session"]
 
 #: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
 WEBSOCKET_OPTIONS = frozenset(
@@ -18,8 +16,6 @@ WEBSOCKET_OPTIONS = frozenset(
     if name not in ("environ", "start_response")
     and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 )
-
-log = logging.getLogger("faye_sync.contrib")
 
 
 def finish_session(ws: WebSocket) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -37,29 +33,5 @@ def finish_session(ws: WebSocket) -> tuple[str, list[tuple[str, str]], bytes]:
 
 
 def close_after_failure(ws: WebSocket) -> None:
-    """Close with 1011 after the view raised, and shut the socket before the framework answers.
-
-    The framework then writes its error response into a shut socket, where it
-    fails quietly instead of following the WebSocket frames on the wire.
-    """
-    ws.go_away(1011, "")
-    while True:  # bounded: the close timeout ends the session whatever the peer does
-        try:
-            ws.run()
-            break
-        except Exception:
-            log.warning("WebSocket listener failed while closing", exc_info=True)
-    ws.respond(lambda *_: None)
-
-
-_logged_refusals: set[str] = set()
-
-
-def log_refusal(error: HijackError, logger: logging.Logger) -> None:
-    """Log a server's refusal to hand over its socket, once per distinct message."""
-    message = str(error)
-    if message in _logged_refusals:
-        logger.debug("WebSocket refused: %s", message)
-        return
-    _logged_refusals.add(message)
-    logger.error("WebSocket refused (%s): %s", error.status, message)
+    """Close with 1011 after the view raised, and shut the socket before the framework answers."""
+    ws._end_after_failure()

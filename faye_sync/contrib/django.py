@@ -52,9 +52,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
-from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
+from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session
 
 __all__ = [
     "WebSocketResponse",
@@ -171,14 +170,7 @@ def _serve(
     environ = request.META
     if not WebSocket.is_websocket(environ):
         return HttpResponseBadRequest(_NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
-    try:
-        ws = WebSocket(environ, None, **options)
-    except HijackError as error:
-        log_refusal(error, log)
-        code, _, reason = error.status.partition(" ")
-        return HttpResponse(
-            f"{error}\n", status=int(code), reason=reason, content_type="text/plain; charset=utf-8"
-        )
+    ws = WebSocket(environ, None, **options)  # a server that keeps its socket: a 501 below
     if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
         release_database_connections()
         try:

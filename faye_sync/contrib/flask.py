@@ -51,9 +51,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
-from ..exceptions import HijackError
 from ..websocket import WebSocket
-from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session, log_refusal
+from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session
 
 __all__ = ["CONFIG_KEY", "Sock", "WebSocketResponse", "event_source"]
 
@@ -181,11 +180,7 @@ class Sock:
             **self.options,
             **route_options,
         }
-        try:
-            ws = WebSocket(request.environ, None, **options)
-        except HijackError as error:
-            log_refusal(error, log)
-            return Response(f"{error}\n", status=error.status, mimetype="text/plain")
+        ws = WebSocket(request.environ, None, **options)  # a server that keeps its socket: 501
         if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
             try:
                 view(ws, **url_values)
