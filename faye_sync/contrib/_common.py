@@ -7,7 +7,13 @@ from typing import Any
 
 from ..websocket import WebSocket
 
-__all__ = ["WEBSOCKET_OPTIONS", "close_after_failure", "finish_session"]
+__all__ = ["NOT_A_WEBSOCKET", "WEBSOCKET_OPTIONS", "close_after_failure", "finish_session"]
+
+#: The body of the 400 a plain request to a WebSocket view gets.
+NOT_A_WEBSOCKET = (
+    "This URL is a WebSocket endpoint: connect with a WebSocket client "
+    "(a GET with Connection: Upgrade and Upgrade: websocket).\n"
+)
 
 #: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
 WEBSOCKET_OPTIONS = frozenset(

@@ -53,7 +53,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
 from ..websocket import WebSocket
-from ._common import WEBSOCKET_OPTIONS, close_after_failure, finish_session
+from ._common import NOT_A_WEBSOCKET, WEBSOCKET_OPTIONS, close_after_failure, finish_session
 
 __all__ = [
     "WebSocketResponse",
@@ -66,11 +66,6 @@ log = logging.getLogger(__name__)
 
 WebSocketView = Callable[..., object]
 View = Callable[..., HttpResponse]
-
-_NOT_A_WEBSOCKET = (
-    "This URL is a WebSocket endpoint: connect with a WebSocket client "
-    "(a GET with Connection: Upgrade and Upgrade: websocket).\n"
-)
 
 
 class WebSocketResponse(HttpResponse):
@@ -169,7 +164,7 @@ def _serve(
 ) -> HttpResponse:
     environ = request.META
     if not WebSocket.is_websocket(environ):
-        return HttpResponseBadRequest(_NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
+        return HttpResponseBadRequest(NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
     ws = WebSocket(environ, None, **options)  # a server that keeps its socket: a 501 below
     if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
         release_database_connections()

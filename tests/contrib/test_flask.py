@@ -104,7 +104,7 @@ def test_plain_request_to_a_websocket_route_gets_400(server: Server) -> None:
     start = len(server.log())
     status, _, body = http_get(server, "/echo")
     assert status == 400
-    assert b"Bad Request" in body
+    assert body.startswith(b"This URL is a WebSocket endpoint: connect with a WebSocket client")
     # A WebSocket route and an ordinary route can share a path.
     assert http_get(server, "/shared")[::2] == (200, b"page")
     with connect(f"ws://127.0.0.1:{server.port}/shared", open_timeout=5) as ws:
@@ -330,7 +330,9 @@ def test_routes_on_blueprints_and_apps_initialised_later() -> None:
     response = app.test_client().get("/after", headers=UPGRADE)
     assert response.status_code == 501
     assert b"cannot find the connection socket" in response.data
-    assert app.test_client().get("/after").status_code == 400
+    plain = app.test_client().get("/after")
+    assert plain.status_code == 400
+    assert b"This URL is a WebSocket endpoint" in plain.data
 
 
 def test_unknown_options_and_async_views_are_refused_early() -> None:
