@@ -7,70 +7,17 @@ come out on the server's own error stream (issue 15, items 12 and 13).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.servers import ROOT, is_available
+from tests.processes import run
+from tests.servers import is_available
 
 APP = "tests.apps.handler_errors:app"
-
-
-class Process:
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-        self.port = 0
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (match := re.search(pattern, self.log())) is None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not in the log:\n{self.log()}")
-            time.sleep(0.05)
-        return match
-
-
-@contextlib.contextmanager
-def run(command: list[str], port_pattern: str) -> Iterator[Process]:
-    """Run ``command`` (its stderr and stdout to a file) until the block ends."""
-    with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as log_file:
-        log_path = Path(log_file.name)
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        running = Process(process, log_path)
-        running.port = int(running.wait_for(port_pattern).group(1))
-        yield running
-    finally:
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-                break
-        log_path.unlink(missing_ok=True)
 
 
 def echo_once(port: int, path: str = "/echo") -> None:
