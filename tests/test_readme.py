@@ -36,6 +36,7 @@ import dis
 import importlib.util
 import inspect
 import io
+import os
 import re
 import shutil
 import socket
@@ -64,6 +65,15 @@ SHELL_KNOWN = {"pip", "pip3", "tox", "cd"}
 
 def by_kind(kind: str) -> list[Any]:
     return [pytest.param(b, id=b.where) for b in BLOCKS if b.kind == kind]
+
+
+@pytest.mark.skipif(not os.environ.get("FAYE_SYNC_WHEEL"), reason="the wheel job only")
+def test_faye_sync_is_the_installed_wheel() -> None:
+    """In the wheel job, nothing here may import the source tree by mistake."""
+    import faye_sync
+
+    assert "site-packages" in Path(faye_sync.__file__).parts, faye_sync.__file__
+    assert not (ROOT / "faye_sync").exists()
 
 
 def test_every_block_has_a_kind() -> None:
