@@ -45,6 +45,10 @@ Origins = Sequence["str | re.Pattern[str] | None"]
 
 log = logging.getLogger(__name__)
 
+#: The default seconds between a server WebSocket's pings: under every common proxy's
+#: idle timeout (Heroku's router 55 s, nginx and AWS ALB 60 s, Cloudflare 100 s).
+PING_INTERVAL = 25.0
+
 
 def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     """For a teardown whose status the framework, or the server's error path, reports."""
@@ -143,7 +147,9 @@ class WebSocket(Connection):
         extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
         headers: extra headers for the 101 response (CR/LF refused).
         max_length: the largest message accepted, also after inflation.
-        ping: seconds between keep-alive pings (off by default, as in faye).
+        ping: seconds between keep-alive pings; 25 by default (faye: off), under
+            the idle timeouts of nginx, load balancers and PaaS routers (55-100 s),
+            which browsers never reset (they send no pings); None turns them off.
         ping_timeout: close with 1006 when a ping gets no pong in this time.
         close_timeout: seconds to wait for the peer's close frame (faye: 30).
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
@@ -171,7 +177,7 @@ class WebSocket(Connection):
         extensions: Iterable[Extension] | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         max_length: int = MAX_LENGTH,
-        ping: float | None = None,
+        ping: float | None = PING_INTERVAL,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
         allow_drafts: bool = False,
