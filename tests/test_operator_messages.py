@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.processes import run
@@ -87,3 +87,19 @@ def test_waitress_answers_the_readme_example_with_501_and_says_so_once() -> None
         log = server.log()
         assert log.count("WebSocket refused (501 Not Implemented): waitress") == 1, log
         assert "Traceback" not in log
+
+
+def test_a_handler_exception_is_reported_once_in_gunicorns_error_log() -> None:
+    command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-b", "127.0.0.1:0", APP]
+    with run(command, r"Listening at: http://127\.0\.0\.1:(\d+)") as server:
+        url = f"ws://127.0.0.1:{server.port}/echo"
+        with connect(url, open_timeout=5, close_timeout=5) as ws:
+            ws.send("boom")
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+        server.wait_for("KeyError: 'boom'")
+        log = server.log()
+        assert log.count("faye_sync ERROR: WebSocket handler for ws://") == 1, log
+        assert "raised KeyError('boom'); closed the WebSocket with 1011" in log
+        assert log.count("Traceback") == 1, log
