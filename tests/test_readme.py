@@ -78,7 +78,10 @@ def test_faye_sync_is_the_installed_wheel() -> None:
 
 def test_every_block_has_a_kind() -> None:
     unknown = [block.where for block in BLOCKS if block.kind == "unknown"]
-    assert not unknown, f"code blocks no rule covers (tests/test_readme.py): {unknown}"
+    assert not unknown, (
+        f"code blocks no rule covers: {unknown}; add a language to the block "
+        "(.. code-block:: python/shell/nginx) or a rule to tests/readme.py"
+    )
 
 
 def test_the_extractor_finds_what_docutils_finds() -> None:
@@ -318,7 +321,10 @@ def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
         elif command == "gunicorn":
             run_gunicorn(block, arguments, tmp_path)
         elif command not in SHELL_KNOWN and not command.startswith("wsgi_examples"):
-            raise AssertionError(f"{block.where}: no rule for the command {command!r}")
+            raise AssertionError(
+                f"{block.where}: no rule for the command {command!r} (add one in "
+                "tests/test_readme.py, or the name to SHELL_KNOWN if it needs no check)"
+            )
 
 
 def run_gunicorn(block: Block, arguments: list[str], directory: Path) -> None:
