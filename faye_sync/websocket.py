@@ -5,16 +5,17 @@
     def app(environ, start_response):
         if not WebSocket.is_websocket(environ):
             ...  # an ordinary response
-        ws = WebSocket(environ, start_response)
-        for message in ws:
-            ws.send(message)
+        with WebSocket(environ, start_response) as ws:
+            for message in ws:
+                ws.send(message)
         return ws.response
 
-Construction checks the upgrade request. A bad one is answered with faye's
-HTTP error (``ws.response`` carries it) and the socket reports ``error`` then
-``close`` (1002), as in faye. A good one takes the socket over from the WSGI
-server, writes the 101 itself and opens; events reach listeners attached right
-after construction.
+Construction checks the upgrade request. A bad one, or one a server cannot hand
+over (waitress), is answered with an HTTP error (``ws.response`` carries it) and
+the socket reports ``error`` then ``close`` (1002), as in faye. A good one takes
+the socket over from the WSGI server, writes the 101 itself and opens; events
+reach listeners attached right after construction. The ``with`` block turns an
+exception in the handler into a 1011 close instead of an HTTP 500 in the socket.
 """
 
 from __future__ import annotations
