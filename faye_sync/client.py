@@ -118,11 +118,16 @@ class Client(Connection):
                 timeout=timeout,
                 target_url=url,
             )
-            head = transport.read_response_head(
+            head, http = transport.receive_response_head(
                 sock, handshake.request_bytes(), timeout=timeout, url=url
             )
             self.status_code, self.headers, buffered = head.status, head.headers, head.leftover
-            accepted = handshake.process_response(head.status, head.headers)
+            try:
+                accepted = handshake.process_response(head.status, head.headers)
+            except HandshakeError as refusal:
+                if head.status != 101:  # a refusal's body says why: keep its start
+                    refusal.body = transport.read_body_excerpt(sock, http, head.leftover)
+                raise
         except ProxyError as exc:
             # No tunnel, so no WebSocket: a network-level failure (faye leaves
             # the socket to the proxy and never closes; we report 1006).
@@ -131,12 +136,12 @@ class Client(Connection):
         except HandshakeError as exc:
             if not str(exc).startswith(HANDSHAKE_PREFIX):  # the response did not parse
                 exc = HandshakeError(
-                    HANDSHAKE_PREFIX + str(exc), status=exc.status, headers=exc.headers
+                    HANDSHAKE_PREFIX + exc.message, status=exc.status, headers=exc.headers
                 )
             self.status_code = exc.status if exc.status is not None else self.status_code
             self.headers = dict(exc.headers) or self.headers
             self.failure = exc
-            frames, sock = FailedProtocol(str(exc), 1002), _close(sock)
+            frames, sock = FailedProtocol(exc.message, 1002), _close(sock)
         except OSError as exc:  # NetworkError included
             message = str(exc) if isinstance(exc, NetworkError) else f"Network error: {url}: {exc}"
             self.failure = exc if isinstance(exc, NetworkError) else NetworkError(message)

@@ -55,7 +55,9 @@ class HandshakeError(FayeSyncError):
     """The opening handshake failed.
 
     On a client, ``status`` and ``headers`` hold the server's response (when one
-    arrived); the message is faye's (``Error during WebSocket handshake: …``).
+    arrived) and ``body`` the start of a refusal's body (at most 4 KiB), which
+    often says why; ``message`` is faye's (``Error during WebSocket handshake: …``,
+    the text of the ``error`` event) and ``str()`` adds the body's first words.
     """
 
     def __init__(
@@ -64,10 +66,19 @@ class HandshakeError(FayeSyncError):
         *,
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
     ) -> None:
         super().__init__(message)
+        self.message = message
         self.status = status
         self.headers: Mapping[str, str] = dict(headers or {})
+        self.body = body
+
+    def __str__(self) -> str:
+        said = " ".join(self.body.decode("utf-8", "replace").split())
+        if not said:
+            return self.message
+        return f"{self.message}; the server said: {said[:300]}"
 
 
 class ConnectionClosed(FayeSyncError):

@@ -5,23 +5,26 @@
     def app(environ, start_response):
         if not WebSocket.is_websocket(environ):
             ...  # an ordinary response
-        ws = WebSocket(environ, start_response)
-        for message in ws:
-            ws.send(message)
+        with WebSocket(environ, start_response) as ws:
+            for message in ws:
+                ws.send(message)
         return ws.response
 
-Construction checks the upgrade request. A bad one is answered with faye's
-HTTP error (``ws.response`` carries it) and the socket reports ``error`` then
-``close`` (1002), as in faye. A good one takes the socket over from the WSGI
-server, writes the 101 itself and opens; events reach listeners attached right
-after construction.
+Construction checks the upgrade request. A bad one, or one a server cannot hand
+over (waitress), is answered with an HTTP error (``ws.response`` carries it) and
+the socket reports ``error`` then ``close`` (1002), as in faye. A good one takes
+the socket over from the WSGI server, writes the 101 itself and opens; events
+reach listeners attached right after construction. The ``with`` block turns an
+exception in the handler into a 1011 close instead of an HTTP 500 in the socket.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -34,9 +37,11 @@ from .adapters.admission import (
     refusal_headers,
 )
 from .adapters.base import Hijack
+from .adapters.operator import tell_operator
 from .blocking import stats
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
 from .protocol.base import FailedProtocol
@@ -47,6 +52,17 @@ __all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
 
 StartResponse = Callable[..., Any]
 Origins = Sequence["str | re.Pattern[str] | None"]
+
+log = logging.getLogger(__name__)
+
+#: The default seconds between a server WebSocket's pings: under every common proxy's
+#: idle timeout (Heroku's router 55 s, nginx and AWS ALB 60 s, Cloudflare 100 s).
+PING_INTERVAL = 25.0
+
+
+def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
+    """For a teardown whose status the framework, or the server's error path, reports."""
+    return lambda _: None
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -146,7 +162,9 @@ class WebSocket(Connection):
         extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
         headers: extra headers for the 101 response (CR/LF refused).
         max_length: the largest message accepted, also after inflation.
-        ping: seconds between keep-alive pings (off by default, as in faye).
+        ping: seconds between keep-alive pings; 25 by default (faye: off), under
+            the idle timeouts of nginx, load balancers and PaaS routers (55-100 s),
+            which browsers never reset (they send no pings); None turns them off.
         ping_timeout: close with 1006 when a ping gets no pong in this time.
         close_timeout: seconds to wait for the peer's close frame (faye: 30).
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
@@ -157,9 +175,15 @@ class WebSocket(Connection):
             ``Retry-After`` the same way.
         backend: ``"threads"`` or ``"gevent"``; detected by default.
 
-    Raises:
-        HijackError: the WSGI server cannot hand over its socket (waitress,
-            mod_wsgi, HTTP/2); the message names the server and what to use.
+    A server that cannot hand over its socket (waitress, mod_wsgi, HTTP/2) is
+    answered like a bad handshake: the socket reports ``error`` then ``close``
+    (1002), ``ws.response`` is the :class:`~faye_sync.exceptions.HijackError`'s
+    status (501) with its message, which names the server and what to use, and
+    the server's error log gets it once.
+
+    Used as a context manager, the session ends with the block: an exception in
+    it closes the socket with 1011 and goes to the server's error log, never as
+    an HTTP 500 into the socket.
     """
 
     def __init__(
@@ -171,7 +195,7 @@ class WebSocket(Connection):
         extensions: Iterable[Extension] | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         max_length: int = MAX_LENGTH,
-        ping: float | None = None,
+        ping: float | None = PING_INTERVAL,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
         allow_drafts: bool = False,
@@ -179,6 +203,7 @@ class WebSocket(Connection):
         backend: str | None = None,
     ) -> None:
         self._start_response = start_response
+        self._environ = environ
         self._hijack: Hijack | None = None
         self._rejection: Rejection | None = None
         request = request_from_environ(environ)
@@ -192,17 +217,22 @@ class WebSocket(Connection):
         if slot is None and not isinstance(outcome, Rejection):
             outcome = Rejection(REFUSAL_STATUS, REFUSAL_MESSAGE, refusal_headers())
         if isinstance(outcome, Rejection):
-            self._rejection = outcome
-            code = 1013 if outcome.status == REFUSAL_STATUS else 1002  # 1013: try again later
-            super().__init__(
-                None,
-                FailedProtocol(outcome.message, code),
-                backend=get_backend(backend or "threads"),
-            )
+            self._refuse(outcome, backend)
             return
         assert slot is not None
         try:
             self._hijack = hijack(environ)
+        except HijackError as error:
+            # Refused like a bad handshake: ws.response answers with the error's status.
+            slot.release()
+            self._refuse(Rejection(error.status, f"{error}\n"), backend)
+            tell_operator(
+                environ,
+                f"WebSocket refused ({error.status}): {error}",
+                level=logging.ERROR,
+                once=True,
+            )
+            return
         except BaseException:
             slot.release()
             raise
@@ -249,6 +279,68 @@ class WebSocket(Connection):
         """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
         slot.release()
         stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._bytes_out)
+
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        """End the session with the block, as ``ws.response`` does; 1011 if the block raised.
+
+        After a 101 there is no HTTP response left to turn into a 500: a server that
+        tried would write it into the socket, where the client reads it as a broken
+        frame (1002). So an ``Exception`` closes the socket with 1011, goes to the
+        server's error log with its traceback, and the request ends as a finished
+        WebSocket. Anything else (``SystemExit``, gevent's ``GreenletExit``) closes
+        with 1001 and goes on, into a socket already shut.
+        """
+        if self._hijack is None:
+            return False  # a refused handshake: ws.response answers with the HTTP error
+        if exc is None:
+            if self._start_response is None:
+                self.run()  # a framework calls respond() with its own start_response
+            else:
+                self.respond(self._start_response)
+            return False
+        if not isinstance(exc, Exception):
+            self._end_after_failure(1001)
+            return False
+        self._end_after_failure(1011, self._start_response)
+        tell_operator(
+            self._environ,
+            f"WebSocket handler for {self.url} raised {exc!r}; closed the WebSocket with 1011",
+            level=logging.ERROR,
+            exc=exc,
+        )
+        return True
+
+    def _end_after_failure(
+        self, code: int = 1011, start_response: StartResponse | None = None
+    ) -> None:
+        """Close with ``code`` after the handler failed, and shut the socket.
+
+        Whatever the server or framework writes afterwards goes into a shut socket,
+        where it fails quietly instead of following the frames on the wire.
+        """
+        self.go_away(code, "")
+        while True:  # bounded: the close timeout ends the session whatever the peer does
+            try:
+                self.run()
+                break
+            except Exception:
+                log.warning("WebSocket listener failed while closing", exc_info=True)
+        if self._hijack is not None:
+            self._hijack.finish(start_response or _ignore_start_response)
+
+    def _refuse(self, rejection: Rejection, backend: str | None) -> None:
+        self._rejection = rejection
+        code = 1013 if rejection.status == REFUSAL_STATUS else 1002  # 1013: try again later
+        protocol = FailedProtocol(rejection.message.rstrip("\n"), code)
+        super().__init__(None, protocol, backend=get_backend(backend or "threads"))
 
     @staticmethod
     def is_websocket(environ: Mapping[str, Any]) -> bool:

@@ -60,7 +60,9 @@ def run_wsgiref(app: WSGIApp, options: dict[str, Any]) -> None:
     class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         daemon_threads = True
 
-    server = make_server(HOST, 0, app, server_class=ThreadingWSGIServer, **options)
+    # threaded=False: the plain WSGIServer, one connection at a time.
+    server_class = ThreadingWSGIServer if options.pop("threaded", True) else WSGIServer
+    server = make_server(HOST, 0, app, server_class=server_class, **options)
     announce(server.server_port)
     server.serve_forever()
 

@@ -222,6 +222,23 @@ def test_handshake_failures(response: Any, status: int | None, why: str) -> None
             assert ws.headers["location"] == "ws://elsewhere/"
 
 
+@pytest.mark.parametrize("size", [60, 10_000])
+def test_a_refusal_keeps_the_start_of_the_servers_explanation(size: int) -> None:
+    why = ("waitress cannot hand a WebSocket its socket; use gunicorn. " * 200)[:size]
+    response = (f"HTTP/1.1 501 Not Implemented\r\nContent-Length: {len(why)}\r\n\r\n{why}").encode()
+    with ScriptedServer(response) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        with pytest.raises(HandshakeError) as info:
+            connect(url)
+        message = "Error during WebSocket handshake: Unexpected response code: 501"
+        assert info.value.message == message
+        assert info.value.body == why.encode()[:4096]  # bounded
+        assert str(info.value).startswith(f"{message}; the server said: waitress cannot hand")
+        seen = recorded(ws := Client(url))
+        assert list(ws) == []
+        assert seen == [("error", message), ("close", (1002, message))]  # faye's text
+
+
 def test_a_frame_in_the_same_read_as_the_101_is_kept() -> None:
     def respond(request: bytes) -> bytes:
         return accepting()(request) + b"\x81\x02Hi"

@@ -23,9 +23,11 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if not WebSocket.is_websocket(environ):
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"faye_sync echo server: connect a WebSocket client to any path.\n"]
-    ws = WebSocket(environ, start_response, extensions=[PerMessageDeflate()], max_length=MAX_LENGTH)
-    for message in ws:
-        ws.send(message)
+    with WebSocket(
+        environ, start_response, extensions=[PerMessageDeflate()], max_length=MAX_LENGTH
+    ) as ws:
+        for message in ws:
+            ws.send(message)
     return ws.response
 
 

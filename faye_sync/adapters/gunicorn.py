@@ -15,7 +15,7 @@ frames as the next keep-alive request.
 
 The ``sync`` worker serves one connection at a time and the arbiter kills it after
 ``--timeout`` (default 30 s) without a heartbeat, writing ``500`` into the live stream:
-hijacking there works but is logged as a warning, once per process.
+hijacking there works, with a warning in the server's error log, once per process.
 """
 
 from __future__ import annotations
@@ -26,12 +26,17 @@ import socket
 from collections.abc import Callable
 
 from faye_sync.adapters.base import Adapter, Environ, server_software
+from faye_sync.adapters.operator import tell_operator
 
 __all__ = ["GunicornAdapter"]
 
 log = logging.getLogger("faye_sync.adapters")
 
-_warned_sync_worker = False
+SYNC_WORKER_WARNING = (
+    "gunicorn's sync worker serves one connection at a time: this WebSocket blocks the "
+    "whole worker, and the arbiter kills it after --timeout without a heartbeat. Run "
+    "gunicorn with -k gthread --threads N, or -k gevent, for WebSockets."
+)
 
 
 def _is_cooperative(sock: object) -> bool:
@@ -93,17 +98,10 @@ class GunicornAdapter(Adapter):
         return take()
 
     def before_hijack(self, environ: Environ) -> None:
-        global _warned_sync_worker
         is_sync_worker = (
             server_software(environ).startswith("gunicorn/")
             and not environ.get("wsgi.multithread")
             and not _is_cooperative(environ.get("gunicorn.socket"))
         )
-        if is_sync_worker and not _warned_sync_worker:
-            _warned_sync_worker = True
-            log.warning(
-                "gunicorn's sync worker serves one connection at a time: this WebSocket "
-                "blocks the whole worker, and the arbiter kills it after --timeout "
-                "without a heartbeat. Run gunicorn with -k gthread --threads N, or "
-                "-k gevent, for WebSockets."
-            )
+        if is_sync_worker:
+            tell_operator(environ, SYNC_WORKER_WARNING, once=True)

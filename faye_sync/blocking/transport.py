@@ -59,6 +59,7 @@ __all__ = [
     "TLSTunnelSocket",
     "connect",
     "proxy_for",
+    "read_body_excerpt",
     "read_response_head",
     "receive_response_head",
     "tls_context",
@@ -1085,3 +1086,42 @@ def _proxy_exchange(
             headers=head.headers,
             proxy=proxy_name,
         )
+
+
+def read_body_excerpt(
+    sock: socket.socket,
+    conn: h11.Connection,
+    leftover: bytes,
+    *,
+    limit: int = 4096,
+    timeout: float = 1.0,
+) -> bytes:
+    """The first ``limit`` bytes of a response body, for an error message; never raises.
+
+    ``conn`` and ``leftover`` are what :func:`receive_response_head` returned. Reading
+    stops at the body's end, at ``limit`` bytes, after ``timeout`` seconds in all, or
+    at any error: the excerpt explains a refusal, it is not the response.
+    """
+    deadline = time.monotonic() + timeout
+    body = bytearray()
+    previous_timeout = sock.gettimeout()
+    try:
+        conn.receive_data(leftover)
+        while len(body) < limit:
+            event = conn.next_event()
+            if isinstance(event, h11.Data):
+                body += event.data
+            elif event is h11.NEED_DATA:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                conn.receive_data(sock.recv(_RECV_SIZE))
+            else:
+                break  # the end of the body, or of the connection
+    except (OSError, h11.ProtocolError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(previous_timeout)
+    return bytes(body[:limit])

@@ -1,23 +1,28 @@
-"""What the Flask and Django helpers share: ending a session and refusing cleanly."""
+"""What the Flask and Django helpers share: the options and ending a session."""
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..exceptions import HijackError
 from ..websocket import WebSocket
 
 __all__ = [
+    "NOT_A_WEBSOCKET",
     "WEBSOCKET_OPTIONS",
     "close_after_failure",
     "finish_session",
-    "log_refusal",
+    "is_same_host",
     "same_origin_only",
 ]
+
+#: The body of the 400 a plain request to a WebSocket view gets.
+NOT_A_WEBSOCKET = (
+    "This URL is a WebSocket endpoint: connect with a WebSocket client "
+    "(a GET with Connection: Upgrade and Upgrade: websocket).\n"
+)
 
 #: The keyword options :class:`~faye_sync.websocket.WebSocket` takes.
 WEBSOCKET_OPTIONS = frozenset(
@@ -26,8 +31,6 @@ WEBSOCKET_OPTIONS = frozenset(
     if name not in ("environ", "start_response")
     and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 )
-
-log = logging.getLogger("faye_sync.contrib")
 
 
 def finish_session(ws: WebSocket) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -45,32 +48,8 @@ def finish_session(ws: WebSocket) -> tuple[str, list[tuple[str, str]], bytes]:
 
 
 def close_after_failure(ws: WebSocket) -> None:
-    """Close with 1011 after the view raised, and shut the socket before the framework answers.
-
-    The framework then writes its error response into a shut socket, where it
-    fails quietly instead of following the WebSocket frames on the wire.
-    """
-    ws.go_away(1011, "")
-    while True:  # bounded: the close timeout ends the session whatever the peer does
-        try:
-            ws.run()
-            break
-        except Exception:
-            log.warning("WebSocket listener failed while closing", exc_info=True)
-    ws.respond(lambda *_: None)
-
-
-_logged_refusals: set[str] = set()
-
-
-def log_refusal(error: HijackError, logger: logging.Logger) -> None:
-    """Log a server's refusal to hand over its socket, once per distinct message."""
-    message = str(error)
-    if message in _logged_refusals:
-        logger.debug("WebSocket refused: %s", message)
-        return
-    _logged_refusals.add(message)
-    logger.error("WebSocket refused (%s): %s", error.status, message)
+    """Close with 1011 after the view raised, and shut the socket before the framework answers."""
+    ws._end_after_failure()
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

@@ -54,14 +54,13 @@ from django.utils.http import is_same_domain
 
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
-from ..exceptions import HijackError
 from ..websocket import WebSocket
 from ._common import (
+    NOT_A_WEBSOCKET,
     WEBSOCKET_OPTIONS,
     close_after_failure,
     finish_session,
     is_same_host,
-    log_refusal,
     same_origin_only,
 )
 
@@ -76,11 +75,6 @@ log = logging.getLogger(__name__)
 
 WebSocketView = Callable[..., object]
 View = Callable[..., HttpResponse]
-
-_NOT_A_WEBSOCKET = (
-    "This URL is a WebSocket endpoint: connect with a WebSocket client "
-    "(a GET with Connection: Upgrade and Upgrade: websocket).\n"
-)
 
 
 class WebSocketResponse(HttpResponse):
@@ -182,16 +176,9 @@ def _serve(
 ) -> HttpResponse:
     environ = request.META
     if not WebSocket.is_websocket(environ):
-        return HttpResponseBadRequest(_NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
+        return HttpResponseBadRequest(NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
     options = same_origin_only(options, request.headers.get("Origin"), _trusts(request))
-    try:
-        ws = WebSocket(environ, None, **options)
-    except HijackError as error:
-        log_refusal(error, log)
-        code, _, reason = error.status.partition(" ")
-        return HttpResponse(
-            f"{error}\n", status=int(code), reason=reason, content_type="text/plain; charset=utf-8"
-        )
+    ws = WebSocket(environ, None, **options)  # a server that keeps its socket: a 501 below
     if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
         release_database_connections()
         try:

@@ -48,17 +48,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.routing import WebsocketMismatch
 
 from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
-from ..exceptions import HijackError
 from ..websocket import WebSocket
 from ._common import (
+    NOT_A_WEBSOCKET,
     WEBSOCKET_OPTIONS,
     close_after_failure,
     finish_session,
     is_same_host,
-    log_refusal,
     same_origin_only,
 )
 
@@ -134,6 +134,7 @@ class Sock:
         """
         _check_options(app.config.get(CONFIG_KEY) or {}, f'app.config["{CONFIG_KEY}"]')
         self._apps.add(app)
+        app.register_error_handler(WebsocketMismatch, _explain_websocket_mismatch)
         for rule, endpoint, view, rule_options in self._routes:
             app.add_url_rule(rule, endpoint, view, websocket=True, **rule_options)
 
@@ -144,9 +145,10 @@ class Sock:
 
         The rule is registered with werkzeug's ``websocket=True``: only upgrade
         requests match it, so an ordinary route may share the path, and an
-        ordinary request gets werkzeug's ``400 Bad Request`` when nothing else
-        matches. A handshake that faye_sync rejects (a bad key or version, an
-        origin not allowed) gets faye's HTTP error without calling the view.
+        ordinary request gets a ``400 Bad Request`` saying that this is a
+        WebSocket endpoint when nothing else matches. A handshake that
+        faye_sync rejects (a bad key or version, an origin not allowed) gets
+        faye's HTTP error without calling the view.
         The view's return value is ignored.
 
         Args:
@@ -196,11 +198,7 @@ class Sock:
         }
         origin = request.headers.get("Origin")
         options = same_origin_only(options, origin, lambda o: is_same_host(o, request.host))
-        try:
-            ws = WebSocket(request.environ, None, **options)
-        except HijackError as error:
-            log_refusal(error, log)
-            return Response(f"{error}\n", status=error.status, mimetype="text/plain")
+        ws = WebSocket(request.environ, None, **options)  # a server that keeps its socket: 501
         if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
             try:
                 view(ws, **url_values)
@@ -253,6 +251,15 @@ def event_source(
     # The response's close(), which the server calls when the client leaves or the
     # stream ends, closes the stream (and runs call_on_close functions).
     return es, Response(es.response, status=es.status, headers=es.headers)
+
+
+def _explain_websocket_mismatch(error: WebsocketMismatch) -> Response:
+    """Say what went wrong where werkzeug's 400 says only "Bad Request"."""
+    if WebSocket.is_websocket(request.environ):
+        why = "This URL is not a WebSocket endpoint: request it with plain HTTP.\n"
+    else:
+        why = NOT_A_WEBSOCKET
+    return Response(why, status=400, mimetype="text/plain")
 
 
 def _check_options(options: Mapping[str, Any], where: str) -> None:

@@ -195,7 +195,7 @@ def test_waitress_refuses_with_501_and_logs_once(env: dict[str, str]) -> None:
             assert b"waitress cannot hand a WebSocket its socket" in body
         server.wait_for_log(r"^response /ws/echo 501 ", timeout=5)
         log = server.log()
-        assert len(re.findall(r"ERROR faye_sync\.contrib\.django: .*waitress", log)) == 1
+        assert len(re.findall(r"ERROR faye_sync: WebSocket refused .*waitress", log)) == 1
         status, _, body = http_get(server, "/events", SSE)
         assert status == 200
         assert body.count(b"event: tick") == 3

@@ -106,7 +106,7 @@ def test_plain_request_to_a_websocket_route_gets_400(server: Server) -> None:
     start = len(server.log())
     status, _, body = http_get(server, "/echo")
     assert status == 400
-    assert b"Bad Request" in body
+    assert body.startswith(b"This URL is a WebSocket endpoint: connect with a WebSocket client")
     # A WebSocket route and an ordinary route can share a path.
     assert http_get(server, "/shared")[::2] == (200, b"page")
     with connect(f"ws://127.0.0.1:{server.port}/shared", open_timeout=5) as ws:
@@ -175,7 +175,7 @@ def test_waitress_refuses_with_501_and_logs_once() -> None:
             assert b"gunicorn" in body  # the fix
         server.wait_for_log(r"^teardown /echo None$", timeout=5)
         log = server.log()
-        assert len(re.findall(r"ERROR faye_sync\.contrib\.flask: .*waitress", log)) == 1
+        assert len(re.findall(r"ERROR faye_sync: WebSocket refused .*waitress", log)) == 1
         # EventSource needs no hijack: it streams on waitress too.
         status, _, body = http_get(server, "/events", SSE)
         assert status == 200
@@ -332,7 +332,9 @@ def test_routes_on_blueprints_and_apps_initialised_later() -> None:
     response = app.test_client().get("/after", headers=UPGRADE)
     assert response.status_code == 501
     assert b"cannot find the connection socket" in response.data
-    assert app.test_client().get("/after").status_code == 400
+    plain = app.test_client().get("/after")
+    assert plain.status_code == 400
+    assert b"This URL is a WebSocket endpoint" in plain.data
 
 
 def test_unknown_options_and_async_views_are_refused_early() -> None:

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -53,8 +53,6 @@ from .helpers import (
 EXAMPLES = int(os.environ.get("FAYE_SYNC_EXAMPLES", "100"))
 FAST = settings(
     max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 messages = st.lists(
@@ -164,8 +162,6 @@ def test_fragmented_messages_with_control_frames_between(
 # Hypothesis runs the fuzz targets' oracles: the cheap half of tests/fuzz.
 fuzz_settings = settings(
     max_examples=EXAMPLES * 2,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
@@ -449,7 +445,5 @@ def _first_close_from(frames: list[Frame]) -> tuple[int, str] | None:
 ProtocolPair.TestCase.settings = settings(
     max_examples=EXAMPLES // 2,
     stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
 )
 test_protocol_pair_state_machine = ProtocolPair.TestCase

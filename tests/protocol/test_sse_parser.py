@@ -406,7 +406,7 @@ def streams(draw: st.DrawFn) -> bytes:
     return bom + b"".join(line + end for line, end in lines)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(stream=streams(), cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12))
 def test_random_splits_give_the_same_events(stream: bytes, cuts: list[int]) -> None:
     expected = parse(stream)
@@ -426,7 +426,7 @@ TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=50)
 NAME = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r\n\0"), max_size=10)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     events=st.lists(st.tuples(TEXT, NAME, st.none() | NAME), min_size=1, max_size=5),
     cut=st.integers(min_value=0, max_value=2000),

@@ -159,14 +159,16 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 
 def _chat(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     name = _name(environ)
-    ws = WebSocket(environ, start_response, extensions=[PerMessageDeflate()], max_length=16384)
-    # "open" never comes for a refused handshake; "close" comes exactly once,
-    # from whichever thread or greenlet sees the end first.
-    ws.on("open", lambda event: room.enter(ws, name))
-    ws.on("close", lambda event: room.leave(ws, name))
-    for message in ws:  # ends when the socket closes
-        if isinstance(message, str) and message.strip():
-            room.say(name, message[:MAX_TEXT])
+    with WebSocket(
+        environ, start_response, extensions=[PerMessageDeflate()], max_length=16384
+    ) as ws:
+        # "open" never comes for a refused handshake; "close" comes exactly once,
+        # from whichever thread or greenlet sees the end first.
+        ws.on("open", lambda event: room.enter(ws, name))
+        ws.on("close", lambda event: room.leave(ws, name))
+        for message in ws:  # ends when the socket closes
+            if isinstance(message, str) and message.strip():
+                room.say(name, message[:MAX_TEXT])
     return ws.response
 
 
