@@ -343,7 +343,7 @@ def main() -> None:
     args.duration = min(args.duration, 30.0)
     if shutil.which("redis-server") is None or shutil.which("node") is None:
         raise SystemExit("needs redis-server and node on PATH")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 2,000+ sockets per side
 
     results = []

@@ -24,6 +24,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.hub_cluster.clients import drain, id_key, silent_chat_socket
 from wsgi_examples.chat import HISTORY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,15 +69,22 @@ class Demo:
 
 
 @contextlib.contextmanager
-def run_demo() -> Iterator[Demo]:
-    """Start the demo's real command line on a free port; stop it at the end."""
+def run_demo(broker: str | None = None) -> Iterator[Demo]:
+    """Start the demo's real command line on a free port; stop it at the end.
+
+    ``broker`` is passed as ``--broker`` (else the demo's default, memory://).
+    """
     fd, name = tempfile.mkstemp(prefix="faye_sync-chat-", suffix=".log")
     log_path = Path(name)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("CHAT_BROKER", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "wsgi_examples.chat", "--port", "0"]
+    if broker is not None:
+        command += ["--broker", broker]
     with os.fdopen(fd, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "wsgi_examples.chat", "--port", "0"],
+            command,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -139,21 +147,21 @@ class Feed:
             elif name:  # an empty name is a comment (the keep-alive ping)
                 self._fields[name] = value
 
-    def chats(self) -> list[tuple[int, str, str]]:
+    def chats(self) -> list[tuple[str, str, str]]:
         """(id, name, text) of the chat events so far."""
         found = []
         for event in self.events:
             if event.get("event") == "chat":
                 data = json.loads(event["data"])
-                found.append((int(event["id"]), data["name"], data["text"]))
+                found.append((event["id"], data["name"], data["text"]))
         return found
 
     def has_text(self, text: str) -> Callable[[Feed], bool]:
         return lambda feed: any(t == text for _, _, t in feed.chats())
 
     @property
-    def ids(self) -> list[int]:
-        return [int(event["id"]) for event in self.events]
+    def ids(self) -> list[str]:
+        return [event["id"] for event in self.events]
 
     def close(self) -> None:
         self.response.close()
@@ -171,13 +179,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def say(demo: Demo, name: str, text: str) -> int:
+def say(demo: Demo, name: str, text: str) -> str:
     """Send ``text`` as ``name`` and return its id once the server has broadcast it."""
     with connect(demo.ws_url(name), open_timeout=TIMEOUT) as ws:
         ws.send(text)
         message = json.loads(ws.recv(timeout=TIMEOUT))
         assert message["text"] == text
-        return int(message["id"])
+        return str(message["id"])
+
+
+def in_order(ids: list[str]) -> bool:
+    """The ids increase and never repeat."""
+    return ids == sorted(set(ids), key=id_key)
 
 
 # -- the page -------------------------------------------------------------------------
@@ -252,6 +265,43 @@ def test_name_from_query_string(demo: Demo) -> None:
         assert json.loads(ws.recv(timeout=TIMEOUT))["name"] == "anonymous"
 
 
+def test_a_chat_socket_resumes_after_its_last_event_id(demo: Demo) -> None:
+    name = unique("back")
+    first = say(demo, name, "before")
+    missed = [unique("missed") for _ in range(3)]
+    for text in missed:
+        say(demo, "other", text)
+    url = f"{demo.ws_url(name)}&lastEventId={first}"
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        got = [json.loads(ws.recv(timeout=TIMEOUT)) for _ in missed]
+        assert [m["text"] for m in got] == missed, "exactly what it missed, in order"
+        assert in_order([first, *(m["id"] for m in got)])
+        ws.send("and live")
+        assert json.loads(ws.recv(timeout=TIMEOUT))["text"] == "and live"
+
+
+def test_a_chat_socket_that_never_reads_does_not_stall_the_room(demo: Demo) -> None:
+    """Issue 13, item 5 (the demo's half): one silent member is cut off, the others go on."""
+    silent = silent_chat_socket(demo.port)
+    count, text = 6000, "x" * 990 + "{n:>9}"  # 1,000 characters; no deflate for raw sockets
+    try:
+        with (
+            connect(demo.ws_url(unique("talker")), open_timeout=TIMEOUT) as talker,
+            connect(demo.ws_url(unique("reader")), open_timeout=TIMEOUT) as reader,
+        ):
+            for n in range(count):
+                talker.send(text.format(n=n))
+                if n % 500 == 499:  # the reader gets everything so far, promptly
+                    for ws in (talker, reader):
+                        while json.loads(ws.recv(timeout=TIMEOUT))["text"] != text.format(n=n):
+                            pass
+        frames, code = drain(silent, 30)
+    finally:
+        silent.close()
+    assert frames < count // 2, f"the silent socket was sent {frames} of {count}"
+    assert code == 1013, "cut off with 1013 (try again later)"
+
+
 # -- the feed -------------------------------------------------------------------------
 
 
@@ -265,8 +315,8 @@ def test_feed_has_ids_and_resumes_after_last_event_id(demo: Demo) -> None:
         first = say(demo, name, texts[0])
         feed.read_until(feed.has_text(texts[0]))
         assert feed.retry == "1000"
-        ids = feed.ids
-        assert ids == sorted(set(ids)), "ids increase and never repeat"
+        assert in_order(feed.ids)
+        assert re.fullmatch(r"\d+-\d+", first), "the hub's ids"
         assert (first, name, texts[0]) in feed.chats()
 
         # Joins and leaves are in the feed too.
@@ -293,8 +343,8 @@ def test_feed_has_ids_and_resumes_after_last_event_id(demo: Demo) -> None:
         say(demo, name, live)
         for feed in resumes:
             feed.read_until(feed.has_text(live))  # then it streams live
-            assert min(feed.ids) > first, "nothing up to Last-Event-ID is sent again"
-            assert feed.ids == sorted(set(feed.ids))
+            assert id_key(feed.ids[0]) > id_key(first), "nothing up to Last-Event-ID is sent again"
+            assert in_order(feed.ids)
             assert [t for _, _, t in feed.chats()] == [*texts[1:3], live]
     finally:
         for feed in resumes:
