@@ -14,6 +14,8 @@ from .exceptions import (
     FayeSyncError,
     HandshakeError,
     HijackError,
+    HubError,
+    HubUnavailable,
     ProtocolError,
 )
 from .extensions import PerMessageDeflate
@@ -31,6 +33,8 @@ __all__ = [
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
+    "HubError",
+    "HubUnavailable",
     "PerMessageDeflate",
     "ProtocolError",
     "ServerSentEvent",

@@ -11,7 +11,9 @@
     ├── ConnectionClosed         the connection is closed; carries code and reason
     ├── EventTooLargeError       an EventSource event over ``max_event_size``
     ├── ConcurrencyError         two threads in receive() at once on one socket
-    └── HijackError              this WSGI server gives no socket to take over
+    ├── HijackError              this WSGI server gives no socket to take over
+    └── HubError                 the hub's engine refused or failed an operation
+        └── HubUnavailable       the hub's engine cannot be reached (nothing was published)
 
 Sending, receiving and closing never let a raw ``OSError`` through: a dead
 socket becomes :class:`ConnectionClosed` with code 1006.
@@ -28,6 +30,8 @@ __all__ = [
     "FayeSyncError",
     "HandshakeError",
     "HijackError",
+    "HubError",
+    "HubUnavailable",
     "NetworkError",
     "NetworkTimeoutError",
     "ProtocolError",
@@ -146,3 +150,16 @@ class EventTooLargeError(FayeSyncError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class HubError(FayeSyncError):
+    """The hub's engine refused or failed an operation (a bad URL, a script error)."""
+
+
+class HubUnavailable(HubError):
+    """The hub's engine cannot be reached: connect, read or write failed or timed out.
+
+    ``publish`` raises it rather than dropping the message; the message may or may
+    not have been stored when the failure came after the request was sent, so a
+    retry may deliver it twice (the hub is at-least-once; clients dedupe by id).
+    """

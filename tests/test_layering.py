@@ -20,6 +20,9 @@ LAYERS = {
     "client": 4,
     "eventsource": 4,
     "eventsource_client": 4,
+    # The hub sits beside the façades (design.md §8): it uses the blocking backends
+    # and delivers through whatever WebSocket or EventSource it is handed.
+    "hub": 4,
     "contrib": 5,
 }
 # The sans-I/O core: computation only, never sockets, threads or clocks.
@@ -87,7 +90,8 @@ def test_imports_only_go_down(name: str, path: Path) -> None:
         top = target.split(".")[0]
         if top == "faye_sync":
             assert layer_of(target) <= own, f"{name} (L{own}) imports {target}"
-            if own == 4 and layer_of(target) == 4:
+            same_package = target.split(".")[1:2] == name.split(".")[1:2]
+            if own == 4 and layer_of(target) == 4 and not same_package:
                 pytest.fail(f"façade modules stay independent: {name} imports {target}")
         elif own <= 1:
             allowed = CORE_STDLIB | (CORE_OPTIONAL if name.endswith("masking") else set())
@@ -121,9 +125,23 @@ def test_importing_the_package_pulls_in_no_server_or_gevent() -> None:
 
     code = (
         "import sys, faye_sync, faye_sync.websocket;"
-        "names = ('gevent', 'werkzeug', 'gunicorn', 'flask', 'django');"
+        "names = ('gevent', 'werkzeug', 'gunicorn', 'flask', 'django', 'redis',"
+        " 'faye_sync.hub');"
         "bad = [m for m in names if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_hub_pulls_in_no_redis_until_a_redis_url() -> None:
+    import subprocess
+
+    code = (
+        "import sys; from faye_sync.hub import Hub; Hub.from_url('memory://').close();"
+        "sys.exit(1 if 'redis' in sys.modules else 0)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60

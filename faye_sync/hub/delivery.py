@@ -1,0 +1,181 @@
+"""Fan-out from a subscription to an EventSource or a WebSocket.
+
+Both are bounded end to end. A WebSocket's ``send`` blocks while the peer is
+slow, so its queue is the subscription's. An EventSource's ``send`` never
+blocks (it queues for the server's iteration), so its feeder sends one batch,
+then waits until the server has taken it before the next: at most one batch
+waits in the EventSource, one is being written, and the rest are in the
+subscription, whose bounds cut a client that cannot keep up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..blocking.backends import Signal, detect_backend
+from ..exceptions import HubError
+from .message import HubMessage, id_key
+from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from .core import Hub
+
+__all__ = ["attach", "stream"]
+
+logger = logging.getLogger("faye_sync.hub")
+
+_POLL = 1.0  # seconds between looks at whether the socket or stream is still there
+_OPEN_STATES = (0, 1)  # CONNECTING, OPEN
+_TRY_AGAIN_LATER = 1013
+
+
+def stream(
+    hub: Hub,
+    es: Any,
+    channels: str | Sequence[str],
+    *,
+    last_id: str | None = None,
+    max_messages: int = 1000,
+    max_bytes: int = 1 << 20,
+) -> Iterable[bytes]:
+    """Feed ``es`` from ``channels``; return the WSGI iterable the app returns.
+
+    Resumes after ``last_id``, else after the client's ``Last-Event-ID`` (live
+    only on a first connection: pass ``last_id="0"`` to send what is retained).
+    Each message becomes ``es.send(data, event=event, id=id)``. A client too slow
+    for its bounds has its stream ended: the browser reconnects with the last id
+    it got, and misses nothing that is still retained.
+    """
+    asked = last_id if last_id is not None else (es.last_event_id or None)
+    if asked is not None and not _is_id(asked):
+        logger.info("hub: ignoring Last-Event-ID %r (not a hub id); live only", asked)
+        asked = None
+    sub = hub.subscribe(
+        channels,
+        last_id=asked,
+        max_messages=max_messages,
+        max_bytes=max_bytes,
+        on_overflow=lambda _sub: es.close(),
+    )
+    backend = detect_backend()
+    taken = backend.signal()
+    es.on("close", lambda _event: sub.close())
+    es.spawn(_feed_eventsource, es, sub, taken)
+    return _Paced(es.response, taken, sub)
+
+
+def _feed_eventsource(es: Any, sub: Subscription, taken: Signal) -> None:
+    try:
+        while es.ready_state in _OPEN_STATES:
+            batch = sub.get_batch(sub.max_messages, _POLL)
+            if not batch:
+                if sub.ended:
+                    break
+                continue
+            taken.clear()
+            for message in batch:
+                if not es.send(message.data, event=message.event, id=message.id):
+                    return
+            while not taken.wait(_POLL):
+                if sub.ended or es.ready_state not in _OPEN_STATES:
+                    break
+    except HubError as error:
+        logger.warning("hub: ending an event stream: %s", error)
+    finally:
+        sub.close()
+        es.close()  # the browser reconnects and resumes from its last id
+
+
+class _Paced:
+    """``es.response``, telling the feeder each time the server took a chunk."""
+
+    def __init__(self, response: Iterable[bytes], taken: Signal, sub: Subscription) -> None:
+        self._iterator: Iterator[bytes] = iter(response)
+        self._response = response
+        self._taken = taken
+        self._sub = sub
+
+    def __iter__(self) -> _Paced:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._iterator)
+        self._taken.set()
+        return chunk
+
+    def close(self) -> None:
+        self._sub.close()
+        close = getattr(self._response, "close", None)
+        if close is not None:
+            close()
+
+
+def attach(
+    hub: Hub,
+    ws: Any,
+    channels: str | Sequence[str],
+    *,
+    last_id: str | None = None,
+    format: Callable[[HubMessage], str | bytes] | None = None,
+    on_overflow: str = "close",
+    max_messages: int = 1000,
+    max_bytes: int = 1 << 20,
+) -> Subscription:
+    """Send ``channels``' messages to ``ws`` from a task of its own until it closes.
+
+    Each message is sent as ``format(message)`` (default: its data). When the
+    socket is slower than the channels: ``on_overflow="close"`` closes it with
+    1013 (try again later) without waiting; ``"drop"`` drops what is queued and
+    sends a ``reset`` message per channel instead (format it to tell it apart).
+
+    Returns:
+        the subscription (``close()`` it to stop without closing the socket).
+    """
+    if on_overflow not in ("close", "drop"):
+        raise ValueError(f"on_overflow is 'close' or 'drop', not {on_overflow!r}")
+    sub = hub.subscribe(
+        channels,
+        last_id=last_id,
+        max_messages=max_messages,
+        max_bytes=max_bytes,
+        drop=on_overflow == "drop",
+        on_overflow=lambda _sub: ws.go_away(_TRY_AGAIN_LATER, "too slow for its channels"),
+    )
+    ws.on("close", lambda _event: sub.close())
+    encode = format or _data
+    detect_backend().spawn(lambda: _feed_websocket(ws, sub, encode))
+    return sub
+
+
+def _data(message: HubMessage) -> str:
+    return message.data
+
+
+def _feed_websocket(ws: Any, sub: Subscription, encode: Callable[[HubMessage], Any]) -> None:
+    try:
+        while ws.ready_state in _OPEN_STATES:
+            message = sub.get(_POLL)
+            if message is None:
+                if sub.ended:
+                    return
+                continue
+            if not ws.send(encode(message)):
+                return
+    except HubError as error:
+        logger.warning("hub: closing a WebSocket: %s", error)
+        ws.go_away(_TRY_AGAIN_LATER, "hub unavailable")
+    except Exception:
+        logger.exception("hub: delivery to a WebSocket failed")
+        ws.go_away(1011, "delivery failed")
+    finally:
+        sub.close()
+
+
+def _is_id(text: str) -> bool:
+    try:
+        id_key(text)
+    except ValueError:
+        return False
+    return True

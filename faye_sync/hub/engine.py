@@ -1,0 +1,67 @@
+"""What the hub needs from a message store: one small class per engine.
+
+An engine keeps, per channel, the messages of a bounded retention window in id
+order, stamps ids from one clock for all channels (so that one id is a resume
+point for a multi-channel subscription), and knows the state a gap is judged
+from: the epoch start (ids before it come from a store that has since been
+emptied) and, per channel, the highest id deleted by trimming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .message import HubMessage, IdKey
+
+__all__ = ["Engine", "State"]
+
+
+@dataclass(frozen=True)
+class State:
+    """The engine's clock and gap markers, read together.
+
+    Attributes:
+        epoch: ids at or below it come from before the store was last emptied.
+        last: the highest id stamped so far (every later message is above it).
+        trimmed: per channel asked about, the highest id deleted from it.
+    """
+
+    epoch: IdKey
+    last: IdKey
+    trimmed: Mapping[str, IdKey]
+
+
+class Engine:
+    """The interface; see :mod:`faye_sync.hub.memory` and :mod:`faye_sync.hub.redis_streams`."""
+
+    def publish(self, channel: str, data: str, event: str | None) -> str:
+        """Store one message; return its id. Raises HubUnavailable when unreachable."""
+        raise NotImplementedError
+
+    def read(
+        self, positions: Mapping[str, str], *, count: int, block: float
+    ) -> dict[str, list[HubMessage]]:
+        """Messages after each channel's position, at most ``count`` per channel.
+
+        Waits up to ``block`` seconds when there are none; returns ``{}`` then.
+        """
+        raise NotImplementedError
+
+    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
+        """The retained messages of ``channel`` after ``after``, oldest first."""
+        raise NotImplementedError
+
+    def state(self, channels: Iterable[str]) -> State:
+        """The epoch, the clock, and the trim marks of ``channels``.
+
+        Starts an epoch when there is none yet, so that any id a client holds
+        from an earlier store is known to be older than it.
+        """
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Wake a ``read`` that is blocked, if the engine can (the reader's channels changed)."""
+
+    def close(self) -> None:
+        """Release connections; later calls may fail."""

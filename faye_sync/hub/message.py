@@ -1,0 +1,93 @@
+"""Messages, their ids, and the merge of several channels into one order.
+
+An id is ``"<ms>-<seq>"``, a Redis stream id: milliseconds of the clock that
+stamped it and a sequence number within that millisecond. Ids compare as the
+pair of integers, never as strings (``"9-0" < "10-0"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["RESET", "HubMessage", "IdKey", "format_id", "id_key", "merge", "reset_message"]
+
+RESET = "reset"
+"""The event of a gap: what the client asked for is no longer retained."""
+
+IdKey = tuple[int, int]
+ZERO: IdKey = (0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HubMessage:
+    """One published message. ``event`` is None for a plain message."""
+
+    id: str
+    channel: str
+    event: str | None
+    data: str
+
+
+def id_key(message_id: str) -> IdKey:
+    """``"12-3"`` -> ``(12, 3)``; ``"12"`` -> ``(12, 0)``.
+
+    Raises:
+        ValueError: not an id of that shape.
+    """
+    ms, dash, seq = message_id.partition("-")
+    if not (_digits(ms) and (_digits(seq) if dash else not seq)):
+        raise ValueError(f"not a hub message id (<ms>-<seq>): {message_id!r}")
+    return int(ms), int(seq or 0)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
+def format_id(key: IdKey) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+def reset_message(channel: str, resume: IdKey, reason: str, asked: str | None) -> HubMessage:
+    """The ``reset`` event telling a subscriber that messages after ``asked`` are gone.
+
+    Its id is the point from which resuming has no gap (what was retained starts
+    after it), so a client that stores ids resumes correctly past it.
+    """
+    data = json.dumps({"channel": channel, "reason": reason, "last_id": asked})
+    return HubMessage(format_id(resume), channel, RESET, data)
+
+
+def merge(
+    batches: Mapping[str, Sequence[HubMessage]], count: int
+) -> tuple[list[tuple[IdKey, HubMessage]], dict[str, IdKey]]:
+    """One id order out of per-channel batches, cut so that nothing older can follow.
+
+    A channel that returned a full ``count`` may hold more right after its last
+    id; messages of other channels past the lowest such id wait for the next read.
+
+    Returns:
+        the messages in id order with their keys, and the last id kept per channel that kept any.
+    """
+    cut: IdKey | None = None
+    for messages in batches.values():
+        if len(messages) >= count:
+            last = id_key(messages[-1].id)
+            cut = last if cut is None or last < cut else cut
+    keyed: list[tuple[IdKey, HubMessage]] = []
+    last_kept: dict[str, IdKey] = {}
+    for channel, messages in batches.items():
+        for message in messages:
+            key = id_key(message.id)
+            if cut is not None and key > cut:
+                break
+            keyed.append((key, message))
+            last_kept[channel] = key
+    keyed.sort(key=lambda pair: pair[0])
+    return keyed, last_kept
+
+
+def total_size(messages: Iterable[HubMessage]) -> int:
+    return sum(len(message.data) for message in messages)

@@ -1,0 +1,274 @@
+"""A subscription: a bounded queue fed by the hub's reader, after a gap-free join.
+
+Joining from an id runs in the consumer (its ``get``), a page at a time, so a
+long history is read as fast as it is consumed, never all at once:
+
+1. catching up: pages of history; live messages are ignored (they are in the
+   store, and the pages will reach them);
+2. once a page comes back short (history is nearly read), live messages are
+   buffered from then on, and pages continue until one comes back short again:
+   whatever was published after that read is in the buffer;
+3. live: the buffer's messages above the last one queued follow the history,
+   and from then on the reader queues directly. Ids dedupe every step.
+
+Gaps are checked once, at the start: a channel whose messages after the asked
+id are gone (trimmed, or from an earlier epoch) gets a ``reset`` first, and its
+history starts where what is retained starts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from ..blocking.backends import Signal
+from .message import ZERO, HubMessage, IdKey, format_id, id_key, merge, reset_message
+
+if TYPE_CHECKING:
+    from .core import Hub
+
+__all__ = ["Subscription"]
+
+_CATCHING_UP, _BUFFERING, _LIVE = 0, 1, 2
+
+
+class Subscription:
+    """Messages of some channels, in id order, from a bounded queue.
+
+    Iterate it, or call :meth:`get`. It ends when closed (:meth:`close`, or the
+    hub closing) or cut for overflow (:attr:`overflowed`): a consumer slower
+    than the channels, past ``max_messages`` or ``max_bytes`` queued, is cut
+    rather than allowed to grow memory; it resumes from the last id it got.
+    """
+
+    __slots__ = (
+        "_after",
+        "_asked",
+        "_buffer",
+        "_bytes",
+        "_hub",
+        "_last",
+        "_on_overflow",
+        "_page",
+        "_phase",
+        "_queue",
+        "_resets",
+        "_signal",
+        "channels",
+        "closed",
+        "drop",
+        "max_bytes",
+        "max_messages",
+        "overflowed",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        channels: Sequence[str],
+        *,
+        last_id: str | None,
+        max_messages: int,
+        max_bytes: int,
+        signal: Signal,
+        drop: bool = False,
+        on_overflow: Callable[[Subscription], object] | None = None,
+    ) -> None:
+        self._hub = hub
+        self.channels = tuple(channels)
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.drop = drop
+        self._on_overflow = on_overflow
+        self._signal = signal
+        self._queue: deque[HubMessage] = deque()
+        self._bytes = 0
+        self._buffer: list[tuple[IdKey, HubMessage]] = []
+        self._asked = last_id
+        self._after: dict[str, IdKey] = {}
+        self._resets: list[tuple[IdKey, HubMessage]] | None = None
+        self._page = max(1, min(500, max_messages // 2))
+        self.closed = False
+        self.overflowed = False
+        if last_id is None:
+            self._phase = _LIVE
+            self._last = ZERO
+        else:
+            self._phase = _CATCHING_UP
+            self._last = id_key(last_id)
+            self._after = dict.fromkeys(self.channels, self._last)
+
+    # -- the consumer's side ---------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> HubMessage | None:
+        """The next message; None after ``timeout`` seconds or once ended (see :attr:`ended`).
+
+        Raises:
+            HubUnavailable: reading history failed (the store is unreachable).
+        """
+        batch = self.get_batch(1, timeout)
+        return batch[0] if batch else None
+
+    def get_batch(self, limit: int, timeout: float | None = None) -> list[HubMessage]:
+        """Up to ``limit`` queued messages, waiting up to ``timeout`` for the first."""
+        deadline = None if timeout is None else self._hub._now() + timeout
+        while True:
+            with self._hub._lock:
+                if self._queue:
+                    return self._take(limit)
+                if self.closed:
+                    return []
+                phase = self._phase
+                if phase == _LIVE:
+                    self._signal.clear()  # under the lock: the next offer sets it
+            if phase != _LIVE:
+                self._catch_up()
+                continue
+            remaining = None if deadline is None else deadline - self._hub._now()
+            if remaining is not None and remaining <= 0:
+                return []
+            self._signal.wait(remaining)
+
+    def _take(self, limit: int) -> list[HubMessage]:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
+        self._bytes -= sum(len(message.data) for message in batch)
+        return batch
+
+    @property
+    def ended(self) -> bool:
+        """True once closed or cut: nothing more will come."""
+        return self.closed
+
+    def __iter__(self) -> Iterator[HubMessage]:
+        while True:
+            message = self.get()
+            if message is None:
+                return
+            yield message
+
+    def close(self) -> None:
+        """Stop receiving; the hub forgets this subscription. Idempotent."""
+        self._hub._unregister(self)
+        with self._hub._lock:
+            self.closed = True
+        self._signal.set()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "overflowed" if self.overflowed else "closed" if self.closed else "open"
+        return f"<Subscription {state} {list(self.channels)} queued={len(self._queue)}>"
+
+    # -- joining ---------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Read one page of history and queue it; move to the next phase when it is short."""
+        hub = self._hub
+        if self._resets is None:
+            self._resets = self._find_gaps()
+        batches = {
+            channel: hub._engine.history(channel, format_id(after), self._page)
+            for channel, after in self._after.items()
+        }
+        keyed, last_kept = merge(batches, self._page)
+        full = any(len(messages) >= self._page for messages in batches.values())
+        if full:
+            cut = keyed[-1][0]
+            for channel in self._after:
+                self._after[channel] = max(self._after[channel], cut)
+        else:
+            self._after.update(last_kept)
+        with hub._lock:
+            if self.closed:
+                return
+            if not full:
+                keyed += self._resets
+                self._resets = []
+            else:
+                due = [pair for pair in self._resets if pair[0] <= keyed[-1][0]]
+                self._resets = [pair for pair in self._resets if pair[0] > keyed[-1][0]]
+                keyed += due
+            keyed.sort(key=lambda pair: pair[0])
+            for key, message in keyed:
+                self._append(key, message)
+            if full:
+                return
+            if self._phase == _CATCHING_UP:
+                self._phase = _BUFFERING
+                return
+            for key, message in self._buffer:
+                self._append(key, message)
+            self._buffer = []
+            self._phase = _LIVE
+
+    def _find_gaps(self) -> list[tuple[IdKey, HubMessage]]:
+        state = self._hub._engine.state(self.channels)
+        resets = []
+        asked = self._last
+        for channel in self.channels:
+            if asked == ZERO:
+                continue  # "0": whatever is retained, by request
+            if asked < state.epoch or asked > state.last:
+                reason, resume = "epoch", state.epoch if asked < state.epoch else state.last
+            elif asked < state.trimmed.get(channel, ZERO):
+                reason, resume = "trimmed", state.trimmed[channel]
+            else:
+                continue
+            resets.append((resume, reset_message(channel, resume, reason, self._asked)))
+            self._after[channel] = resume
+        # A reset's id may be above messages of other channels still to come.
+        self._last = ZERO
+        return resets
+
+    # -- the reader's side (called under the hub's lock) ------------------------
+
+    def _append(self, key: IdKey, message: HubMessage) -> None:
+        if key <= self._last:
+            return  # already queued (a page and the buffer overlap)
+        was_empty = not self._queue
+        self._queue.append(message)
+        self._bytes += len(message.data)
+        self._last = key
+        if was_empty:
+            self._signal.set()
+
+    def _offer(self, key: IdKey, message: HubMessage) -> bool:
+        """Queue a live message; False when that overflowed this subscription."""
+        if self.closed:
+            return True
+        phase = self._phase
+        if phase == _LIVE:
+            self._append(key, message)
+            size, count = self._bytes, len(self._queue)
+        elif phase == _BUFFERING:
+            self._buffer.append((key, message))
+            size, count = 0, len(self._buffer)
+        else:
+            return True
+        if count <= self.max_messages and size <= self.max_bytes:
+            return True
+        return self._overflow()
+
+    def _overflow(self) -> bool:
+        if self.drop and self._phase == _LIVE:
+            # Drop what is queued and say so, per channel, with the last id dropped.
+            dropped: dict[str, HubMessage] = {}
+            for message in self._queue:
+                dropped[message.channel] = message
+            self._queue.clear()
+            self._bytes = 0
+            for channel, message in dropped.items():
+                reset = reset_message(channel, id_key(message.id), "overflow", None)
+                self._queue.append(reset)
+            self._signal.set()
+            return True
+        self.overflowed = True
+        self.closed = True
+        self._signal.set()
+        return False
