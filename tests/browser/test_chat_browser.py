@@ -184,10 +184,10 @@ def test_two_pages_on_two_servers_sharing_one_redis_are_one_room(
     browser: sync_api.Browser,
 ) -> None:
     pytest.importorskip("redis", reason="the Redis engine needs redis-py: pip install redis")
-    from tests.hub_cluster._redis_draft import redis_server
+    from tests.redis_server import RedisServer
 
     problems: list[str] = []
-    with redis_server() as redis, run_demo(redis.url) as east, run_demo(redis.url) as west:
+    with RedisServer() as redis, run_demo(redis.url) as east, run_demo(redis.url) as west:
         assert east.port != west.port
         alice = open_page(browser, f"{east.url}?name=alice", problems)
         bob = open_page(browser, f"{west.url}?name=bob", problems)

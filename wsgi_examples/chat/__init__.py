@@ -58,6 +58,7 @@ HISTORY = 200  # messages each channel keeps for clients that reconnect (about)
 MAX_TEXT = 2000  # characters of one chat message; the rest is cut off
 MAX_NAME = 32  # characters of a name
 RETRY = 1  # seconds a browser waits before reconnecting its event stream
+CLOSE_TIMEOUT = 5  # seconds a socket closed by the room (too slow: 1013) has to answer
 
 PAGE = (Path(__file__).parent / "static" / "index.html").read_bytes()
 HUB_ID = re.compile(r"\d{1,20}-\d{1,20}")  # the shape of the hub's ids
@@ -197,7 +198,13 @@ def _chat(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
     query = parse_qs(environ.get("QUERY_STRING", ""))
     name = _name(query)
     last_id = query.get("lastEventId", [""])[0]
-    ws = WebSocket(environ, start_response, extensions=[PerMessageDeflate()], max_length=16384)
+    ws = WebSocket(
+        environ,
+        start_response,
+        extensions=[PerMessageDeflate()],
+        max_length=16384,
+        close_timeout=CLOSE_TIMEOUT,
+    )
     entered: list[bool] = []
 
     # "open" never comes for a refused handshake; "close" comes exactly once,
@@ -205,8 +212,12 @@ def _chat(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
     def on_open(event: object) -> None:
         entered.append(room.enter(ws, name, last_id if HUB_ID.fullmatch(last_id) else None))
 
+    def on_close(event: object) -> None:
+        if entered == [True]:  # joined, so leaves
+            room.leave(name)
+
     ws.on("open", on_open)
-    ws.on("close", lambda event: entered == [True] and room.leave(name))
+    ws.on("close", on_close)
     for message in ws:  # ends when the socket closes
         if isinstance(message, str) and message.strip():
             room.say(ws, name, message[:MAX_TEXT])
