@@ -68,7 +68,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -
             socket.create_connection((HOST, port), timeout=1).close()
             return
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{process.args} is not serving on {port}")
+            raise RuntimeError(f"{process.args!r} is not serving on {port}")
         time.sleep(0.05)
 
 
@@ -229,7 +229,8 @@ def one_point(name: str, rate: float, args: argparse.Namespace, tmp: Path) -> di
                 publisher.start()
                 read_line(generator, "END", args.warmup + args.duration + 30)
                 publisher.stop()
-                result = json.loads(read_line(generator, "RESULT", 60).removeprefix("RESULT "))
+                line = read_line(generator, "RESULT", 60).removeprefix("RESULT ")
+                result: dict[str, Any] = json.loads(line)
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(generator.pid, signal.SIGKILL)
