@@ -331,3 +331,18 @@ def stop_all(subscribers: Iterable[Subscriber]) -> None:
     for subscriber in subscribers:
         with contextlib.suppress(AssertionError):
             subscriber.stop()
+
+
+def explain(subscribers: Sequence[Subscriber], accepted: Sequence[str]) -> str:
+    """Who lost or doubled what (for assertion messages)."""
+    lines = []
+    for subscriber in subscribers:
+        counts = tally(subscriber, accepted)
+        if counts.lost or counts.duplicated:
+            got = set(subscriber.chat_ids())
+            missing = [i for i in accepted if i not in got][:5]
+            lines.append(
+                f"{subscriber.name}: {counts}; first missing {missing}; "
+                f"connects {subscriber.connects}; drops {subscriber.drops[-3:]}"
+            )
+    return "\n".join(lines)

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.hub_cluster.clients import Subscriber, drain, silent_chat_socket, stop_all, tally
+from tests.hub_cluster.clients import (
+    Subscriber,
+    drain,
+    explain,
+    silent_chat_socket,
+    stop_all,
+    tally,
+)
 from tests.servers import Server
 
 pytest.importorskip("redis", reason="the Redis engine needs redis-py: pip install redis")
@@ -149,8 +156,7 @@ def test_redis_stopped_and_restarted_empty_mid_stream(
         )
         record(row)
         assert steady.refused > 0, "Redis was down for a second: some publishes must be refused"
-        assert row.lost() == 0
-        assert row.duplicated() == 0
+        assert row.lost() == row.duplicated() == 0, explain(subscribers, steady.accepted)
         for subscriber, counts in zip(subscribers, tallies, strict=True):
             assert counts.resets >= 1, f"{subscriber.name} was not told of the new epoch"
     finally:
@@ -193,8 +199,7 @@ def test_a_worker_sigkilled_mid_stream(masters: tuple[Server, Server], publisher
         record(row)
         assert moved, "no client was on the killed worker"
         assert steady.refused == 0
-        assert row.lost() == 0
-        assert row.duplicated() == 0
+        assert row.lost() == row.duplicated() == 0, explain(subscribers, steady.accepted)
         assert all(t.resets == 0 for t in tallies)
     finally:
         stop_all(subscribers)
@@ -215,7 +220,7 @@ def test_a_subscriber_that_never_reads(redis: RedisServer, publisher: Hub) -> No
         start = publish_chat(publisher, "publisher", "start")
         silent = silent_chat_socket(server.port)
         readers = [
-            Subscriber(kind, [server.port], name=f"reader-{n}", last_id=start, reconnect=False)
+            Subscriber(kind, [server.port], name=f"reader-{n}-{kind}", last_id=start)
             for n, kind in enumerate(("ws", "ws", "sse"))
         ]
         try:
@@ -228,7 +233,9 @@ def test_a_subscriber_that_never_reads(redis: RedisServer, publisher: Hub) -> No
             started = time.monotonic()
             for n in range(count):
                 accepted.append(publish_chat(publisher, "publisher", f"{n} {text}"))
-                if n % 500 == 499:  # the readers keep up while the silent one stalls
+                # The readers keep up while the silent one stalls; a pause every 100
+                # keeps the burst within the room's retention (see the next test).
+                if n % 100 == 99:
                     for reader in readers:
                         reader.wait_for(lambda s: accepted[-1] in s.chat_ids(), WAIT, "prompt")
             for reader in readers:
@@ -246,12 +253,12 @@ def test_a_subscriber_that_never_reads(redis: RedisServer, publisher: Hub) -> No
                 tallies=tallies,
                 notes=(
                     f"the silent socket got {frames} of {count} then close {code}; "
-                    f"worker RSS +{rss_growth // 1024} MiB; readers had all in {seconds:.1f} s"
+                    f"worker RSS +{rss_growth // 1024} MiB; readers had all in {seconds:.1f} s, "
+                    f"reconnecting {sum(r.connects - 1 for r in readers)} times"
                 ),
             )
             record(row)
-            assert row.lost() == 0
-            assert row.duplicated() == 0
+            assert row.lost() == row.duplicated() == 0, explain(readers, accepted)
             assert frames < count // 2, "the silent socket was not cut off"
             assert ended, "the silent socket is still open"
             assert code in (1013, None), code  # no close frame when it cannot be written
@@ -286,8 +293,7 @@ def test_a_resume_from_a_trimmed_id(masters: tuple[Server, Server], publisher: H
             notes=f"retention about {HISTORY} per channel; a feed and a chat socket",
         )
         record(row)
-        assert row.lost() == 0
-        assert row.duplicated() == 0
+        assert row.lost() == row.duplicated() == 0, explain(resumers, accepted)
         for resumer, counts in zip(resumers, tallies, strict=True):
             assert counts.resets == 1
             reset = resumer.resets()[0]
@@ -297,3 +303,35 @@ def test_a_resume_from_a_trimmed_id(masters: tuple[Server, Server], publisher: H
             assert counts.delivered >= HISTORY // 2
     finally:
         stop_all(resumers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub: a reader that falls behind by more than the retention skips the trimmed "
+    "messages without a reset (reported in HUB_API.md, 2026-12-03)",
+)
+def test_a_burst_beyond_the_retention_is_announced(
+    masters: tuple[Server, Server], publisher: Hub
+) -> None:
+    """Published faster than the workers' readers read, past what Redis keeps: said, not lost."""
+    first, second = masters
+    start = publish_chat(publisher, "publisher", "start")
+    subscribers = subscribers_on([first.port, second.port], start, per_kind=1)
+    try:
+        count = 10 * HISTORY
+        accepted = [publish_chat(publisher, "publisher", f"burst {n}") for n in range(count)]
+        end = finish(subscribers, publisher)
+        tallies = [tally(s, [*accepted, end]) for s in subscribers]
+        row = Row(
+            f"a burst of {count} with no pause (retention about {HISTORY})",
+            len(subscribers),
+            sent=count + 1,
+            refused=0,
+            accepted=count + 1,
+            tallies=tallies,
+            notes="a gap the worker's reader could not read in time must come with a reset",
+        )
+        record(row)
+        assert row.lost() == row.duplicated() == 0, explain(subscribers, accepted)
+    finally:
+        stop_all(subscribers)
