@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -116,6 +117,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server (an outage); its data is gone, as after a crash."""
         if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # in case it was paused
             self._process.terminate()
             try:
                 self._process.wait(STOP_TIMEOUT)
@@ -128,6 +130,15 @@ class RedisServer:
             self._process.kill()
             self._process.wait(STOP_TIMEOUT)
             self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

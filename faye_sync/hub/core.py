@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from ..blocking.backends import Backend, Signal, detect_backend
 from ..exceptions import HubError
+from . import delivery
+from .delivery import EventStream, MessageSocket
 from .engine import Engine
 from .message import ZERO, HubMessage, IdKey, format_id, merge, reset_message
 from .subscription import Subscription
@@ -182,17 +184,61 @@ class Hub:
         self._register(sub, backend)
         return sub
 
-    def stream(self, es: Any, channels: str | Sequence[str], **options: Any) -> Iterable[bytes]:
-        """Feed an :class:`~faye_sync.EventSource`; return what the app returns (see delivery)."""
-        from .delivery import stream
+    def stream(
+        self,
+        es: EventStream,
+        channels: str | Sequence[str],
+        *,
+        last_id: str | None = None,
+        max_messages: int = 1000,
+        max_bytes: int = 1 << 20,
+    ) -> Iterable[bytes]:
+        """Feed an :class:`~faye_sync.EventSource`; return the WSGI response to return.
 
-        return stream(self, es, channels, **options)
+        Resumes after ``last_id``, else after the client's ``Last-Event-ID`` (live
+        only on a first connection: pass ``last_id="0"`` to send what is
+        retained), then streams live. Each message becomes ``es.send(data,
+        event=event, id=id)``. A client too slow for its bounds has its stream
+        ended: the browser reconnects with the last id it got and misses nothing
+        still retained. With the store down, the stream ends at once.
+        """
+        return delivery.stream(
+            self, es, channels, last_id=last_id, max_messages=max_messages, max_bytes=max_bytes
+        )
 
-    def attach(self, ws: Any, channels: str | Sequence[str], **options: Any) -> Subscription:
-        """Feed a :class:`~faye_sync.WebSocket` or :class:`~faye_sync.Client` (see delivery)."""
-        from .delivery import attach
+    def attach(
+        self,
+        ws: MessageSocket,
+        channels: str | Sequence[str],
+        *,
+        last_id: str | None = None,
+        format: Callable[[HubMessage], str | bytes] | None = None,
+        on_overflow: str = "close",
+        max_messages: int = 1000,
+        max_bytes: int = 1 << 20,
+    ) -> Subscription:
+        """Send ``channels``' messages to a WebSocket (server or client) until it closes.
 
-        return attach(self, ws, channels, **options)
+        A task of the server's kind (a greenlet under gevent, else a thread)
+        sends ``format(message)`` (default: the data) for each message. When the
+        socket is slower than its channels: ``on_overflow="close"`` closes it
+        with 1013 (try again later) without waiting; ``"drop"`` drops what is
+        queued and sends a ``reset`` per channel instead (format messages to
+        tell it apart). With the store down, the socket is closed with 1013.
+
+        Returns:
+            the subscription (``close()`` it to stop without closing the socket).
+        """
+        return delivery.attach(
+            self,
+            ws,
+            channels,
+            last_id=last_id,
+            format=format,
+            on_overflow=on_overflow,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the reader (within ``timeout``), end every subscription, release the store."""
@@ -220,6 +266,8 @@ class Hub:
 
     def _register(self, sub: Subscription, backend: Backend) -> None:
         with self._lock:
+            if self._closed:
+                raise HubError("the hub is closed")
             new = [name for name in sub.channels if name not in self._positions]
         # A new channel is read from the clock as it is now: every later message
         # is above it, so none is missed between this and the reader's next read.
@@ -280,9 +328,12 @@ class Hub:
                         count=self._count,
                         block=self._block,
                     )
-                except HubError as error:
+                except Exception as error:  # the reader must outlive any failure
                     if not self._check_gaps:
-                        logger.warning("hub reader: %s; retrying", error)
+                        if isinstance(error, HubError):
+                            logger.warning("hub reader: %s; retrying", error)
+                        else:
+                            logger.exception("hub reader failed; retrying")
                     self._check_gaps = True
                     self._wake.wait(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -296,8 +347,6 @@ class Hub:
                 self._dispatch(
                     keyed, {name: (positions[name], key) for name, key in last_kept.items()}
                 )
-        except Exception:
-            logger.exception("hub reader failed; subscriptions get nothing more")
         finally:
             self._reader_done.set()
 
@@ -312,7 +361,9 @@ class Hub:
                 reason, resume = "trimmed", state.trimmed[name]
             else:
                 continue
-            logger.warning("hub: channel %r lost messages after %s (%s)", name, position, reason)
+            logger.warning(
+                "hub: channel %r lost messages after %s (%s)", name, format_id(position), reason
+            )
             resets.append((resume, reset_message(name, resume, reason, format_id(position))))
             moves[name] = (position, resume)
         resets.sort(key=lambda pair: pair[0])

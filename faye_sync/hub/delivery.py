@@ -12,19 +12,46 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..blocking.backends import Signal, detect_backend
-from ..exceptions import HubError
+from ..exceptions import HubError, HubUnavailable
 from .message import HubMessage, id_key
 from .subscription import Subscription
 
 if TYPE_CHECKING:
     from .core import Hub
 
-__all__ = ["attach", "stream"]
+__all__ = ["EventStream", "MessageSocket", "attach", "stream"]
 
 logger = logging.getLogger("faye_sync.hub")
+
+
+class EventStream(Protocol):
+    """What the hub uses of an :class:`~faye_sync.EventSource`."""
+
+    ready_state: int
+    response: Iterable[bytes]
+
+    @property
+    def last_event_id(self) -> str: ...
+    def send(
+        self, data: object, *, event: str | None = ..., id: str | int | None = ...
+    ) -> bool: ...
+    def close(self) -> bool: ...
+    def on(self, event_type: str, listener: Callable[[Any], object]) -> None: ...
+    def spawn(self, producer: Callable[..., object], *args: object) -> None: ...
+
+
+class MessageSocket(Protocol):
+    """What the hub uses of a :class:`~faye_sync.WebSocket` or :class:`~faye_sync.Client`."""
+
+    @property
+    def ready_state(self) -> int: ...
+    def send(self, message: str | bytes) -> bool: ...
+    def go_away(self, code: int = ..., reason: str = ...) -> None: ...
+    def on(self, name: str, listener: Callable[[Any], object]) -> None: ...
+
 
 _POLL = 1.0  # seconds between looks at whether the socket or stream is still there
 _OPEN_STATES = (0, 1)  # CONNECTING, OPEN
@@ -33,7 +60,7 @@ _TRY_AGAIN_LATER = 1013
 
 def stream(
     hub: Hub,
-    es: Any,
+    es: EventStream,
     channels: str | Sequence[str],
     *,
     last_id: str | None = None,
@@ -46,19 +73,26 @@ def stream(
     only on a first connection: pass ``last_id="0"`` to send what is retained).
     Each message becomes ``es.send(data, event=event, id=id)``. A client too slow
     for its bounds has its stream ended: the browser reconnects with the last id
-    it got, and misses nothing that is still retained.
+    it got, and misses nothing that is still retained. When the store cannot be
+    reached, the stream ends at once and the browser retries.
     """
     asked = last_id if last_id is not None else (es.last_event_id or None)
     if asked is not None and not _is_id(asked):
         logger.info("hub: ignoring Last-Event-ID %r (not a hub id); live only", asked)
         asked = None
-    sub = hub.subscribe(
-        channels,
-        last_id=asked,
-        max_messages=max_messages,
-        max_bytes=max_bytes,
-        on_overflow=lambda _sub: es.close(),
-    )
+    try:
+        sub = hub.subscribe(
+            channels,
+            last_id=asked,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            on_overflow=lambda _sub: es.close(),
+        )
+    except HubUnavailable as error:
+        # An empty stream that ends: the browser retries after ``retry``.
+        logger.warning("hub: ending an event stream at once: %s", error)
+        es.close()
+        return es.response
     backend = detect_backend()
     taken = backend.signal()
     es.on("close", lambda _event: sub.close())
@@ -66,7 +100,7 @@ def stream(
     return _Paced(es.response, taken, sub)
 
 
-def _feed_eventsource(es: Any, sub: Subscription, taken: Signal) -> None:
+def _feed_eventsource(es: EventStream, sub: Subscription, taken: Signal) -> None:
     try:
         while es.ready_state in _OPEN_STATES:
             batch = sub.get_batch(sub.max_messages, _POLL)
@@ -114,7 +148,7 @@ class _Paced:
 
 def attach(
     hub: Hub,
-    ws: Any,
+    ws: MessageSocket,
     channels: str | Sequence[str],
     *,
     last_id: str | None = None,
@@ -132,20 +166,36 @@ def attach(
 
     Returns:
         the subscription (``close()`` it to stop without closing the socket).
+        When the store cannot be reached, the socket is closed with 1013
+        (try again later) and the subscription returned has already ended.
     """
     if on_overflow not in ("close", "drop"):
         raise ValueError(f"on_overflow is 'close' or 'drop', not {on_overflow!r}")
-    sub = hub.subscribe(
-        channels,
-        last_id=last_id,
-        max_messages=max_messages,
-        max_bytes=max_bytes,
-        drop=on_overflow == "drop",
-        on_overflow=lambda _sub: ws.go_away(_TRY_AGAIN_LATER, "too slow for its channels"),
-    )
+    try:
+        sub = hub.subscribe(
+            channels,
+            last_id=last_id,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            drop=on_overflow == "drop",
+            on_overflow=lambda _sub: ws.go_away(_TRY_AGAIN_LATER, "too slow for its channels"),
+        )
+    except HubUnavailable as error:
+        logger.warning("hub: closing a WebSocket at once: %s", error)
+        ws.go_away(_TRY_AGAIN_LATER, "hub unavailable")
+        return _ended(hub, channels)
     ws.on("close", lambda _event: sub.close())
     encode = format or _data
     detect_backend().spawn(lambda: _feed_websocket(ws, sub, encode))
+    return sub
+
+
+def _ended(hub: Hub, channels: str | Sequence[str]) -> Subscription:
+    names = [channels] if isinstance(channels, str) else list(channels)
+    sub = Subscription(
+        hub, names, last_id=None, max_messages=1, max_bytes=1, signal=detect_backend().signal()
+    )
+    sub.closed = True
     return sub
 
 
@@ -153,7 +203,9 @@ def _data(message: HubMessage) -> str:
     return message.data
 
 
-def _feed_websocket(ws: Any, sub: Subscription, encode: Callable[[HubMessage], Any]) -> None:
+def _feed_websocket(
+    ws: MessageSocket, sub: Subscription, encode: Callable[[HubMessage], Any]
+) -> None:
     try:
         while ws.ready_state in _OPEN_STATES:
             message = sub.get(_POLL)

@@ -48,8 +48,13 @@ class Engine:
         """
         raise NotImplementedError
 
-    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
-        """The retained messages of ``channel`` after ``after``, oldest first."""
+    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+        """Per channel, up to ``count`` retained messages after its id, oldest first.
+
+        One snapshot of all the channels (a transaction): read one by one, a
+        later channel could show a message newer than one an earlier channel
+        did not show yet, and the join's dedupe by id would then skip it.
+        """
         raise NotImplementedError
 
     def state(self, channels: Iterable[str]) -> State:

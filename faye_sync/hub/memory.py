@@ -40,6 +40,7 @@ class MemoryEngine(Engine):
         self._last: IdKey = (_now_ms(), 0)
         self._epoch = self._last
         self._signal: Signal | None = None  # made by the first read, of the reader's kind
+        self._interrupted = False  # the reader's channels changed: return from read
 
     def publish(self, channel: str, data: str, event: str | None) -> str:
         with self._lock:
@@ -77,23 +78,30 @@ class MemoryEngine(Engine):
         deadline = time.monotonic() + block
         while True:
             self._signal.clear()  # before looking: a publish after this sets it again
-            found = {}
-            for channel, position in positions.items():
-                messages = self.history(channel, position, count)
-                if messages:
-                    found[channel] = messages
+            found = {
+                channel: messages
+                for channel, messages in self.history(positions, count).items()
+                if messages
+            }
             remaining = deadline - time.monotonic()
-            if found or remaining <= 0:
+            if found or remaining <= 0 or self._interrupted:
+                self._interrupted = False
                 return found
             self._signal.wait(remaining)
 
-    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
+    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
         with self._lock:
-            stored = self._channels.get(channel)
-            if stored is None:
-                return []
-            start = bisect.bisect_right(stored.keys, id_key(after))
-            return stored.messages[start : start + count]
+            found: dict[str, list[HubMessage]] = {}
+            for channel, after in afters.items():
+                stored = self._channels.get(channel)
+                if stored is None:
+                    found[channel] = []
+                    continue
+                if self._max_age is not None:
+                    self._trim(stored)
+                start = bisect.bisect_right(stored.keys, id_key(after))
+                found[channel] = stored.messages[start : start + count]
+            return found
 
     def state(self, channels: Iterable[str]) -> State:
         with self._lock:
@@ -104,6 +112,7 @@ class MemoryEngine(Engine):
             return State(self._epoch, self._last, trimmed)
 
     def interrupt(self) -> None:
+        self._interrupted = True
         if self._signal is not None:
             self._signal.set()
 

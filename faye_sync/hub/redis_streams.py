@@ -1,8 +1,9 @@
 """The ``redis://`` and ``rediss://`` engine: one Redis stream per channel, through redis-py.
 
-Keys: ``<prefix>:ch:<channel>`` (a stream; fields ``d`` data, ``e`` event) and
+Keys: ``<prefix>:ch:<channel>`` (a stream; fields ``d`` data, ``e`` event),
 ``<prefix>:meta`` (a hash: ``last``, the hub's clock; ``epoch``, where the
-current epoch starts). Publishing is one EVALSHA of a small script that stamps
+current epoch starts) and ``<prefix>:wake:<random>`` (a one-entry stream per
+process that wakes its reader; it expires). Publishing is one EVALSHA of a small script that stamps
 the id ``max(TIME, last + 1)``, XADDs with that explicit id, and trims exactly,
 recording the highest id it deleted as the stream's ``max-deleted-entry-id``
 (XSETID; Redis's own approximate trimming does not update it). A client that
@@ -15,6 +16,7 @@ sockets instead (``rediss://`` there: the call runs in gevent's thread pool).
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -145,6 +147,10 @@ class RedisEngine(Engine):
         self._prefix = prefix
         self._meta = f"{prefix}:meta"
         self._streams = f"{prefix}:ch:"
+        # The reader's read also waits on this key, so that a new channel (or
+        # close) need not wait out the block time. One per engine, expiring.
+        self._wake = f"{prefix}:wake:{secrets.token_hex(8)}"
+        self._wake_seen = "0-0"
         self._timeout = timeout
         self._options = options
         self._tls = url.startswith("rediss:")
@@ -172,10 +178,14 @@ class RedisEngine(Engine):
                 "socket_keepalive": True,
                 "health_check_interval": 30,
                 "decode_responses": True,
-                # One retry, only for a connection found dead (Redis restarted):
-                # a timeout may have run the command, so it is not retried.
+                # Commands: one retry, only for a connection found dead (Redis
+                # restarted); a timeout may have run the command, so it is not
+                # retried. The reader (extra > 0): none, so that it always sees
+                # an outage and checks for a new epoch before reading on.
                 "retry": redis.retry.Retry(
-                    redis.backoff.NoBackoff(), 1, supported_errors=(redis.ConnectionError,)
+                    redis.backoff.NoBackoff(),
+                    0 if extra else 1,
+                    supported_errors=(redis.ConnectionError,),
                 ),
                 **self._options,
             }
@@ -219,19 +229,35 @@ class RedisEngine(Engine):
         self, positions: Mapping[str, str], *, count: int, block: float
     ) -> dict[str, list[HubMessage]]:
         streams = {self._streams + channel: position for channel, position in positions.items()}
+        # From the last wake seen, not "$": a wake added between two reads counts.
+        streams[self._wake] = self._wake_seen
         reply = self._call(
             "read",
             lambda c: c.xread(streams, count=count, block=max(1, round(block * 1000))),
             extra=block,
         )
-        return {
-            key[len(self._streams) :]: self._messages(key, entries) for key, entries in reply or ()
-        }
+        found = {}
+        for key, entries in reply or ():
+            if key == self._wake:
+                self._wake_seen = entries[-1][0]
+            else:
+                found[key[len(self._streams) :]] = self._messages(key, entries)
+        return found
 
-    def history(self, channel: str, after: str, count: int) -> list[HubMessage]:
-        key = self._streams + channel
-        entries = self._call("history", lambda c: c.xrange(key, f"({after}", "+", count=count))
-        return self._messages(key, entries)
+    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+        keys = [self._streams + channel for channel in afters]
+
+        def read(client: Any) -> list[Any]:
+            transaction = client.pipeline(transaction=True)
+            for key, after in zip(keys, afters.values(), strict=True):
+                transaction.xrange(key, f"({after}", "+", count=count)
+            return list(transaction.execute())
+
+        replies = self._call("history", read)
+        return {
+            channel: self._messages(key, entries)
+            for channel, key, entries in zip(afters, keys, replies, strict=True)
+        }
 
     def state(self, channels: Iterable[str]) -> State:
         names = list(channels)
@@ -241,6 +267,18 @@ class RedisEngine(Engine):
             channel: id_key(deleted) for channel, deleted in zip(names, reply[2:], strict=True)
         }
         return State(id_key(reply[0]), id_key(reply[1]), trimmed)
+
+    def interrupt(self) -> None:
+        def wake(client: Any) -> None:
+            with client.pipeline(transaction=False) as pipeline:
+                pipeline.xadd(self._wake, {"w": "1"}, maxlen=1)
+                pipeline.expire(self._wake, 60)
+                pipeline.execute()
+
+        try:
+            self._call("wake", wake)
+        except HubError:
+            pass  # the reader is failing too; it reconnects on its own
 
     def close(self) -> None:
         for client in self._clients.values():

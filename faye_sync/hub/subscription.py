@@ -172,10 +172,8 @@ class Subscription:
         hub = self._hub
         if self._resets is None:
             self._resets = self._find_gaps()
-        batches = {
-            channel: hub._engine.history(channel, format_id(after), self._page)
-            for channel, after in self._after.items()
-        }
+        afters = {channel: format_id(after) for channel, after in self._after.items()}
+        batches = hub._engine.history(afters, self._page)
         keyed, last_kept = merge(batches, self._page)
         full = any(len(messages) >= self._page for messages in batches.values())
         if full:

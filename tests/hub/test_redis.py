@@ -1,0 +1,197 @@
+"""The Redis Streams engine against a real redis-server: sharing, trimming, epochs, faults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from faye_sync import HubUnavailable
+from faye_sync.hub import RESET, Hub
+from faye_sync.hub.message import id_key
+from tests.hub.test_hub import WAIT, take, until
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+def test_publish_from_a_process_with_no_server(redis_hub: Hub, prefix: str) -> None:
+    url = redis_hub._engine._url  # type: ignore[attr-defined]
+    sub = redis_hub.subscribe("chat")
+    code = (
+        "from faye_sync.hub import Hub;"
+        f"hub = Hub.from_url({url!r}, prefix={prefix!r});"
+        "print(hub.publish('chat', 'hello'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    (message,) = take(sub, 1)
+    assert (message.id, message.data) == (result.stdout.strip(), "hello")
+
+
+def test_two_hubs_on_one_redis_see_one_order(redis_server: RedisServer, prefix: str) -> None:
+    with (
+        Hub.from_url(redis_server.url, prefix=prefix, block=0.2) as one,
+        Hub.from_url(redis_server.url, prefix=prefix, block=0.2) as two,
+    ):
+        subs = [one.subscribe(["a", "b"]), two.subscribe(["a", "b"])]
+        ids = [(one, two)[i % 2].publish("ab"[i // 2 % 2], str(i)) for i in range(200)]
+        for sub in subs:
+            assert [m.id for m in take(sub, 200)] == ids
+        keys = [id_key(message_id) for message_id in ids]
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+def test_trimming_records_the_last_deleted_id(
+    redis_server: RedisServer, prefix: str, client: redis.Redis
+) -> None:
+    # Redis's own MAXLEN ~ leaves max-deleted-entry-id at 0-0 (measured on 7.0):
+    # the hub trims exactly and records it, or a trimmed resume would pass unseen.
+    with Hub.from_url(redis_server.url, prefix=prefix, max_len=10) as hub:
+        ids = [hub.publish("chat", str(i)) for i in range(40)]
+    info = client.xinfo_stream(f"{prefix}:ch:chat")
+    assert info["length"] == 10
+    assert info["max-deleted-entry-id"] == ids[29]
+    assert info["first-entry"][0] == ids[30]
+
+
+def test_retention_by_age_on_redis(redis_server: RedisServer, prefix: str) -> None:
+    with Hub.from_url(redis_server.url, prefix=prefix, max_len=None, max_age=0.2) as hub:
+        first = hub.publish("chat", "a")
+        second = hub.publish("chat", "b")
+        time.sleep(0.3)
+        hub.publish("chat", "c")
+        reset, message = take(hub.subscribe("chat", last_id=first), 2)
+    assert reset.event == RESET and reset.id == second
+    assert json.loads(reset.data)["reason"] == "trimmed"
+    assert message.data == "c"
+
+
+def test_an_id_from_before_flushall_gets_an_epoch_reset(own_redis: RedisServer) -> None:
+    with Hub.from_url(own_redis.url, block=0.2) as hub:
+        old = hub.publish("chat", "before")
+        redis.Redis.from_url(own_redis.url).flushall()
+        new = hub.publish("chat", "after")
+        reset, message = take(hub.subscribe("chat", last_id=old), 2)
+    assert reset.event == RESET and json.loads(reset.data)["reason"] == "epoch"
+    assert id_key(old) < id_key(reset.id) < id_key(new)
+    assert (message.id, message.data) == (new, "after")
+
+
+def test_publish_during_an_outage_raises_promptly_and_recovers(own_redis: RedisServer) -> None:
+    with Hub.from_url(own_redis.url, block=0.2, timeout=2.0) as hub:
+        hub.publish("chat", "up")
+        own_redis.stop()
+        started = time.monotonic()
+        with pytest.raises(HubUnavailable, match="unavailable: publish"):
+            hub.publish("chat", "down")
+        assert time.monotonic() - started < WAIT
+        own_redis.start()
+        assert id_key(hub.publish("chat", "up again")) > (0, 0)
+
+
+def test_redis_restarted_empty_gives_live_subscribers_a_reset(own_redis: RedisServer) -> None:
+    with Hub.from_url(own_redis.url, block=0.2, timeout=2.0) as hub:
+        sub = hub.subscribe("chat")
+        sent = [hub.publish("chat", str(i)) for i in range(5)]
+        assert [m.id for m in take(sub, 5)] == sent
+        own_redis.restart()
+        until(lambda: hub._check_gaps is False and _publish_ok(hub, sent))
+        got = take(sub, 1 + len(sent) - 5)
+    resets = [m for m in got if m.event == RESET]
+    assert len(resets) == 1 and json.loads(resets[0].data)["reason"] == "epoch"
+    assert got[0] is resets[0]
+    assert [m.id for m in got[1:]] == sent[5:]  # nothing after the restart lost or doubled
+
+
+def _publish_ok(hub: Hub, sent: list[str]) -> bool:
+    try:
+        sent.append(hub.publish("chat", "after restart"))
+    except HubUnavailable:
+        return False
+    return True
+
+
+def test_a_frozen_redis_times_out_publish_and_nothing_is_lost(own_redis: RedisServer) -> None:
+    with Hub.from_url(own_redis.url, block=0.2, timeout=1.0) as hub:
+        sub = hub.subscribe("chat")
+        sent = [hub.publish("chat", str(i)) for i in range(10)]
+        own_redis.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(HubUnavailable):
+                hub.publish("chat", "maybe")  # written, unanswered: it may be stored
+            assert time.monotonic() - started < WAIT
+        finally:
+            own_redis.resume()
+        until(lambda: _publish_ok(hub, sent))
+        sent += [hub.publish("chat", str(i)) for i in range(10, 20)]
+        got = [m for m in take(sub, len(sent) + 1, timeout=WAIT) if m.data != "maybe"]
+    assert not [m for m in got if m.event == RESET]
+    assert [m.id for m in got] == sent
+
+
+def test_the_reader_reconnects_and_resumes_from_its_last_id(
+    redis_hub: Hub, client: redis.Redis
+) -> None:
+    sub = redis_hub.subscribe("chat", max_messages=10_000)
+    sent: list[str] = []
+    done = threading.Event()
+
+    def publish() -> None:
+        for i in range(600):
+            sent.append(redis_hub.publish("chat", str(i)))
+            if i % 20 == 0:
+                time.sleep(0.005)
+        done.set()
+
+    threading.Thread(target=publish, daemon=True).start()
+    kills = 0
+    while not done.is_set() and kills < 3:
+        readers = [c for c in client.client_list() if c.get("cmd") == "xread"]
+        if readers and len(sent) > 100 * (kills + 1):
+            client.client_kill_filter(_id=readers[0]["id"])
+            kills += 1
+        time.sleep(0.01)
+    until(done.is_set)
+    got = take(sub, 600, timeout=WAIT * 2)
+    assert kills >= 1
+    assert [m.id for m in got] == sent
+    assert sub.get(0.3) is None
+
+
+def test_rediss_url_goes_through_redis_py(redis_server: RedisServer) -> None:
+    # No TLS server here: the URL is accepted and the failure is a typed one.
+    hub = Hub.from_url(f"rediss://127.0.0.1:{redis_server.port}/0", timeout=1.0)
+    try:
+        with pytest.raises(HubUnavailable):
+            hub.publish("chat", "x")
+    finally:
+        hub.close()
+
+
+def test_a_new_channel_does_not_wait_out_the_readers_block(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    with Hub.from_url(redis_server.url, prefix=prefix, block=20) as hub:
+        hub.subscribe("first")
+        time.sleep(0.2)  # the reader is now blocked for 20 s on "first"
+        sub = hub.subscribe("second")
+        started = time.monotonic()
+        hub.publish("second", "hello")
+        assert [m.data for m in take(sub, 1)] == ["hello"]
+        assert time.monotonic() - started < 5  # not the 20 s block
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 5  # close woke the reader too
