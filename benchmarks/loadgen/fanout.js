@@ -53,7 +53,7 @@ function frame(opcode, text) {
 
 // ------------------------------------------------------------- counting
 const stats = { ws: newStats(), sse: newStats() };
-function newStats() { return { window: 0, lat: [], resets: 0, reconnects: 0, closes: {} }; }
+function newStats() { return { window: 0, lat: [], replayed: 0, resets: 0, reconnects: 0, closes: {} }; }
 let measuring = false, done = 0, lastSeq = null;
 const conns = [];
 
@@ -71,7 +71,11 @@ function deliver(conn, text, t) {
   if (conn.seen.has(seq)) conn.dups++; else conn.seen.add(seq);
   if (measuring) {
     st.window++;
-    if (st.lat.length < 400000) st.lat.push(t - parseFloat(rest[1]));
+    // Latency of live messages only: one published before this connection opened is a
+    // replay after a reconnect (its wait includes the time the client was away).
+    const published = parseFloat(rest[1]);
+    if (published < conn.openedAt) st.replayed++;
+    else if (st.lat.length < 400000) st.lat.push(t - published);
   }
 }
 
@@ -116,6 +120,7 @@ function openWs(conn, path, onText) {
     if (end < 0) return;
     if (!head.subarray(0, 12).toString().includes('101')) { sock.destroy(); return; }
     conn.open = true;
+    conn.openedAt = now();
     parse = wsParser(conn, onText);
     if (conn.onOpen) conn.onOpen();
     parse(head.subarray(end + 4));
@@ -152,7 +157,7 @@ function fayeSse(conn) {
       const end = pending.indexOf('\r\n\r\n');
       if (end < 0) return;
       if (!pending.slice(0, 16).includes(' 200')) { sock.destroy(); return; }
-      headDone = true; conn.open = true;
+      headDone = true; conn.open = true; conn.openedAt = now();
       if (conn.onOpen) conn.onOpen();
       pending = pending.slice(end + 4);
     }
@@ -189,7 +194,7 @@ function socketIo(conn) {
 
 const OPEN = { 'faye-ws': fayeWs, 'faye-sse': fayeSse, 'socketio-ws': socketIo };
 
-function start(conn) { conn.attempts++; OPEN[`${KIND}-${conn.kind}`](conn); }
+function start(conn) { conn.attempts++; conn.openedAt = Infinity; OPEN[`${KIND}-${conn.kind}`](conn); }
 
 function reconnectLater(conn) {
   if (finished) return;
@@ -202,7 +207,8 @@ function reconnectLater(conn) {
 let finished = false;
 function make(kind, i) {
   return { kind, name: `b${kind}${i}`, sock: null, open: false, lastId: null, firstSeq: null,
-    seen: new Set(), dups: 0, done: false, attempts: 0, dropped: false, onOpen: null };
+    seen: new Set(), dups: 0, done: false, attempts: 0, dropped: false, onOpen: null,
+    openedAt: Infinity };
 }
 for (let i = 0; i < NWS; i++) conns.push(make('ws', i));
 for (let i = 0; i < NSSE; i++) conns.push(make('sse', i));
@@ -277,7 +283,7 @@ function report(elapsed) {
     result[kind] = {
       subscribers: mine.length, delivered_in_window: st.window, rate: st.window / elapsed,
       p50_ms: pct(lat, 0.5), p99_ms: pct(lat, 0.99), expected, lost, duplicated: dups,
-      resets: st.resets, reconnects: st.reconnects, close_codes: st.closes,
+      replayed: st.replayed, resets: st.resets, reconnects: st.reconnects, close_codes: st.closes,
       never_got_any: mine.filter((c) => c.firstSeq === null).length,
     };
   }

@@ -139,14 +139,14 @@ def test_redis_stopped_and_restarted_empty_mid_stream(
     try:
         steady = SteadyPublisher(publisher, count=300).start()
         time.sleep(1.0)
-        redis.stop()  # SIGKILL: nothing saved (--save "")
+        redis.stop()  # SIGTERM; nothing is saved (--save "")
         time.sleep(1.0)
         redis.start()  # same port, empty: a new epoch
         steady.join()
         end = finish(subscribers, publisher)
         tallies = [tally(s, [*steady.accepted, end]) for s in subscribers]
         row = Row(
-            'Redis SIGKILLed for 1 s, restarted empty (--save "")',
+            "Redis stopped for 1 s (SIGTERM), restarted empty (--save '')",
             len(subscribers),
             sent=steady.count + 1,
             refused=steady.refused,
