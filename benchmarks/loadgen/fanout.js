@@ -276,7 +276,9 @@ function report(elapsed) {
     let lost = 0, dups = 0, expected = 0;
     for (const c of mine) {
       dups += c.dups;
-      if (c.firstSeq === null || lastSeq === null) continue;
+      // Only a connection that got the end can have lost anything; one still behind
+      // when the end timeout came is counted in "unfinished".
+      if (c.firstSeq === null || lastSeq === null || !c.done) continue;
       for (let s = c.firstSeq; s <= lastSeq; s++) { expected++; if (!c.seen.has(s)) lost++; }
     }
     const lat = st.lat.sort((a, b) => a - b);
@@ -285,6 +287,7 @@ function report(elapsed) {
       p50_ms: pct(lat, 0.5), p99_ms: pct(lat, 0.99), expected, lost, duplicated: dups,
       replayed: st.replayed, resets: st.resets, reconnects: st.reconnects, close_codes: st.closes,
       never_got_any: mine.filter((c) => c.firstSeq === null).length,
+      unfinished: mine.filter((c) => !c.done).length,
     };
   }
   process.stdout.write('RESULT ' + JSON.stringify(result) + '\n');
