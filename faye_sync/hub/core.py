@@ -25,8 +25,8 @@ from ..blocking.backends import Backend, Signal, detect_backend
 from ..exceptions import HubError
 from . import delivery
 from .delivery import EventStream, MessageSocket
-from .engine import Engine
-from .message import ZERO, HubMessage, IdKey, format_id, merge, reset_message
+from .engine import Engine, State, gaps
+from .message import ZERO, HubMessage, IdKey, format_id, id_key, merge, reset_message
 from .subscription import Subscription
 
 __all__ = ["Hub"]
@@ -60,7 +60,6 @@ class Hub:
         self._backend: Backend | None = None  # the reader's kind, set when it starts
         self._wake: Signal | None = None
         self._reader_done: Signal | None = None
-        self._check_gaps = False
         self._closed = False
 
     @classmethod
@@ -319,55 +318,57 @@ class Hub:
                     self._wake.clear()
                     continue
                 try:
-                    if self._check_gaps:
-                        self._reset_gaps(positions)
-                        self._check_gaps = False
-                        continue
-                    batches = self._engine.read(
+                    batches, state = self._engine.read(
                         {name: format_id(key) for name, key in positions.items()},
                         count=self._count,
                         block=self._block,
                     )
                 except Exception as error:  # the reader must outlive any failure
-                    if not self._check_gaps:
+                    if backoff == _BACKOFF_FIRST:
                         if isinstance(error, HubError):
                             logger.warning("hub reader: %s; retrying", error)
                         else:
                             logger.exception("hub reader failed; retrying")
-                    self._check_gaps = True
                     self._wake.wait(backoff)
                     backoff = min(backoff * 2, _BACKOFF_MAX)
                     continue
                 if backoff != _BACKOFF_FIRST:
                     logger.warning("hub reader: reading again")
                     backoff = _BACKOFF_FIRST
-                if any(len(batch) >= self._count for batch in batches.values()):
-                    self._check_gaps = True  # a backlog: trimming may have passed us
-                keyed, last_kept = merge(batches, self._count)
-                self._dispatch(
-                    keyed, {name: (positions[name], key) for name, key in last_kept.items()}
-                )
+                self._deliver(positions, batches, state)
         finally:
             self._reader_done.set()
 
-    def _reset_gaps(self, positions: dict[str, IdKey]) -> None:
-        state = self._engine.state(positions)
-        resets: list[tuple[IdKey, HubMessage]] = []
-        moves = {}
-        for name, position in positions.items():
-            if position < state.epoch or position > state.last:
-                reason, resume = "epoch", state.epoch if position < state.epoch else state.last
-            elif position < state.trimmed.get(name, ZERO):
-                reason, resume = "trimmed", state.trimmed[name]
-            else:
-                continue
-            logger.warning(
-                "hub: channel %r lost messages after %s (%s)", name, format_id(position), reason
-            )
-            resets.append((resume, reset_message(name, resume, reason, format_id(position))))
-            moves[name] = (position, resume)
-        resets.sort(key=lambda pair: pair[0])
-        self._dispatch(resets, moves)
+    def _deliver(
+        self, positions: dict[str, IdKey], batches: dict[str, list[HubMessage]], state: State
+    ) -> None:
+        """Dispatch one read, with a ``reset`` first for each channel that lost messages.
+
+        Every read carries the store's state, so a reader that fell behind its
+        channel's retention (or a store emptied under it) says so rather than
+        skipping silently what was trimmed.
+        """
+        keyed, last_kept = merge(batches, self._count)
+        moves = {name: (positions[name], key) for name, key in last_kept.items()}
+        lost = gaps(positions, state, batches)
+        if lost:
+            # A reset takes its place in the id order: not below what was
+            # dispatched before, not above what this read covers (a later read
+            # may bring other channels' messages up to there).
+            low = max(positions.values())
+            full = [id_key(b[-1].id) for b in batches.values() if len(b) >= self._count]
+            high = min(full) if full else max([low, *(key for key, _ in keyed)])
+            for name, resume, reason in lost:
+                position = positions[name]
+                logger.warning(
+                    "hub: channel %r lost messages after %s (%s)", name, format_id(position), reason
+                )
+                at = min(max(resume, low), high)
+                keyed.append((at, reset_message(name, at, reason, format_id(position))))
+                if name not in moves:
+                    moves[name] = (position, at)
+            keyed.sort(key=lambda pair: pair[0])
+        self._dispatch(keyed, moves)
 
     def _dispatch(
         self,

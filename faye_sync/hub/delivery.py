@@ -2,9 +2,8 @@
 
 Both are bounded end to end. A WebSocket's ``send`` blocks while the peer is
 slow, so its queue is the subscription's. An EventSource's ``send`` never
-blocks (it queues for the server's iteration), so its feeder sends one batch,
-then waits until the server has taken it before the next: at most one batch
-waits in the EventSource, one is being written, and the rest are in the
+blocks (it queues for the server's iteration), so its feeder queues only while
+the client's backlog is under :data:`BUDGET`; the rest waits in the
 subscription, whose bounds cut a client that cannot keep up.
 """
 
@@ -53,6 +52,9 @@ class MessageSocket(Protocol):
     def on(self, name: str, listener: Callable[[Any], object]) -> None: ...
 
 
+BUDGET = 64 * 1024
+"""Bytes an EventSource may hold for its client before its feeder waits (one event always fits)."""
+_EVENT_OVERHEAD = 64  # id, event and field names: a rough count is enough for pacing
 _POLL = 1.0  # seconds between looks at whether the socket or stream is still there
 _OPEN_STATES = (0, 1)  # CONNECTING, OPEN
 _TRY_AGAIN_LATER = 1013
@@ -93,14 +95,13 @@ def stream(
         logger.warning("hub: ending an event stream at once: %s", error)
         es.close()
         return es.response
-    backend = detect_backend()
-    taken = backend.signal()
+    paced = _Paced(es, es.response, sub, detect_backend().signal())
     es.on("close", lambda _event: sub.close())
-    es.spawn(_feed_eventsource, es, sub, taken)
-    return _Paced(es.response, taken, sub)
+    es.spawn(_feed_eventsource, es, sub, paced)
+    return paced
 
 
-def _feed_eventsource(es: EventStream, sub: Subscription, taken: Signal) -> None:
+def _feed_eventsource(es: EventStream, sub: Subscription, paced: _Paced) -> None:
     try:
         while es.ready_state in _OPEN_STATES:
             batch = sub.get_batch(sub.max_messages, _POLL)
@@ -108,13 +109,12 @@ def _feed_eventsource(es: EventStream, sub: Subscription, taken: Signal) -> None
                 if sub.ended:
                     break
                 continue
-            taken.clear()
             for message in batch:
+                if not paced.wait_for_room(len(message.data) + _EVENT_OVERHEAD, sub):
+                    return
                 if not es.send(message.data, event=message.event, id=message.id):
                     return
-            while not taken.wait(_POLL):
-                if sub.ended or es.ready_state not in _OPEN_STATES:
-                    break
+                paced.sent(len(message.data) + _EVENT_OVERHEAD)
     except HubError as error:
         logger.warning("hub: ending an event stream: %s", error)
     finally:
@@ -123,21 +123,56 @@ def _feed_eventsource(es: EventStream, sub: Subscription, taken: Signal) -> None
 
 
 class _Paced:
-    """``es.response``, telling the feeder each time the server took a chunk."""
+    """``es.response``, telling the feeder how much the client has yet to take.
 
-    def __init__(self, response: Iterable[bytes], taken: Signal, sub: Subscription) -> None:
+    The feeder queues an event only while less than :data:`BUDGET` bytes wait
+    for the client (or when nothing does): the EventSource's own limit is never
+    reached by a replay, and a slow client holds its backlog in the
+    subscription, whose bounds cut it. The EventSource's ``buffered_amount``
+    says how much waits, where it has one; otherwise what was sent since the
+    server last took a chunk.
+    """
+
+    def __init__(
+        self, es: EventStream, response: Iterable[bytes], sub: Subscription, signal: Signal
+    ) -> None:
+        self._es = es
         self._iterator: Iterator[bytes] = iter(response)
         self._response = response
-        self._taken = taken
         self._sub = sub
+        self._progress = signal  # the server came back for a chunk, or took one
+        self._unsent = 0  # bytes sent since the server last took a chunk (the fallback)
 
     def __iter__(self) -> _Paced:
         return self
 
     def __next__(self) -> bytes:
+        self._progress.set()  # the previous chunk is written
         chunk = next(self._iterator)
-        self._taken.set()
+        self._unsent = 0
+        self._progress.set()
         return chunk
+
+    def backlog(self) -> int:
+        amount = getattr(self._es, "buffered_amount", None)
+        return self._unsent if amount is None else int(amount)
+
+    def sent(self, size: int) -> None:
+        self._unsent += size
+
+    def wait_for_room(self, size: int, sub: Subscription) -> bool:
+        """Wait until ``size`` more bytes fit; False when the stream or subscription ended."""
+        while True:
+            backlog = self.backlog()
+            if backlog == 0 or backlog + size <= BUDGET:
+                return True
+            self._progress.clear()
+            if self.backlog() != backlog:
+                continue  # it moved while we cleared
+            if not self._progress.wait(_POLL) and (
+                sub.ended or self._es.ready_state not in _OPEN_STATES
+            ):
+                return False
 
     def close(self) -> None:
         self._sub.close()

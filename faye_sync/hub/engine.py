@@ -9,12 +9,12 @@ emptied) and, per channel, the highest id deleted by trimming.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .message import HubMessage, IdKey
+from .message import ZERO, HubMessage, IdKey, before, id_key
 
-__all__ = ["Engine", "State"]
+__all__ = ["Batches", "Engine", "State", "gaps"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,42 @@ class State:
     trimmed: Mapping[str, IdKey]
 
 
+Batches = tuple[dict[str, list[HubMessage]], State]
+"""Messages per channel (channels with none may be left out), and the state read with them."""
+
+
+def gaps(
+    afters: Mapping[str, IdKey], state: State, batches: Mapping[str, Sequence[HubMessage]]
+) -> list[tuple[str, IdKey, str]]:
+    """The channels whose messages after their id are (or may be) gone.
+
+    A channel lost messages when its id is below the epoch (or above the clock:
+    an id from another store) or below its trim mark. The answer per channel is
+    ``(channel, resume, reason)``: ``resume`` is the id after which nothing is
+    missing, kept below the first message read with the state, which the
+    subscriber still gets (trimming may have gone past it since the read).
+    """
+    found = []
+    for channel, after in afters.items():
+        if after < state.epoch:
+            resume, reason = state.epoch, "epoch"
+        elif after > state.last:
+            resume, reason = state.last, "epoch"
+        elif after < state.trimmed.get(channel, ZERO):
+            resume, reason = state.trimmed[channel], "trimmed"
+        else:
+            continue
+        messages = batches.get(channel)
+        if messages:
+            first = id_key(messages[0].id)
+            if resume >= first:
+                resume = before(first)
+                if resume <= after:
+                    continue  # nothing can be missing between the id and the first
+        found.append((channel, resume, reason))
+    return found
+
+
 class Engine:
     """The interface; see :mod:`faye_sync.hub.memory` and :mod:`faye_sync.hub.redis_streams`."""
 
@@ -39,21 +75,20 @@ class Engine:
         """Store one message; return its id. Raises HubUnavailable when unreachable."""
         raise NotImplementedError
 
-    def read(
-        self, positions: Mapping[str, str], *, count: int, block: float
-    ) -> dict[str, list[HubMessage]]:
+    def read(self, positions: Mapping[str, str], *, count: int, block: float) -> Batches:
         """Messages after each channel's position, at most ``count`` per channel.
 
-        Waits up to ``block`` seconds when there are none; returns ``{}`` then.
+        Waits up to ``block`` seconds when there are none (then no messages).
+        The state comes from right after the read, for :func:`gaps`.
         """
         raise NotImplementedError
 
-    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+    def history(self, afters: Mapping[str, str], count: int) -> Batches:
         """Per channel, up to ``count`` retained messages after its id, oldest first.
 
-        One snapshot of all the channels (a transaction): read one by one, a
-        later channel could show a message newer than one an earlier channel
-        did not show yet, and the join's dedupe by id would then skip it.
+        One snapshot of all the channels and the state (a transaction): read one
+        by one, a later channel could show a message newer than one an earlier
+        channel did not show yet, and the join's dedupe by id would skip it.
         """
         raise NotImplementedError
 

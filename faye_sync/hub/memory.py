@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from ..blocking.backends import Signal, detect_backend
-from .engine import Engine, State
+from .engine import Batches, Engine, State
 from .message import ZERO, HubMessage, IdKey, format_id, id_key
 
 __all__ = ["MemoryEngine"]
@@ -70,26 +70,21 @@ class MemoryEngine(Engine):
             stored.trimmed = stored.keys[drop - 1]
             del stored.keys[:drop], stored.messages[:drop], stored.stamps[:drop]
 
-    def read(
-        self, positions: Mapping[str, str], *, count: int, block: float
-    ) -> dict[str, list[HubMessage]]:
+    def read(self, positions: Mapping[str, str], *, count: int, block: float) -> Batches:
         if self._signal is None:
             self._signal = detect_backend().signal()
         deadline = time.monotonic() + block
         while True:
             self._signal.clear()  # before looking: a publish after this sets it again
-            found = {
-                channel: messages
-                for channel, messages in self.history(positions, count).items()
-                if messages
-            }
+            found, state = self.history(positions, count)
+            found = {channel: messages for channel, messages in found.items() if messages}
             remaining = deadline - time.monotonic()
             if found or remaining <= 0 or self._interrupted:
                 self._interrupted = False
-                return found
+                return found, state
             self._signal.wait(remaining)
 
-    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+    def history(self, afters: Mapping[str, str], count: int) -> Batches:
         with self._lock:
             found: dict[str, list[HubMessage]] = {}
             for channel, after in afters.items():
@@ -101,15 +96,18 @@ class MemoryEngine(Engine):
                     self._trim(stored)
                 start = bisect.bisect_right(stored.keys, id_key(after))
                 found[channel] = stored.messages[start : start + count]
-            return found
+            return found, self._state(afters)
 
     def state(self, channels: Iterable[str]) -> State:
         with self._lock:
-            trimmed = {
-                channel: stored.trimmed if (stored := self._channels.get(channel)) else ZERO
-                for channel in channels
-            }
-            return State(self._epoch, self._last, trimmed)
+            return self._state(channels)
+
+    def _state(self, channels: Iterable[str]) -> State:
+        trimmed = {
+            channel: stored.trimmed if (stored := self._channels.get(channel)) else ZERO
+            for channel in channels
+        }
+        return State(self._epoch, self._last, trimmed)
 
     def interrupt(self) -> None:
         self._interrupted = True

@@ -11,7 +11,16 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["RESET", "HubMessage", "IdKey", "format_id", "id_key", "merge", "reset_message"]
+__all__ = [
+    "RESET",
+    "HubMessage",
+    "IdKey",
+    "before",
+    "format_id",
+    "id_key",
+    "merge",
+    "reset_message",
+]
 
 RESET = "reset"
 """The event of a gap: what the client asked for is no longer retained."""
@@ -44,6 +53,15 @@ def id_key(message_id: str) -> IdKey:
 
 def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 20
+
+
+_MAX_SEQ = (1 << 64) - 1
+
+
+def before(key: IdKey) -> IdKey:
+    """The highest id below ``key``."""
+    ms, seq = key
+    return (ms, seq - 1) if seq else (ms - 1, _MAX_SEQ)
 
 
 def format_id(key: IdKey) -> str:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..blocking.backends import detect_backend
 from ..exceptions import HubError, HubUnavailable
-from .engine import Engine, State
+from .engine import Batches, Engine, State
 from .message import HubMessage, id_key
 
 __all__ = ["RedisEngine"]
@@ -193,7 +193,6 @@ class RedisEngine(Engine):
                 options["connection_class"] = _gevent_connection_class(redis)
             client = redis.Redis.from_url(self._url, **options)
             client.faye_publish = client.register_script(_PUBLISH)
-            client.faye_state = client.register_script(_STATE)
             self._clients[green, extra] = client
         return client
 
@@ -225,46 +224,60 @@ class RedisEngine(Engine):
         message_id: str = self._call("publish", lambda c: c.faye_publish(keys=keys, args=args))
         return message_id
 
-    def read(
-        self, positions: Mapping[str, str], *, count: int, block: float
-    ) -> dict[str, list[HubMessage]]:
+    def read(self, positions: Mapping[str, str], *, count: int, block: float) -> Batches:
         streams = {self._streams + channel: position for channel, position in positions.items()}
         # From the last wake seen, not "$": a wake added between two reads counts.
         streams[self._wake] = self._wake_seen
-        reply = self._call(
-            "read",
-            lambda c: c.xread(streams, count=count, block=max(1, round(block * 1000))),
-            extra=block,
-        )
+        keys = self._state_keys(positions)
+
+        def read(client: Any) -> list[Any]:
+            # One round trip: the state script runs right after XREAD returns.
+            pipeline = client.pipeline(transaction=False)
+            pipeline.xread(streams, count=count, block=max(1, round(block * 1000)))
+            pipeline.eval(_STATE, len(keys), *keys)
+            return list(pipeline.execute())
+
+        reply, state = self._call("read", read, extra=block)
         found = {}
         for key, entries in reply or ():
             if key == self._wake:
                 self._wake_seen = entries[-1][0]
             else:
                 found[key[len(self._streams) :]] = self._messages(key, entries)
-        return found
+        return found, self._parse_state(positions, state)
 
-    def history(self, afters: Mapping[str, str], count: int) -> dict[str, list[HubMessage]]:
+    def history(self, afters: Mapping[str, str], count: int) -> Batches:
         keys = [self._streams + channel for channel in afters]
 
         def read(client: Any) -> list[Any]:
             transaction = client.pipeline(transaction=True)
             for key, after in zip(keys, afters.values(), strict=True):
                 transaction.xrange(key, f"({after}", "+", count=count)
+            state_keys = self._state_keys(afters)
+            transaction.eval(_STATE, len(state_keys), *state_keys)
             return list(transaction.execute())
 
-        replies = self._call("history", read)
-        return {
+        *replies, state = self._call("history", read)
+        found = {
             channel: self._messages(key, entries)
             for channel, key, entries in zip(afters, keys, replies, strict=True)
         }
+        return found, self._parse_state(afters, state)
 
     def state(self, channels: Iterable[str]) -> State:
         names = list(channels)
-        keys = [self._meta, *(self._streams + channel for channel in names)]
-        reply = self._call("state", lambda c: c.faye_state(keys=keys, args=[]))
+        keys = self._state_keys(names)
+        return self._parse_state(
+            names, self._call("state", lambda c: c.eval(_STATE, len(keys), *keys))
+        )
+
+    def _state_keys(self, channels: Iterable[str]) -> list[str]:
+        return [self._meta, *(self._streams + channel for channel in channels)]
+
+    @staticmethod
+    def _parse_state(channels: Iterable[str], reply: list[str]) -> State:
         trimmed = {
-            channel: id_key(deleted) for channel, deleted in zip(names, reply[2:], strict=True)
+            channel: id_key(deleted) for channel, deleted in zip(channels, reply[2:], strict=True)
         }
         return State(id_key(reply[0]), id_key(reply[1]), trimmed)
 

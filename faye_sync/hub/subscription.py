@@ -11,9 +11,9 @@ long history is read as fast as it is consumed, never all at once:
 3. live: the buffer's messages above the last one queued follow the history,
    and from then on the reader queues directly. Ids dedupe every step.
 
-Gaps are checked once, at the start: a channel whose messages after the asked
-id are gone (trimmed, or from an earlier epoch) gets a ``reset`` first, and its
-history starts where what is retained starts.
+Gaps are checked with every page: a channel whose messages after its id are
+gone (trimmed, or from an earlier epoch) gets a ``reset`` in its place in the
+id order, and its history goes on from where what is retained starts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..blocking.backends import Signal
-from .message import ZERO, HubMessage, IdKey, format_id, id_key, merge, reset_message
+from .engine import gaps
+from .message import RESET, ZERO, HubMessage, IdKey, format_id, id_key, merge, reset_message
 
 if TYPE_CHECKING:
     from .core import Hub
@@ -47,13 +48,13 @@ class Subscription:
         "_asked",
         "_buffer",
         "_bytes",
+        "_everything",
         "_hub",
         "_last",
         "_on_overflow",
         "_page",
         "_phase",
         "_queue",
-        "_resets",
         "_signal",
         "channels",
         "closed",
@@ -87,17 +88,16 @@ class Subscription:
         self._buffer: list[tuple[IdKey, HubMessage]] = []
         self._asked = last_id
         self._after: dict[str, IdKey] = {}
-        self._resets: list[tuple[IdKey, HubMessage]] | None = None
         self._page = max(1, min(500, max_messages // 2))
         self.closed = False
         self.overflowed = False
+        self._last = ZERO  # the highest id queued: later ones at or below it are repeats
+        self._everything = last_id == "0"  # by request: no reset for what is not retained
         if last_id is None:
             self._phase = _LIVE
-            self._last = ZERO
         else:
             self._phase = _CATCHING_UP
-            self._last = id_key(last_id)
-            self._after = dict.fromkeys(self.channels, self._last)
+            self._after = dict.fromkeys(self.channels, id_key(last_id))
 
     # -- the consumer's side ---------------------------------------------------
 
@@ -170,28 +170,30 @@ class Subscription:
     def _catch_up(self) -> None:
         """Read one page of history and queue it; move to the next phase when it is short."""
         hub = self._hub
-        if self._resets is None:
-            self._resets = self._find_gaps()
-        afters = {channel: format_id(after) for channel, after in self._after.items()}
-        batches = hub._engine.history(afters, self._page)
+        afters = dict(self._after)
+        batches, state = hub._engine.history(
+            {channel: format_id(after) for channel, after in afters.items()}, self._page
+        )
         keyed, last_kept = merge(batches, self._page)
         full = any(len(messages) >= self._page for messages in batches.values())
-        if full:
-            cut = keyed[-1][0]
-            for channel in self._after:
-                self._after[channel] = max(self._after[channel], cut)
-        else:
-            self._after.update(last_kept)
+        # Everything up to ``covered`` that is retained is in this page.
+        covered = keyed[-1][0] if full else state.last
+        lost = [] if self._everything else gaps(afters, state, batches)
+        self._everything = False
         with hub._lock:
             if self.closed:
                 return
-            if not full:
-                keyed += self._resets
-                self._resets = []
-            else:
-                due = [pair for pair in self._resets if pair[0] <= keyed[-1][0]]
-                self._resets = [pair for pair in self._resets if pair[0] > keyed[-1][0]]
-                keyed += due
+            for channel, resume, reason in lost:
+                if resume > covered:
+                    continue  # the next page finds it again, in its place
+                at = max(resume, self._last)  # never before what is already queued
+                keyed.append((at, reset_message(channel, at, reason, self._asked)))
+                self._after[channel] = resume
+            for channel in self._after:
+                if full:
+                    self._after[channel] = max(self._after[channel], covered)
+                elif channel in last_kept:
+                    self._after[channel] = max(self._after[channel], last_kept[channel])
             keyed.sort(key=lambda pair: pair[0])
             for key, message in keyed:
                 self._append(key, message)
@@ -205,29 +207,10 @@ class Subscription:
             self._buffer = []
             self._phase = _LIVE
 
-    def _find_gaps(self) -> list[tuple[IdKey, HubMessage]]:
-        state = self._hub._engine.state(self.channels)
-        resets = []
-        asked = self._last
-        for channel in self.channels:
-            if asked == ZERO:
-                continue  # "0": whatever is retained, by request
-            if asked < state.epoch or asked > state.last:
-                reason, resume = "epoch", state.epoch if asked < state.epoch else state.last
-            elif asked < state.trimmed.get(channel, ZERO):
-                reason, resume = "trimmed", state.trimmed[channel]
-            else:
-                continue
-            resets.append((resume, reset_message(channel, resume, reason, self._asked)))
-            self._after[channel] = resume
-        # A reset's id may be above messages of other channels still to come.
-        self._last = ZERO
-        return resets
-
     # -- the reader's side (called under the hub's lock) ------------------------
 
     def _append(self, key: IdKey, message: HubMessage) -> None:
-        if key <= self._last:
+        if key < self._last or (key == self._last and message.event != RESET):
             return  # already queued (a page and the buffer overlap)
         was_empty = not self._queue
         self._queue.append(message)

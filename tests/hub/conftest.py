@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +36,25 @@ def own_redis() -> Iterator[RedisServer]:
     _need_redis_server()
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, str]]:
+    """A redis-server that also listens with TLS; yields it and a ``rediss://`` URL."""
+    _need_redis_server()
+    trustme = pytest.importorskip("trustme")
+    directory = tmp_path_factory.mktemp("tls")
+    ca = trustme.CA()
+    ca_path, cert_path = directory / "ca.pem", directory / "cert.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        tls_port = sock.getsockname()[1]
+    tls = ("--tls-port", str(tls_port), "--tls-cert-file", str(cert_path))
+    tls += ("--tls-key-file", str(cert_path), "--tls-ca-cert-file", str(ca_path))
+    with RedisServer(*tls, "--tls-auth-clients", "no") as server:
+        yield server, f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca_path}"
 
 
 @pytest.fixture

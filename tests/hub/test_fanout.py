@@ -24,6 +24,7 @@ import redis
 
 from faye_sync import ConnectionClosed, EventSource, EventSourceClient, connect
 from faye_sync.hub import RESET, Hub
+from faye_sync.hub.delivery import BUDGET
 from tests.hub.test_hub import WAIT, until
 from tests.redis_server import RedisServer
 from tests.serve import HOST, READY
@@ -139,12 +140,23 @@ def test_websocket_fan_out_from_an_id(kind: str, env: dict[str, str], publisher:
             ws.close()
 
 
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
 def test_the_reader_never_blocks_unpatched_gevent(
-    redis_server: RedisServer, prefix: str, publisher: Hub
+    scheme: str, request: pytest.FixtureRequest, prefix: str
 ) -> None:
-    """The reader blocked in XREAD for 10 s; another request is still answered at once."""
-    env = {"HUB_URL": redis_server.url, "HUB_PREFIX": prefix, "HUB_BLOCK": "10"}
-    watcher = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    """The reader blocked in XREAD for 10 s; another request is still answered at once.
+
+    redis:// through gevent sockets, rediss:// through gevent's thread pool.
+    """
+    if scheme == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+    else:
+        server, url = request.getfixturevalue("tls_redis")
+    env = {"HUB_URL": url, "HUB_PREFIX": prefix, "HUB_BLOCK": "10"}
+    watcher = redis.Redis.from_url(server.url, decode_responses=True)
+    publisher = Hub.from_url(url, prefix=prefix)
+    request.addfinalizer(publisher.close)
     with unpatched_gevent(env) as port:
         with socket.create_connection((HOST, port), timeout=WAIT) as stream:
             stream.sendall(b"GET /events?channels=idle HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -171,12 +183,12 @@ def test_an_eventsource_that_cannot_keep_up_is_ended_without_a_gap(memory_hub: H
     next(response)  # the server starts the stream, then stops reading (a slow client)
     sent = []
     for i in range(200):
-        sent.append(memory_hub.publish("chat", f"m{i}"))
+        sent.append(memory_hub.publish("chat", f"{i:<1000}"))
         time.sleep(0.002)  # a steady room: the feeder sends a batch, then waits
     until(lambda: es.ready_state == EventSource.CLOSED)
     delivered = b"".join(response).decode()  # what was queued, then the end
     ids = [line[4:] for line in delivered.splitlines() if line.startswith("id: ")]
-    assert 0 < len(ids) <= 60  # bounded: the subscription's queue plus one batch
+    assert 0 < len(ids) <= BUDGET // 1000 + 1  # bounded: what the pacing lets wait
     assert ids == sent[: len(ids)]  # a prefix: resuming from the last one misses nothing
     assert not memory_hub._subscriptions
 
@@ -275,3 +287,21 @@ def test_a_websocket_peer_that_never_reads_is_closed_1013() -> None:
     finally:
         stop.set()
         hub.close()
+
+
+def test_a_replay_larger_than_the_eventsource_buffer_arrives_in_one_stream(
+    env: dict[str, str], publisher: Hub
+) -> None:
+    """3.2 MB of history in one response (an EventSource holds 1 MiB at most by default)."""
+    start = publisher.publish("chat", "before")
+    sent = [publisher.publish("chat", f"{i:<4000}") for i in range(800)]
+    with unpatched_gevent(env) as port:
+        with socket.create_connection((HOST, port), timeout=WAIT) as sock:
+            sock.sendall(f"GET /events?channels=chat&last_id={start} HTTP/1.0\r\n\r\n".encode())
+            received = b""
+            while f"id: {sent[-1]}\r\n".encode() not in received:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "the stream ended before the replay did"
+                received += chunk
+    ids = [line[4:] for line in received.decode().splitlines() if line.startswith("id: ")]
+    assert ids == sent

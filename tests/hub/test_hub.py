@@ -30,6 +30,22 @@ def take(sub: Subscription, n: int, timeout: float = WAIT) -> list[HubMessage]:
     return got
 
 
+def assert_no_silent_loss(published: list[str], received: list[HubMessage]) -> int:
+    """Each message once, in order, and every gap announced by a reset; returns the resets."""
+    position, announced, resets = -1, False, 0
+    index = {message_id: i for i, message_id in enumerate(published)}
+    for message in received:
+        if message.event == RESET:
+            announced, resets = True, resets + 1
+            continue
+        i = index[message.id]
+        assert i > position, f"{message.id} again or out of order"
+        assert i == position + 1 or announced, f"{i - position - 1} lost before {message.id}"
+        position, announced = i, False
+    assert position == len(published) - 1 or announced, "the last ones lost silently"
+    return resets
+
+
 def until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -258,5 +274,36 @@ def test_memory_retention_by_age() -> None:
         reset, message = take(sub, 2)
         assert reset.event == RESET and reset.id == second
         assert message.data == "new"
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+def test_a_reader_that_falls_behind_retention_says_so(
+    engine: str, redis_server: RedisServer, prefix: str
+) -> None:
+    """Published while the reader is held up, kept 50: the gaps are announced."""
+    from faye_sync.hub.memory import MemoryEngine
+    from faye_sync.hub.redis_streams import RedisEngine
+
+    store = (
+        MemoryEngine(max_len=50)
+        if engine == "memory"
+        else RedisEngine(redis_server.url, prefix=prefix, max_len=50)
+    )
+    hub = Hub(store, block=0.2, count=100)  # more than is kept: never a full read
+    try:
+        sub = hub.subscribe("chat", max_messages=10_000)
+        with hub._lock:  # the reader cannot dispatch meanwhile: it falls behind
+            published = [hub.publish("chat", str(i)) for i in range(2000)]
+        received: list[HubMessage] = []
+        while not received or received[-1].id != published[-1]:
+            batch = sub.get_batch(10_000, WAIT)
+            assert batch, f"stalled after {len(received)}"
+            received += batch
+        delivered = sum(m.event != RESET for m in received)
+        resets = assert_no_silent_loss(published, received)
+        assert delivered == 2000 or resets > 0
+        assert delivered < 2000  # the reader was held up past the retention
     finally:
         hub.close()
