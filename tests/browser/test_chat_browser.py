@@ -102,7 +102,10 @@ def say(page: sync_api.Page, text: str) -> None:
 
 
 def feed_ids(page: sync_api.Page) -> list[str]:
-    ids: list[str] = page.eval_on_selector_all("#feed li", "items => items.map(i => i.dataset.id)")
+    # Reset items (a gap said) carry the id of where it ends, one per channel.
+    ids: list[str] = page.eval_on_selector_all(
+        "#feed li:not(.reset)", "items => items.map(i => i.dataset.id)"
+    )
     return ids
 
 

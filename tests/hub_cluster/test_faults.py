@@ -305,11 +305,6 @@ def test_a_resume_from_a_trimmed_id(masters: tuple[Server, Server], publisher: H
         stop_all(resumers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub: a reader that falls behind by more than the retention skips the trimmed "
-    "messages without a reset (reported in HUB_API.md, 2026-12-03)",
-)
 def test_a_burst_beyond_the_retention_is_announced(
     masters: tuple[Server, Server], publisher: Hub
 ) -> None:
