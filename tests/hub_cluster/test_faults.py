@@ -9,6 +9,7 @@ end of the session (``python -m pytest -p no:xdist tests/hub_cluster``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from websockets.sync.client import connect
 
 from tests.hub_cluster.clients import (
     Subscriber,
@@ -36,9 +38,11 @@ from faye_sync import HubUnavailable
 from faye_sync.hub import Hub
 from tests.hub_cluster.cluster import Row, master, record, sigkill, worker_pids
 from tests.redis_server import RedisServer
-from wsgi_examples.chat import HISTORY, make_hub, publish_chat
+from wsgi_examples.chat import HISTORY, UNAVAILABLE, make_hub, publish_chat
 
 pytestmark = pytest.mark.slow
+
+UNAVAILABLE_TEXT = json.loads(UNAVAILABLE)["error"]
 
 WAIT = 30.0  # seconds for the last message to reach everyone on a loaded machine
 INTERVAL = 0.01  # seconds between two publishes of the steady publisher
@@ -139,20 +143,26 @@ def test_redis_stopped_and_restarted_empty_mid_stream(
     try:
         steady = SteadyPublisher(publisher, count=300).start()
         time.sleep(1.0)
-        redis.stop()  # SIGTERM; nothing is saved (--save "")
-        time.sleep(1.0)
-        redis.start()  # same port, empty: a new epoch
+        with connect(f"ws://127.0.0.1:{masters[0].port}/chat?name=talker") as talker:
+            redis.stop()  # SIGTERM; nothing is saved (--save "")
+            # A chat member who speaks meanwhile is told, alone, that it was not sent.
+            talker.send("anyone there?")
+            while "error" not in (answer := json.loads(talker.recv(timeout=5))):
+                assert answer["text"] != "anyone there?"  # the room's messages go on arriving
+            assert answer == {"error": UNAVAILABLE_TEXT}
+            time.sleep(0.5)
+            redis.start()  # same port, empty: a new epoch
         steady.join()
         end = finish(subscribers, publisher)
         tallies = [tally(s, [*steady.accepted, end]) for s in subscribers]
         row = Row(
-            "Redis stopped for 1 s (SIGTERM), restarted empty (--save '')",
+            "Redis stopped (SIGTERM) mid-stream, restarted empty (--save '')",
             len(subscribers),
             sent=steady.count + 1,
             refused=steady.refused,
             accepted=len(steady.accepted) + 1,
             tallies=tallies,
-            notes="chat sockets and feeds on both masters; each got a reset (new epoch)",
+            notes="chat sockets and feeds on both masters, each told of the new epoch; a member speaking meanwhile got an error",
         )
         record(row)
         assert steady.refused > 0, "Redis was down for a second: some publishes must be refused"

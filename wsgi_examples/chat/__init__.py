@@ -117,11 +117,11 @@ class Room:
     # -- the chat ------------------------------------------------------------
 
     def enter(self, ws: WebSocket, name: str, last_id: str | None) -> bool:
-        """Attach ``ws`` to the chat (after ``last_id``, else live); False if it cannot be."""
-        try:
-            self.hub.attach(ws, [CHAT], last_id=last_id, format=chat_json)
-        except HubUnavailable:
-            ws.close(1013, "the room is unavailable: try again later")
+        """Attach ``ws`` to the chat (after ``last_id``, else live) and announce it.
+
+        False when the broker is down: the hub has closed the socket (1013).
+        """
+        if self.hub.attach(ws, [CHAT], last_id=last_id, format=chat_json).ended:
             return False
         self._announce("join", name)
         return True
