@@ -162,7 +162,10 @@ def test_redis_stopped_and_restarted_empty_mid_stream(
             refused=steady.refused,
             accepted=len(steady.accepted) + 1,
             tallies=tallies,
-            notes="chat sockets and feeds on both masters, each told of the new epoch; a member speaking meanwhile got an error",
+            notes=(
+                "chat sockets and feeds on both masters, each told of the new epoch; "
+                "a member speaking meanwhile got an error"
+            ),
         )
         record(row)
         assert steady.refused > 0, "Redis was down for a second: some publishes must be refused"
