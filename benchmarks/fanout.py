@@ -258,6 +258,7 @@ def combined(result: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": max(lat_p99) if lat_p99 else None,
         "expected": sum(k["expected"] for k in kinds),
         "lost": sum(k["lost"] for k in kinds),
+        "announced": sum(k.get("announced", 0) for k in kinds),
         "duplicated": sum(k["duplicated"] for k in kinds),
         "reconnects": sum(k["reconnects"] for k in kinds),
         "resets": sum(k["resets"] for k in kinds),
@@ -285,11 +286,13 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"Mid-window {args.churn:.0%} of each kind's connections were dropped and "
         "reconnected 0.5 s later. Latency is of live deliveries: a message replayed to a "
         "client that reconnected (published while it was away) counts as delivered and as "
-        "replayed, not in the latency (it would add the time away).",
+        "replayed, not in the latency (it would add the time away). Lost: messages a "
+        "connection never got with nothing said; reset-announced: missing on a connection "
+        "that got a `reset` (a gap past the room's retention, said).",
         "",
         "| server | publish/s | subscribers | delivered/s | p50 ms | p99 ms | expected "
-        "| lost | duplicated | resets | reconnects |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lost | reset-announced | duplicated | resets | reconnects |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         total = combined(result)
@@ -297,7 +300,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lines.append(
             f"| {result['server']} | {result['rate']:g} | {subscribers} | {fmt(total['rate'], 0)}"
             f" | {fmt(total['p50_ms'])} | {fmt(total['p99_ms'])} | {total['expected']:,}"
-            f" | {total['lost']:,} | {total['duplicated']:,} | {total['resets']}"
+            f" | {total['lost']:,} | {total['announced']:,} | {total['duplicated']:,}"
+            f" | {total['resets']}"
             f" | {total['reconnects']} |"
         )
     lines += ["", "Per kind:", ""]

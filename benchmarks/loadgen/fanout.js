@@ -136,7 +136,7 @@ function fayeWs(conn) {
     const t = now();
     const m = /"id": "([^"]+)"/.exec(text);
     if (m) conn.lastId = m[1];
-    if (text.includes('"reset"')) { stats.ws.resets++; return; }
+    if (text.includes('"reset"')) { stats.ws.resets++; conn.resets++; return; }
     deliver(conn, text, t);
   });
 }
@@ -167,7 +167,7 @@ function fayeSse(conn) {
       if (line === '' || line === '\r') {
         if (data !== null) {
           if (id !== null) conn.lastId = id;
-          if (event === 'reset') stats.sse.resets++;
+          if (event === 'reset') { stats.sse.resets++; conn.resets++; }
           else if (event === 'chat') deliver(conn, data, t);
         }
         id = event = data = null;
@@ -208,7 +208,7 @@ let finished = false;
 function make(kind, i) {
   return { kind, name: `b${kind}${i}`, sock: null, open: false, lastId: null, firstSeq: null,
     seen: new Set(), dups: 0, done: false, attempts: 0, dropped: false, onOpen: null,
-    openedAt: Infinity };
+    openedAt: Infinity, resets: 0 };
 }
 for (let i = 0; i < NWS; i++) conns.push(make('ws', i));
 for (let i = 0; i < NSSE; i++) conns.push(make('sse', i));
@@ -273,18 +273,23 @@ function report(elapsed) {
     const mine = conns.filter((c) => c.kind === kind);
     if (!mine.length) continue;
     const st = stats[kind];
-    let lost = 0, dups = 0, expected = 0;
+    let lost = 0, dups = 0, expected = 0, announced = 0;
     for (const c of mine) {
       dups += c.dups;
       // Only a connection that got the end can have lost anything; one still behind
       // when the end timeout came is counted in "unfinished".
       if (c.firstSeq === null || lastSeq === null || !c.done) continue;
-      for (let s = c.firstSeq; s <= lastSeq; s++) { expected++; if (!c.seen.has(s)) lost++; }
+      // A connection told of a gap (a reset) has its missing messages counted as
+      // announced; "lost" are those missing with nothing said.
+      for (let s = c.firstSeq; s <= lastSeq; s++) {
+        expected++;
+        if (!c.seen.has(s)) { if (c.resets) announced++; else lost++; }
+      }
     }
     const lat = st.lat.sort((a, b) => a - b);
     result[kind] = {
       subscribers: mine.length, delivered_in_window: st.window, rate: st.window / elapsed,
-      p50_ms: pct(lat, 0.5), p99_ms: pct(lat, 0.99), expected, lost, duplicated: dups,
+      p50_ms: pct(lat, 0.5), p99_ms: pct(lat, 0.99), expected, lost, announced, duplicated: dups,
       replayed: st.replayed, resets: st.resets, reconnects: st.reconnects, close_codes: st.closes,
       never_got_any: mine.filter((c) => c.firstSeq === null).length,
       unfinished: mine.filter((c) => !c.done).length,

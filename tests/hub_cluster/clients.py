@@ -328,6 +328,9 @@ def in_one_order(subscribers: Sequence[Subscriber], accepted: Sequence[str]) -> 
 
 
 def stop_all(subscribers: Iterable[Subscriber]) -> None:
+    subscribers = list(subscribers)
+    for subscriber in subscribers:  # all at once, then wait for each
+        subscriber._stop.set()
     for subscriber in subscribers:
         with contextlib.suppress(AssertionError):
             subscriber.stop()
