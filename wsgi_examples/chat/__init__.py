@@ -14,8 +14,10 @@ Then open http://127.0.0.1:8000/ in two browser tabs.
   broadcast, as JSON ``{"id", "name", "text"}``, to every connected chat
   socket, the sender included, in one order. ``&lastEventId=ID`` (optional)
   first sends the chat messages after ID: a client that reconnects misses
-  nothing. A message the room cannot take (the broker is down) is answered
-  to its sender alone with ``{"error": ...}``.
+  nothing, or is sent ``{"id", "reset": {"channel", "reason", "last_id"}}``
+  first when what it asks for is no longer kept. A message the room cannot
+  take (the broker is down) is answered to its sender alone with
+  ``{"error": ...}``.
 * ``GET /events`` is an event stream of everything that happens: ``chat``
   (``{"name", "text"}``), ``join`` and ``leave`` (``{"name"}``), each with the
   hub's id. A client that reconnects with ``Last-Event-ID: ID`` (or
@@ -47,7 +49,17 @@ from faye_sync import HubUnavailable, PerMessageDeflate, WebSocket
 from faye_sync.eventsource import EventSource
 from faye_sync.hub import RESET, Hub, HubMessage
 
-__all__ = ["BROKER_ENV", "CHANNELS", "HISTORY", "Room", "app", "make_hub", "room"]
+__all__ = [
+    "BROKER_ENV",
+    "CHANNELS",
+    "HISTORY",
+    "Room",
+    "app",
+    "chat_json",
+    "make_hub",
+    "publish_chat",
+    "room",
+]
 
 BROKER_ENV = "CHAT_BROKER"  # the hub's URL; memory:// when unset
 DEFAULT_BROKER = "memory://"
