@@ -288,7 +288,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "client that reconnected (published while it was away) counts as delivered and as "
         "replayed, not in the latency (it would add the time away). Lost: messages a "
         "connection never got with nothing said; reset-announced: missing on a connection "
-        "that got a `reset` (a gap past the room's retention, said).",
+        "that got a `reset` (a gap past the room's retention, said). In the first table, "
+        "p50/p99 are the slower kind's.",
         "",
         "| server | publish/s | subscribers | delivered/s | p50 ms | p99 ms | expected "
         "| lost | reset-announced | duplicated | resets | reconnects |",
