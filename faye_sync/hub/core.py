@@ -51,6 +51,8 @@ class Hub:
     def __init__(self, engine: Engine, *, block: float = 0.5, count: int = 500) -> None:
         if not 0 < block <= 60:
             raise ValueError(f"block must be in (0, 60] seconds, not {block!r}")
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count!r}")
         self._engine = engine
         self._block = block
         self._count = count
@@ -323,6 +325,7 @@ class Hub:
                         count=self._count,
                         block=self._block,
                     )
+                    self._deliver(positions, batches, state)
                 except Exception as error:  # the reader must outlive any failure
                     if backoff == _BACKOFF_FIRST:
                         if isinstance(error, HubError):
@@ -335,7 +338,6 @@ class Hub:
                 if backoff != _BACKOFF_FIRST:
                     logger.warning("hub reader: reading again")
                     backoff = _BACKOFF_FIRST
-                self._deliver(positions, batches, state)
         finally:
             self._reader_done.set()
 

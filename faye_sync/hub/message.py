@@ -8,7 +8,7 @@ pair of integers, never as strings (``"9-0" < "10-0"``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -105,7 +105,3 @@ def merge(
             last_kept[channel] = key
     keyed.sort(key=lambda pair: pair[0])
     return keyed, last_kept
-
-
-def total_size(messages: Iterable[HubMessage]) -> int:
-    return sum(len(message.data) for message in messages)

@@ -49,7 +49,7 @@ end
 """
 
 # KEYS: meta, stream. ARGV: data, has_event ("0"/"1"), event, max_len or "",
-# max_age in ms or "", slack (trim max_len only once this many are over).
+# max_age in ms or "", slack (trim max_len only once this many are over), channel.
 _PUBLISH = (
     _CLOCK
     + """
@@ -59,9 +59,13 @@ local lms, lseq = split(last)
 local id
 if now > lms then id = string.format('%.0f-0', now)
 else id = string.format('%.0f-%.0f', lms, lseq + 1) end
+-- A channel that had messages and has no stream was deleted: record what went.
+local dropped = nil
+if redis.call('EXISTS', key) == 0 then
+  dropped = redis.call('HGET', meta, 'c:' .. ARGV[7]) or nil
+end
 if ARGV[2] == '1' then redis.call('XADD', key, id, 'd', ARGV[1], 'e', ARGV[3])
 else redis.call('XADD', key, id, 'd', ARGV[1]) end
-local dropped = nil
 local max_len = tonumber(ARGV[4])
 if max_len then
   local excess = redis.call('XLEN', key) - max_len
@@ -85,12 +89,13 @@ if max_age then
   end
 end
 if dropped then redis.call('XSETID', key, id, 'MAXDELETEDID', dropped) end
-redis.call('HSET', meta, 'last', id)
+redis.call('HSET', meta, 'last', id, 'c:' .. ARGV[7], id)
 return id
 """
 )
 
-# KEYS: meta, then streams. Returns epoch, last, then each stream's max-deleted-entry-id.
+# KEYS: meta, then streams; ARGV: their channels. Returns epoch, last, then each
+# stream's max-deleted-entry-id (a deleted stream: the last id its channel had).
 _STATE = (
     _CLOCK
     + """
@@ -103,6 +108,8 @@ for i = 2, #KEYS do
     for j = 1, #info, 2 do
       if info[j] == 'max-deleted-entry-id' then deleted = info[j + 1] end
     end
+  else
+    deleted = redis.call('HGET', KEYS[1], 'c:' .. ARGV[i - 1]) or '0-0'
   end
   out[#out + 1] = deleted
 end
@@ -144,7 +151,6 @@ class RedisEngine(Engine):
             ) from None
         self._redis = redis
         self._url = url
-        self._prefix = prefix
         self._meta = f"{prefix}:meta"
         self._streams = f"{prefix}:ch:"
         # The reader's read also waits on this key, so that a new channel (or
@@ -180,8 +186,8 @@ class RedisEngine(Engine):
                 "decode_responses": True,
                 # Commands: one retry, only for a connection found dead (Redis
                 # restarted); a timeout may have run the command, so it is not
-                # retried. The reader (extra > 0): none, so that it always sees
-                # an outage and checks for a new epoch before reading on.
+                # retried. The reader (extra > 0): none; it backs off itself, and
+                # the state read with each read tells what an outage lost.
                 "retry": redis.retry.Retry(
                     redis.backoff.NoBackoff(),
                     0 if extra else 1,
@@ -219,7 +225,7 @@ class RedisEngine(Engine):
     # -- the engine ---------------------------------------------------------
 
     def publish(self, channel: str, data: str, event: str | None) -> str:
-        args = [data, "0" if event is None else "1", event or "", *self._trim_args]
+        args = [data, "0" if event is None else "1", event or "", *self._trim_args, channel]
         keys = [self._meta, self._streams + channel]
         message_id: str = self._call("publish", lambda c: c.faye_publish(keys=keys, args=args))
         return message_id
@@ -234,7 +240,7 @@ class RedisEngine(Engine):
             # One round trip: the state script runs right after XREAD returns.
             pipeline = client.pipeline(transaction=False)
             pipeline.xread(streams, count=count, block=max(1, round(block * 1000)))
-            pipeline.eval(_STATE, len(keys), *keys)
+            pipeline.eval(_STATE, len(keys), *keys, *positions)
             return list(pipeline.execute())
 
         reply, state = self._call("read", read, extra=block)
@@ -254,7 +260,7 @@ class RedisEngine(Engine):
             for key, after in zip(keys, afters.values(), strict=True):
                 transaction.xrange(key, f"({after}", "+", count=count)
             state_keys = self._state_keys(afters)
-            transaction.eval(_STATE, len(state_keys), *state_keys)
+            transaction.eval(_STATE, len(state_keys), *state_keys, *afters)
             return list(transaction.execute())
 
         *replies, state = self._call("history", read)
@@ -268,7 +274,7 @@ class RedisEngine(Engine):
         names = list(channels)
         keys = self._state_keys(names)
         return self._parse_state(
-            names, self._call("state", lambda c: c.eval(_STATE, len(keys), *keys))
+            names, self._call("state", lambda c: c.eval(_STATE, len(keys), *keys, *names))
         )
 
     def _state_keys(self, channels: Iterable[str]) -> list[str]:

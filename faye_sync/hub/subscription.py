@@ -138,7 +138,7 @@ class Subscription:
 
     @property
     def ended(self) -> bool:
-        """True once closed or cut: nothing more will come."""
+        """True once closed or cut: nothing more arrives (what is queued can still be read)."""
         return self.closed
 
     def __iter__(self) -> Iterator[HubMessage]:

@@ -25,7 +25,7 @@ import redis
 from faye_sync import ConnectionClosed, EventSource, EventSourceClient, connect
 from faye_sync.hub import RESET, Hub
 from faye_sync.hub.delivery import BUDGET
-from tests.hub.test_hub import WAIT, until
+from tests.hub.helpers import WAIT, until
 from tests.redis_server import RedisServer
 from tests.serve import HOST, READY
 from tests.servers import serve

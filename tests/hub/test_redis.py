@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,7 +14,7 @@ import redis
 from faye_sync import HubUnavailable
 from faye_sync.hub import RESET, Hub
 from faye_sync.hub.message import id_key
-from tests.hub.test_hub import WAIT, take, until
+from tests.hub.helpers import WAIT, take, until
 from tests.redis_server import RedisServer
 
 
@@ -146,28 +145,17 @@ def test_a_frozen_redis_times_out_publish_and_nothing_is_lost(own_redis: RedisSe
 def test_the_reader_reconnects_and_resumes_from_its_last_id(
     redis_hub: Hub, client: redis.Redis
 ) -> None:
+    """Its connection killed three times; what was published meanwhile still comes, once."""
     sub = redis_hub.subscribe("chat", max_messages=10_000)
     sent: list[str] = []
-    done = threading.Event()
-
-    def publish() -> None:
-        for i in range(600):
-            sent.append(redis_hub.publish("chat", str(i)))
-            if i % 20 == 0:
-                time.sleep(0.005)
-        done.set()
-
-    threading.Thread(target=publish, daemon=True).start()
-    kills = 0
-    while not done.is_set() and kills < 3:
-        readers = [c for c in client.client_list() if c.get("cmd") == "xread"]
-        if readers and len(sent) > 100 * (kills + 1):
-            client.client_kill_filter(_id=readers[0]["id"])
-            kills += 1
-        time.sleep(0.01)
-    until(done.is_set)
+    for _ in range(3):
+        sent += [redis_hub.publish("chat", str(len(sent))) for _ in range(100)]
+        until(lambda: any(c.get("cmd") == "xread" for c in client.client_list()))
+        reader = next(c for c in client.client_list() if c.get("cmd") == "xread")
+        client.client_kill_filter(_id=reader["id"])
+        # Published while the reader backs off and reconnects.
+        sent += [redis_hub.publish("chat", str(len(sent))) for _ in range(100)]
     got = take(sub, 600, timeout=WAIT * 2)
-    assert kills >= 1
     assert [m.id for m in got] == sent
     assert sub.get(0.3) is None
 
@@ -203,3 +191,17 @@ def test_rediss_with_a_real_tls_server(tls_redis: tuple[RedisServer, str], prefi
         sub = hub.subscribe("chat")
         message_id = hub.publish("chat", "over TLS")
         assert [(m.id, m.data) for m in take(sub, 1)] == [(message_id, "over TLS")]
+
+
+def test_a_deleted_stream_gives_a_reset(redis_hub: Hub, prefix: str, client: redis.Redis) -> None:
+    ids = [redis_hub.publish("chat", str(i)) for i in range(5)]
+    client.delete(f"{prefix}:ch:chat")
+    sub = redis_hub.subscribe("chat", last_id=ids[1])
+    (reset,) = take(sub, 1)
+    assert reset.event == RESET and json.loads(reset.data)["reason"] == "trimmed"
+    assert reset.id == ids[-1]
+    # Published again: the stream is back, and still knows what was deleted.
+    new = redis_hub.publish("chat", "again")
+    assert [m.id for m in take(sub, 1)] == [new]
+    (reset, message) = take(redis_hub.subscribe("chat", last_id=ids[1]), 2)
+    assert reset.event == RESET and reset.id == ids[-1] and message.id == new
