@@ -58,7 +58,10 @@ def publisher(redis: RedisServer) -> Iterator[Hub]:
 
 def say_all(port: int, name: str, texts: list[str]) -> None:
     """Send ``texts`` in order on one chat socket, then leave."""
-    with connect(f"ws://127.0.0.1:{port}/chat?name={name}", open_timeout=TIMEOUT) as ws:
+    # max_queue=None: the talker does not read, and websockets would otherwise stop reading
+    # the socket after 16 messages and wait out its close timeout behind them.
+    url = f"ws://127.0.0.1:{port}/chat?name={name}"
+    with connect(url, open_timeout=TIMEOUT, max_queue=None) as ws:
         for text in texts:
             ws.send(text)
 
