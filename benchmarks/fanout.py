@@ -261,6 +261,7 @@ def combined(result: dict[str, Any]) -> dict[str, Any]:
         "announced": sum(k.get("announced", 0) for k in kinds),
         "duplicated": sum(k["duplicated"] for k in kinds),
         "reconnects": sum(k["reconnects"] for k in kinds),
+        "unfinished": sum(k.get("unfinished", 0) for k in kinds),
         "resets": sum(k["resets"] for k in kinds),
     }
 
@@ -289,11 +290,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "replayed, not in the latency (it would add the time away). Lost: messages a "
         "connection never got with nothing said; reset-announced: missing on a connection "
         "that got a `reset` (a gap past the room's retention, said). In the first table, "
-        "p50/p99 are the slower kind's.",
+        "p50/p99 are the slower kind's. Unfinished: connections that had not got the last "
+        "message 20 s after the window (their losses are not counted).",
         "",
         "| server | publish/s | subscribers | delivered/s | p50 ms | p99 ms | expected "
-        "| lost | reset-announced | duplicated | resets | reconnects |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| lost | reset-announced | duplicated | resets | reconnects | unfinished |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         total = combined(result)
@@ -302,8 +304,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {result['server']} | {result['rate']:g} | {subscribers} | {fmt(total['rate'], 0)}"
             f" | {fmt(total['p50_ms'])} | {fmt(total['p99_ms'])} | {total['expected']:,}"
             f" | {total['lost']:,} | {total['announced']:,} | {total['duplicated']:,}"
-            f" | {total['resets']}"
-            f" | {total['reconnects']} |"
+            f" | {total['resets']} | {total['reconnects']} | {total['unfinished']} |"
         )
     lines += ["", "Per kind:", ""]
     lines += [
@@ -357,7 +358,11 @@ def main() -> None:
     parser.add_argument("--servers", default="faye,socketio")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--load", type=Path, help="only print the report of a --json file")
     args = parser.parse_args()
+    if args.load:
+        print(report(json.loads(args.load.read_text()), args))
+        return
     args.duration = min(args.duration, 30.0)
     if shutil.which("redis-server") is None or shutil.which("node") is None:
         raise SystemExit("needs redis-server and node on PATH")
