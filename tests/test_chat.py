@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import re
@@ -22,9 +23,10 @@ from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
-from wsgi_examples.chat import HISTORY
+from tests.hub_cluster.clients import drain, id_key, silent_chat_socket
+from wsgi_examples.chat import CLOSE_TIMEOUT, HISTORY
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0  # seconds: every wait in these tests is bounded by it
@@ -68,15 +70,22 @@ class Demo:
 
 
 @contextlib.contextmanager
-def run_demo() -> Iterator[Demo]:
-    """Start the demo's real command line on a free port; stop it at the end."""
+def run_demo(broker: str | None = None) -> Iterator[Demo]:
+    """Start the demo's real command line on a free port; stop it at the end.
+
+    ``broker`` is passed as ``--broker`` (else the demo's default, memory://).
+    """
     fd, name = tempfile.mkstemp(prefix="faye_sync-chat-", suffix=".log")
     log_path = Path(name)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("CHAT_BROKER", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "wsgi_examples.chat", "--port", "0"]
+    if broker is not None:
+        command += ["--broker", broker]
     with os.fdopen(fd, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "wsgi_examples.chat", "--port", "0"],
+            command,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -139,21 +148,21 @@ class Feed:
             elif name:  # an empty name is a comment (the keep-alive ping)
                 self._fields[name] = value
 
-    def chats(self) -> list[tuple[int, str, str]]:
+    def chats(self) -> list[tuple[str, str, str]]:
         """(id, name, text) of the chat events so far."""
         found = []
         for event in self.events:
             if event.get("event") == "chat":
                 data = json.loads(event["data"])
-                found.append((int(event["id"]), data["name"], data["text"]))
+                found.append((event["id"], data["name"], data["text"]))
         return found
 
     def has_text(self, text: str) -> Callable[[Feed], bool]:
         return lambda feed: any(t == text for _, _, t in feed.chats())
 
     @property
-    def ids(self) -> list[int]:
-        return [int(event["id"]) for event in self.events]
+    def ids(self) -> list[str]:
+        return [event["id"] for event in self.events]
 
     def close(self) -> None:
         self.response.close()
@@ -171,13 +180,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def say(demo: Demo, name: str, text: str) -> int:
+def say(demo: Demo, name: str, text: str) -> str:
     """Send ``text`` as ``name`` and return its id once the server has broadcast it."""
     with connect(demo.ws_url(name), open_timeout=TIMEOUT) as ws:
         ws.send(text)
         message = json.loads(ws.recv(timeout=TIMEOUT))
         assert message["text"] == text
-        return int(message["id"])
+        return str(message["id"])
+
+
+def in_order(ids: list[str]) -> bool:
+    """The ids increase and never repeat."""
+    return ids == sorted(set(ids), key=id_key)
 
 
 # -- the page -------------------------------------------------------------------------
@@ -252,6 +266,51 @@ def test_name_from_query_string(demo: Demo) -> None:
         assert json.loads(ws.recv(timeout=TIMEOUT))["name"] == "anonymous"
 
 
+def test_a_chat_socket_resumes_after_its_last_event_id(demo: Demo) -> None:
+    name = unique("back")
+    first = say(demo, name, "before")
+    missed = [unique("missed") for _ in range(3)]
+    for text in missed:
+        say(demo, "other", text)
+    url = f"{demo.ws_url(name)}&lastEventId={first}"
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        got = [json.loads(ws.recv(timeout=TIMEOUT)) for _ in missed]
+        assert [m["text"] for m in got] == missed, "exactly what it missed, in order"
+        assert in_order([first, *(m["id"] for m in got)])
+        ws.send("and live")
+        assert json.loads(ws.recv(timeout=TIMEOUT))["text"] == "and live"
+
+
+def test_a_chat_socket_that_never_reads_does_not_stall_the_room(demo: Demo) -> None:
+    """Issue 13, item 5 (the demo's half): one silent member is cut off, the others go on."""
+    silent = silent_chat_socket(demo.port)
+    # 2,000 characters each (the most the demo takes): 8 MB in all, more than the kernel's
+    # socket buffers (a few MB on loopback) and the hub's queue (1 MiB) hold together.
+    count, text = 4000, "x" * 1990 + "{n:>10}"
+    try:
+        with (
+            connect(demo.ws_url(unique("talker")), open_timeout=TIMEOUT) as talker,
+            connect(demo.ws_url(unique("reader")), open_timeout=TIMEOUT) as reader,
+        ):
+            got: dict[ClientConnection, list[str]] = {talker: [], reader: []}
+            for n in range(count):
+                talker.send(text.format(n=n))
+                if n % 100 == 99:  # the others get everything so far, promptly
+                    for ws, texts in got.items():
+                        while not texts or texts[-1] != text.format(n=n):
+                            texts.append(json.loads(ws.recv(timeout=TIMEOUT))["text"])
+        frames, code, ended = drain(silent, CLOSE_TIMEOUT + 10)
+    finally:
+        silent.close()
+    for texts in got.values():
+        assert texts == [text.format(n=n) for n in range(count)], "the others lost nothing"
+    assert frames < count, f"the silent socket was sent all {count}: never cut off"
+    # Cut off: a close frame (1013, try again later) when it could still be written, and
+    # the connection ends within the demo's close timeout in any case.
+    assert ended, "the silent socket is still open"
+    assert code in (1013, None), code
+
+
 # -- the feed -------------------------------------------------------------------------
 
 
@@ -265,8 +324,8 @@ def test_feed_has_ids_and_resumes_after_last_event_id(demo: Demo) -> None:
         first = say(demo, name, texts[0])
         feed.read_until(feed.has_text(texts[0]))
         assert feed.retry == "1000"
-        ids = feed.ids
-        assert ids == sorted(set(ids)), "ids increase and never repeat"
+        assert in_order(feed.ids)
+        assert re.fullmatch(r"\d+-\d+", first), "the hub's ids"
         assert (first, name, texts[0]) in feed.chats()
 
         # Joins and leaves are in the feed too.
@@ -293,46 +352,68 @@ def test_feed_has_ids_and_resumes_after_last_event_id(demo: Demo) -> None:
         say(demo, name, live)
         for feed in resumes:
             feed.read_until(feed.has_text(live))  # then it streams live
-            assert min(feed.ids) > first, "nothing up to Last-Event-ID is sent again"
-            assert feed.ids == sorted(set(feed.ids))
+            assert id_key(feed.ids[0]) > id_key(first), "nothing up to Last-Event-ID is sent again"
+            assert in_order(feed.ids)
             assert [t for _, _, t in feed.chats()] == [*texts[1:3], live]
     finally:
         for feed in resumes:
             feed.close()
 
 
-def test_history_is_bounded_and_an_unknown_id_gets_all_of_it(demo: Demo) -> None:
+def test_history_is_bounded_and_a_trimmed_id_gets_a_reset(demo: Demo) -> None:
     name = unique("many")
+    texts = [f"{name} {n}" for n in range(HISTORY + 20)]
+    ids = []
     with connect(demo.ws_url(name), open_timeout=TIMEOUT) as ws:
-        for n in range(HISTORY + 20):
-            ws.send(f"{name} {n}")
-        last = None
-        while last is None or last["text"] != f"{name} {HISTORY + 19}":
-            last = json.loads(ws.recv(timeout=TIMEOUT))
-    # A first connection, and an id from before a restart (larger than any
-    # here), both get the whole history: the last HISTORY events, in order.
-    for headers in ({}, {"Last-Event-ID": "999999999"}):
-        feed = Feed(demo.port, headers)
+        for text in texts:  # one at a time, as people type
+            ws.send(text)
+            while (message := json.loads(ws.recv(timeout=TIMEOUT)))["text"] != text:
+                pass
+            ids.append(message["id"])
+    # A first connection gets the history the room keeps: the last messages, in order.
+    feed = Feed(demo.port)
+    try:
+        feed.read_until(feed.has_text(texts[-1]))
+        mine = [t for _, _, t in feed.chats() if t.startswith(f"{name} ")]
+        assert HISTORY <= len(mine) < len(texts), "the oldest are gone, the last HISTORY kept"
+        assert mine == texts[-len(mine) :]
+        assert in_order(feed.ids)
+        oldest_kept = feed.chats()[0][0]
+    finally:
+        feed.close()
+    # An id older than what is kept (trimmed), or from before the room's store started
+    # (a restart): a reset event says so, then the history follows.
+    for last_id, reason in ((ids[0], "trimmed"), ("1-0", "epoch")):
+        feed = Feed(demo.port, {"Last-Event-ID": last_id})
         try:
-            feed.read_until(feed.has_text(f"{name} {HISTORY + 19}"))
-            ids = feed.ids
-            assert len(ids) >= HISTORY
-            replay = ids[:HISTORY]
-            assert replay == list(range(replay[0], replay[0] + HISTORY))
-            assert replay[-1] >= int(last["id"])
+            feed.read_until(feed.has_text(texts[-1]))
+            # One reset per channel that lost something, before anything after it.
+            resets = list(itertools.takewhile(lambda e: e["event"] == "reset", feed.events))
+            rest = feed.events[len(resets) :]
+            assert resets, "the gap is said"
+            assert {json.loads(r["data"])["reason"] for r in resets} == {reason}
+            assert "chat" in {json.loads(r["data"])["channel"] for r in resets}
+            assert next(e["id"] for e in rest if e["event"] == "chat") == oldest_kept
+            assert in_order([e["id"] for e in rest])
+            assert all(e["event"] != "reset" for e in rest)
         finally:
             feed.close()
 
 
-def test_a_last_event_id_that_is_not_ours_gets_everything(demo: Demo) -> None:
+def test_a_last_event_id_that_is_not_ours_gets_the_history(demo: Demo) -> None:
     text = unique("any")
     say(demo, "x", text)
-    for last_id in ("²", "abc", "-1", ""):
+    fresh = Feed(demo.port)
+    try:
+        fresh.read_until(fresh.has_text(text))
+    finally:
+        fresh.close()
+    for last_id in ("²", "abc", "-1", "", "12"):
         feed = Feed(demo.port, {"Last-Event-ID": last_id})
         try:
             feed.read_until(feed.has_text(text))
             assert feed.response.status == 200
-            assert feed.ids[0] == 1 or len(feed.ids) >= HISTORY
+            assert feed.ids[0] == fresh.ids[0], "the same history as a first connection"
         finally:
             feed.close()
 

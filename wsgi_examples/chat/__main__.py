@@ -1,4 +1,7 @@
-"""``python -m wsgi_examples.chat [--port 8000]``: serve the chat on 127.0.0.1 with gevent.
+"""``python -m wsgi_examples.chat [--port 8000] [--broker URL]``: serve the chat on 127.0.0.1.
+
+It runs on gevent.pywsgi. ``--broker`` (else ``CHAT_BROKER``, else ``memory://``)
+is the hub's URL: every process given the same ``redis://`` URL is one room.
 
 SIGINT (Ctrl-C) or SIGTERM stops it: chat sockets are closed with 1001
 ("going away"), feed streams end (browsers reconnect on their own once a
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 
 from faye_sync import close_all
 
-from . import app, room
+from . import BROKER_ENV, app, room
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT = 2.0  # seconds
@@ -28,7 +31,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--port", type=int, default=8000, help="TCP port on 127.0.0.1 (0 picks a free one)"
     )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help=f"the hub's URL, e.g. redis://127.0.0.1:6379/0 (default: ${BROKER_ENV} or memory://)",
+    )
     args = parser.parse_args(argv)
+    if args.broker:
+        room.use(args.broker)
     try:
         import gevent
         from gevent.pool import Pool
@@ -49,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         close_all(1001)
         room.close_feeds()
         server.stop(timeout=STOP_TIMEOUT)
+        room.close()  # the hub's reader, once nothing uses it
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop)
