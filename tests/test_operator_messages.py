@@ -103,3 +103,5 @@ def test_a_handler_exception_is_reported_once_in_gunicorns_error_log() -> None:
         assert log.count("faye_sync ERROR: WebSocket handler for ws://") == 1, log
         assert "raised KeyError('boom'); closed the WebSocket with 1011" in log
         assert log.count("Traceback") == 1, log
+        # gthread's default of one thread: no cap (it would be 0), and the operator is told.
+        assert log.count("gthread worker with one thread (--threads 1)") == 1, log

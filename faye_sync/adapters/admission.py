@@ -8,7 +8,8 @@ of taking a thread.
 
 The default cap comes from the server. On gunicorn's gthread worker it leaves a
 quarter of ``--threads`` (at least one) for ordinary requests: ``--threads 4``
-allows 3 sockets, ``--threads 100`` allows 75. gunicorn puts no setting in the
+allows 3 sockets, ``--threads 100`` allows 75; with one thread (gthread's default)
+there is nothing to share, so no cap, and a warning. gunicorn puts no setting in the
 environ, so the worker is found on the request's own call stack (its
 ``handle_request`` frame), once per process, and the cap is logged then. Other
 servers (gevent's greenlets, werkzeug's and wsgiref's thread per connection)
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from faye_sync.adapters.operator import tell_operator
 from faye_sync.blocking import stats
 
 __all__ = [
@@ -145,10 +147,19 @@ def _derive(environ: Mapping[str, Any]) -> int | None:
     """The default cap for this process, found from the server once and logged."""
     global _derived
     threads = _gunicorn_threads(environ)
-    limit = None if threads is None else threads - max(1, threads // 4)
+    # One thread (gthread's default) leaves nothing to share: a cap of 0 would refuse
+    # every socket, so there is none, and the operator is told, as for the sync worker.
+    limit = None if threads is None or threads < 2 else threads - max(1, threads // 4)
     with _lock:
         _derived = (os.getpid(), limit)
-    if threads is not None:
+    if threads == 1:
+        tell_operator(
+            environ,
+            "gunicorn gthread worker with one thread (--threads 1): each open WebSocket "
+            "or event stream holds the worker's only thread; use --threads N or -k gevent",
+            once=True,
+        )
+    elif threads is not None:
         log.info(
             "at most %d open WebSockets and event streams in this gunicorn "
             "gthread worker, leaving %d of its %d threads (--threads) for other requests",
