@@ -6,9 +6,9 @@ kind fails here, naming its line):
 * **Python** runs as a module (a fragment with ``return`` runs as the body of
   ``app(environ, start_response)``, with ``from faye_sync import *`` before it);
   every global name its functions use must be defined (a missing helper fails
-  here, not in a user's server). ``from myapp import app`` imports
-  the README's first example, as in the shell lines. ``redis://127.0.0.1:6379/0``
-  is a real redis-server of the test's own (tests/redis_server.py) on a free port.
+  here, not in a user's server). ``from myapp import app`` imports the README's
+  first example, as in the shell lines. ``redis://127.0.0.1:6379/0`` is a real
+  redis-server of the test's own (tests/redis_server.py) on a free port.
   Its ``test_*`` functions that take no fixtures are called (``test_whoami`` needs
   the user's Django project and its ``django_user``;
   tests/contrib/test_django_testing.py logs in the same way). What it defines is
@@ -31,10 +31,11 @@ kind fails here, naming its line):
 
   A WebSocket answers: after ``hello``, a block that echoes (``send(message)``)
   sends ``hello`` back; a block on a hub delivers the ``hello`` the test publishes
-  on its channels; any other sends something. A block that refuses anonymous
-  clients with a 403 of its own (``abort(403)``, ``HttpResponseForbidden``) may
-  refuse the handshake with 403, and only with that. The ``Origin`` sent is the
-  first that the block's ``allowed_origins`` list admits, else none.
+  on its channels; any other sends something. A Flask block that refuses
+  anonymous clients with a 403 of its own (``abort(403)`` in a ``before_request``)
+  may refuse the handshake with 403, and only with that (a Django block's 403
+  comes from an ordinary view in front, which gets a plain GET). The ``Origin``
+  sent is the first string of the block's ``allowed_origins``, else none.
 
   One exception, stated in :data:`NOT_RUN`: the proxy example needs an
   authenticating proxy and its CA file, which tests/test_client.py covers.
@@ -89,8 +90,8 @@ SHELL_KNOWN = {"pip", "pip3", "tox", "cd"}
 README_REDIS = "redis://127.0.0.1:6379/0"
 #: A handler that sends back what it receives.
 ECHO = re.compile(r"\.send\((message|event\.data)\)")
-#: A block that refuses anonymous clients with a 403 of its own.
-REFUSES = re.compile(r"abort\(403\)|HttpResponseForbidden")
+#: A Flask block that refuses anonymous clients a WebSocket route with a 403 of its own.
+REFUSES = re.compile(r"abort\(403\)")
 #: What publishes the message a hub block's sockets should deliver, if the block has a hub.
 Publish = Callable[[], None] | None
 
