@@ -43,11 +43,13 @@ class Block:
 
     @property
     def kind(self) -> str:
-        """``python``, ``shell``, ``nginx`` or ``unknown``."""
-        if self.language in ("python", "shell", "nginx"):
+        """``python``, ``doctest`` (a ``>>>`` session), ``shell``, ``nginx`` or ``unknown``."""
+        if self.language in ("python", "doctest", "shell", "nginx"):
             return self.language
         if self.language in ("bash", "sh", "console"):
             return "shell"
+        if self.language == "pycon" or self.text.lstrip().startswith(">>> "):
+            return "doctest"
         first = self.text.lstrip().split(None, 1)[0] if self.text.strip() else ""
         if first in SHELL_COMMANDS:
             return "shell"

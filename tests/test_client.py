@@ -222,6 +222,20 @@ def test_handshake_failures(response: Any, status: int | None, why: str) -> None
             assert ws.headers["location"] == "ws://elsewhere/"
 
 
+@pytest.mark.parametrize("kind", ["werkzeug", "gunicorn-gthread"])
+def test_a_refusal_keeps_a_body_written_after_its_head(kind: str) -> None:
+    """Servers write the head and the body apart: the body is read after the head.
+
+    (The excerpt once fed h11 the empty rest of the head's read, which h11 takes for
+    the end of the connection: every real server's refusal had an empty ``body``.)
+    """
+    with serve_wsgi(kind, "tests.apps.flask_auth:app") as server:
+        with pytest.raises(HandshakeError) as info:
+            connect(f"ws://127.0.0.1:{server.port}/ws/whoami")  # anonymous: abort(403)
+    assert info.value.status == 403
+    assert b"<h1>Forbidden</h1>" in info.value.body, info.value.body
+
+
 @pytest.mark.parametrize("size", [60, 10_000])
 def test_a_refusal_keeps_the_start_of_the_servers_explanation(size: int) -> None:
     why = ("waitress cannot hand a WebSocket its socket; use gunicorn. " * 200)[:size]

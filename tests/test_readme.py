@@ -4,21 +4,42 @@ The rule, per kind of block (tests/readme.py finds and classifies them; a block 
 kind fails here, naming its line):
 
 * **Python** runs as a module (a fragment with ``return`` runs as the body of
-  ``app(environ, start_response)``, with ``from faye_sync import *`` before it); every
-  global name its functions use must be defined (a missing helper fails here, not in
-  a user's server). What it defines is then served on real servers and used:
+  ``app(environ, start_response)``, with ``from faye_sync import *`` before it);
+  every global name its functions use must be defined (a missing helper fails
+  here, not in a user's server). ``from myapp import app`` imports the README's
+  first example, as in the shell lines. ``redis://127.0.0.1:6379/0`` is a real
+  redis-server of the test's own (tests/redis_server.py) on a free port.
+  Its ``test_*`` functions that take no fixtures are called (``test_whoami`` needs
+  the user's Django project and its ``django_user``;
+  tests/contrib/test_django_testing.py logs in the same way). What it defines is
+  then served on real servers and used:
 
   - a WSGI ``app`` on gevent and gunicorn gthread: a plain GET gets no 5xx; if it
-    makes a ``WebSocket``, a message is echoed; if an ``EventSource``, an event
-    arrives;
+    makes a ``WebSocket``, one opens and answers (see below); if an
+    ``EventSource``, an event arrives (for a hub, the one the test publishes);
   - a Flask ``app`` on werkzeug and gunicorn gthread: every route, a WebSocket
-    route echoing, an event stream sending an event, the others no 5xx;
-  - Django views (``contrib.django``), mounted at ``/<name>/`` in a minimal project on
-    gunicorn gthread, the same way (with the ``Origin`` their ``allowed_origins`` admit);
+    route answering, an event stream sending an event, the others no 5xx (an app
+    without routes, a configuration, only has to build);
+  - Django views (``contrib.django``), mounted at ``/<name>/`` in a project with
+    Django's sessions and authentication on gunicorn gthread, the same way; a
+    ``websocket_view`` that needs more than ``(request, ws)`` is called by another
+    view, not mounted;
   - a client: ``example.com`` URLs point to a local echo server; it must run through.
+    An ``EventSourceClient`` loop runs for ever, as a browser's: it runs in a
+    process of its own against a local clock stream until it has printed three
+    events.
+
+  A WebSocket answers: after ``hello``, a block that echoes (``send(message)``)
+  sends ``hello`` back; a block on a hub delivers the ``hello`` the test publishes
+  on its channels; any other sends something. A Flask block that refuses
+  anonymous clients with a 403 of its own (``abort(403)`` in a ``before_request``)
+  may refuse the handshake with 403, and only with that (a Django block's 403
+  comes from an ordinary view in front, which gets a plain GET). The ``Origin``
+  sent is the first string of the block's ``allowed_origins``, else none.
 
   One exception, stated in :data:`NOT_RUN`: the proxy example needs an
   authenticating proxy and its CA file, which tests/test_client.py covers.
+* **doctest** (a ``>>>`` session) runs with ``python -m doctest`` in a fresh process.
 * **Shell** passes ``bash -n``; every ``faye_sync[extra]`` it installs exists in
   setup.cfg; ``python -m X`` names an importable module; ``gunicorn`` lines run, with
   ``myapp:app`` being the README's first example and the port a free one, and echo a
@@ -44,15 +65,19 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
-from tests.processes import run
+from faye_sync.hub import Hub
+from tests.processes import Process, run
 from tests.readme import Block, as_function_body, blocks, command_lines
+from tests.redis_server import RedisServer, redis_server_path
 from tests.servers import ROOT, is_available, serve
 
 BLOCKS = blocks()
@@ -61,6 +86,14 @@ NOT_RUN = {
     "proxy={": "needs an authenticating HTTP proxy and its CA file (tests/test_client.py)",
 }
 SHELL_KNOWN = {"pip", "pip3", "tox", "cd"}
+#: The Redis the README's hub blocks name (a redis-server of the test's own stands in).
+README_REDIS = "redis://127.0.0.1:6379/0"
+#: A handler that sends back what it receives.
+ECHO = re.compile(r"\.send\((message|event\.data)\)")
+#: A Flask block that refuses anonymous clients a WebSocket route with a 403 of its own.
+REFUSES = re.compile(r"abort\(403\)")
+#: What publishes the message a hub block's sockets should deliver, if the block has a hub.
+Publish = Callable[[], None] | None
 
 
 def by_kind(kind: str) -> list[Any]:
@@ -143,8 +176,17 @@ def undefined_globals(module: types.ModuleType) -> set[str]:
     return missing
 
 
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Status and what arrives within a few seconds (the first event of a stream)."""
+def http_get(
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    then: Callable[[], object] | None = None,
+) -> tuple[int, bytes]:
+    """Status and what arrives within a few seconds (the first event of a stream).
+
+    ``then`` is called once the response's head has arrived (to publish what the
+    stream should send).
+    """
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -158,53 +200,102 @@ def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tup
                 break
             if not chunk:
                 break
+            head_done = b"\r\n\r\n" in data + chunk
+            if head_done and b"\r\n\r\n" not in data and then is not None:
+                then()
             data += chunk
-            head_done = b"\r\n\r\n" in data
             if head_done and (b"event-stream" not in data or b"\ndata:" in data):
                 break
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
     return status, data
 
 
-def echoes(url: str, origin: str | None = None) -> None:
-    with connect(url, open_timeout=5, close_timeout=5, origin=origin) as ws:
+def echoes(url: str) -> None:
+    with connect(url, open_timeout=5, close_timeout=5) as ws:
         ws.send("hello")
         assert ws.recv(timeout=5) == "hello"
 
 
-def streams(port: int, path: str) -> None:
-    status, data = http_get(port, path, {"Accept": "text/event-stream"})
+def answers(text: str, url: str, origin: Origin | None = None, publish: Publish = None) -> None:
+    """A WebSocket at ``url`` opens and answers ``hello`` as the block's ``text`` says.
+
+    An echo sends ``hello`` back; a hub block delivers what ``publish`` publishes;
+    anything else sends something. A 403 is taken only from a block that gives one.
+    """
+    try:
+        ws = connect(url, open_timeout=5, close_timeout=5, origin=origin)
+    except InvalidStatus as refused:
+        status = refused.response.status_code
+        assert status == 403 and REFUSES.search(text), f"{url}: refused with {status}"
+        return
+    with ws:
+        ws.send("hello")
+        if publish is not None:
+            publish()
+        answer = ws.recv(timeout=5)
+        if publish is not None or ECHO.search(text):
+            assert answer == "hello", f"{url}: {answer!r}"
+
+
+def streams(port: int, path: str, publish: Publish = None) -> None:
+    status, data = http_get(port, path, {"Accept": "text/event-stream"}, then=publish)
     assert status == 200, data
     assert b"\ndata:" in data, data
+    if publish is not None:
+        assert re.search(rb"\ndata: hello\r?\n", data), data
 
 
-def exercise_wsgi(block: Block, name: str, directory: Path) -> None:
+def publisher(module: types.ModuleType, text: str) -> Publish:
+    """For a block with a ``hub``: publish ``hello`` on the channels it serves."""
+    hub = getattr(module, "hub", None)
+    if not isinstance(hub, Hub):
+        return None
+    found = re.findall(r"hub\.(?:stream|attach)\(\w+, \[([^\]]*)\]", text)
+    channels = {name for names in found for name in re.findall(r'"([^"]+)"', names)}
+    assert channels, "a hub block serving no channel the test can find"
+
+    def publish() -> None:
+        for channel in sorted(channels):
+            hub.publish(channel, "hello")
+
+    return publish
+
+
+def exercise_wsgi(block: Block, module: types.ModuleType, name: str, directory: Path) -> None:
     text = block.text
+    publish = publisher(module, text)
     for kind in ("gevent", "gunicorn-gthread"):
         with serve(kind, f"{name}:app", env={"PYTHONPATH": str(directory)}) as server:
             status, data = http_get(server.port, "/")
             assert 0 < status < 500, f"{block.where} on {kind}: a plain GET got {data[:300]!r}"
             if "WebSocket(" in text:
-                echoes(f"ws://127.0.0.1:{server.port}/")
+                answers(text, f"ws://127.0.0.1:{server.port}/", publish=publish)
             if "EventSource(" in text:
-                streams(server.port, "/")
+                streams(server.port, "/", publish)
             assert "Traceback" not in server.log(), f"{block.where} on {kind}:\n{server.log()}"
 
 
 def exercise_flask(block: Block, module: types.ModuleType, name: str, directory: Path) -> None:
     rules = [r for r in module.app.url_map.iter_rules() if r.endpoint != "static"]
-    assert rules, f"{block.where}: a Flask app without routes"
+    if not rules:
+        return  # a configuration (Sock's options are checked as it is made)
+    origin = first_allowed_origin(block.text)
     for kind in ("werkzeug", "gunicorn-gthread"):
         with serve(kind, f"{name}:app", env={"PYTHONPATH": str(directory)}) as server:
             for rule in rules:
                 if rule.websocket:
-                    echoes(f"ws://127.0.0.1:{server.port}{rule.rule}")
+                    answers(block.text, f"ws://127.0.0.1:{server.port}{rule.rule}", origin)
                     continue
                 status, data = http_get(server.port, rule.rule)
                 assert 0 < status < 500, f"{block.where}: GET {rule.rule} got {data[:300]!r}"
                 if b"event-stream" in data:
                     streams(server.port, rule.rule)
             assert "Traceback" not in server.log(), f"{block.where} on {kind}:\n{server.log()}"
+
+
+def first_allowed_origin(text: str) -> Origin | None:
+    origins = re.findall(r'allowed_origins=\["([^"]+)"', text)
+    return Origin(origins[0]) if origins else None
 
 
 DJANGO_PROJECT = """
@@ -215,7 +306,12 @@ SECRET_KEY = "README"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = __name__
-INSTALLED_APPS = []
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions"]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {database!r}}}}}
 urlpatterns = [path(f"{{name}}/", view) for name, view in {routes}]
 
 from django.core.wsgi import get_wsgi_application
@@ -226,32 +322,94 @@ def exercise_django(block: Block, module: types.ModuleType, name: str, directory
     views = {
         view_name: view
         for view_name, view in vars(module).items()
-        if inspect.isfunction(view)
-        and view.__module__ == name
-        and next(iter(inspect.signature(view).parameters), "") == "request"
+        if inspect.isfunction(view) and view.__module__ == name and is_django_view(view)
     }
     assert views, f"{block.where}: no Django view (a function taking request)"
     routes = "[" + ", ".join(f"({v!r}, {name}.{v})" for v in views) + "]"
     project = directory / "readme_django_project.py"
-    project.write_text(DJANGO_PROJECT.format(views=name, routes=routes), encoding="utf-8")
+    database = str(directory / "db.sqlite3")
+    project.write_text(
+        DJANGO_PROJECT.format(views=name, routes=routes, database=database), encoding="utf-8"
+    )
     (directory / "readme_django_wsgi.py").write_text(
         "import django\nfrom django.core.wsgi import get_wsgi_application\n"
         "application = get_wsgi_application()\n",
         encoding="utf-8",
     )
-    origins = re.findall(r'allowed_origins=\["([^"]+)"', block.text)
+    origin = first_allowed_origin(block.text)
     env = {"PYTHONPATH": str(directory), "DJANGO_SETTINGS_MODULE": "readme_django_project"}
     with serve("gunicorn-gthread", "readme_django_wsgi:application", env=env) as server:
         for view_name, view in views.items():
             if "ws" in inspect.signature(view).parameters:
-                url = f"ws://127.0.0.1:{server.port}/{view_name}/"
-                echoes(url, origin=origins[0] if origins else None)
+                answers(block.text, f"ws://127.0.0.1:{server.port}/{view_name}/", origin)
                 continue
             status, data = http_get(server.port, f"/{view_name}/")
             assert 0 < status < 500, f"{block.where}: GET /{view_name}/ got {data[:300]!r}"
             if b"event-stream" in data:
                 streams(server.port, f"/{view_name}/")
         assert "Traceback" not in server.log(), f"{block.where}:\n{server.log()}"
+
+
+def is_django_view(function: Callable[..., Any]) -> bool:
+    """Takes ``request``; a ``websocket_view`` needing more than ``ws`` is not a URL's view."""
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters or parameters[0].name != "request":
+        return False
+    if len(parameters) > 1 and parameters[1].name == "ws":
+        return all(p.default is not p.empty for p in parameters[2:])
+    return True
+
+
+def follow_event_stream(block: Block, directory: Path) -> None:
+    """Run an ``EventSourceClient`` loop against a local clock until three events are printed."""
+    with serve("gevent", "tests.apps.eventsource_client_app:app") as clock:
+        text = re.sub(r"https?://example\.com", f"http://127.0.0.1:{clock.port}", block.text)
+        path = directory / f"readme_line_{block.line}.py"
+        path.write_text(text, encoding="utf-8")
+        log_path = directory / "client.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(path)],
+                cwd=directory,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            Process(process, log_path).wait_for(r"tick 1 1\ntick 2 2\ntick 3 3\n")
+        finally:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def services(block: Block) -> Iterator[Block]:
+    """The block with the services it names provided: its Redis is a real one of our own."""
+    if README_REDIS not in block.text:
+        yield block
+        return
+    if redis_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing on CI: .ci/run should apt-get install it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with RedisServer() as redis:
+        yield Block(block.line, block.text.replace(README_REDIS, redis.url), block.language)
+
+
+def run_tests(block: Block, module: types.ModuleType) -> None:
+    """Call the block's ``test_*`` functions that need no fixtures."""
+    for test_name, test in vars(module).items():
+        if (
+            test_name.startswith("test_")
+            and inspect.isfunction(test)
+            and test.__module__ == module.__name__
+            and not inspect.signature(test).parameters
+        ):
+            try:
+                test()
+            except Exception as error:
+                raise AssertionError(f"{block.where}: {test_name} fails: {error!r}") from error
 
 
 def run_client(block: Block, directory: Path) -> None:
@@ -270,20 +428,50 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
     if reason is not None:
         compile(block.text, block.where, "exec")
         pytest.skip(f"{block.where}: {reason}")
+    if "example.com" in block.text and "EventSourceClient(" in block.text:
+        follow_event_stream(block, tmp_path)
+        return
     if "example.com" in block.text and ("connect(" in block.text or "Client(" in block.text):
         run_client(block, tmp_path)
         return
-    name = f"readme_line_{block.line}"
-    module = load(block, tmp_path, name)
-    missing = undefined_globals(module)
-    assert not missing, f"{block.where}: undefined names {sorted(missing)}"
-    app = getattr(module, "app", None)
-    if app is not None and type(app).__name__ == "Flask":
-        exercise_flask(block, module, name, tmp_path)
-    elif inspect.isfunction(app):
-        exercise_wsgi(block, name, tmp_path)
-    elif "faye_sync.contrib.django" in block.text:
-        exercise_django(block, module, name, tmp_path)
+    if "from myapp import" in block.text:
+        load(first_example(), tmp_path, "myapp")
+    with services(block) as block:
+        name = f"readme_line_{block.line}"
+        module = load(block, tmp_path, name)
+        try:
+            missing = undefined_globals(module)
+            assert not missing, f"{block.where}: undefined names {sorted(missing)}"
+            run_tests(block, module)
+            app = getattr(module, "app", None)
+            if app is not None and type(app).__name__ == "Flask":
+                exercise_flask(block, module, name, tmp_path)
+            elif inspect.isfunction(app):
+                exercise_wsgi(block, module, name, tmp_path)
+            elif "faye_sync.contrib.django" in block.text:
+                exercise_django(block, module, name, tmp_path)
+        finally:
+            if isinstance(getattr(module, "hub", None), Hub):
+                module.hub.close()
+
+
+# ------------------------------------------------------------------ doctest
+
+
+@pytest.mark.parametrize("block", by_kind("doctest"))
+def test_doctest_block_runs(block: Block, tmp_path: Path) -> None:
+    """A ``>>>`` session gives what the README shows, in a fresh process."""
+    path = tmp_path / f"readme_line_{block.line}.txt"
+    path.write_text(block.text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "doctest", str(path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"{block.where}:\n{result.stdout}{result.stderr}"
 
 
 # ------------------------------------------------------------------ shell

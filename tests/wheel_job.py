@@ -30,7 +30,7 @@ from tests.readme import command_lines, of_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What the README's Python blocks import beyond the extras its pip lines name.
-RECIPE_EXTRAS = "gevent,flask,django"
+RECIPE_EXTRAS = "gevent,flask,django,prometheus,redis"
 TEST_TOOLS = ["pytest", "websockets", "hypothesis", "docutils"]
 COPIED = ["tests", "wsgi_examples", "README.rst", "setup.cfg", "tox.ini"]
 

@@ -1106,7 +1106,8 @@ def read_body_excerpt(
     body = bytearray()
     previous_timeout = sock.gettimeout()
     try:
-        conn.receive_data(leftover)
+        if leftover:  # h11 takes empty data for the end of the connection
+            conn.receive_data(leftover)
         while len(body) < limit:
             event = conn.next_event()
             if isinstance(event, h11.Data):
