@@ -354,3 +354,41 @@ def test_the_server_still_echoes_good_deflate_and_pongs(echo: Server) -> None:
     (echoed,) = (f for f in sent if f.opcode == TEXT)
     assert zlib.decompressobj(-15).decompress(echoed.payload + b"\x00\x00\xff\xff") == b"fine"
     assert (sent[2].opcode, sent[2].close_code) == (CLOSE, 1000)
+
+
+# -------------------------------------------------------- 11: handshake differences
+
+
+def test_the_server_answers_a_request_without_host_with_400(echo: Server) -> None:
+    # faye answers 101. RFC 6455 §4.2.1 (and RFC 9112 §3.2): Host is required, else 400.
+    with echo.connect(timeout=WAIT) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    status, headers = parse_head(data.partition(b"\r\n\r\n")[0])
+    assert status == 400
+    assert "sec-websocket-accept" not in headers
+
+
+def test_the_client_accepts_upgrade_among_other_connection_tokens() -> None:
+    # faye refuses "Connection: Upgrade, keep-alive"; RFC 6455 §4.1 asks for the token.
+    def respond(request: dict[str, str]) -> bytes:
+        return upgrade_101(request).replace(
+            b"Connection: Upgrade\r\n", b"Connection: keep-alive, Upgrade\r\n"
+        )
+
+    script = frame(TEXT, b"hello", mask=None) + frame(CLOSE, close_payload(1000), mask=None)
+    with RawServer(script, respond=respond) as server:
+        ws = Client(server.url, timeout=WAIT, close_timeout=WAIT)
+        assert ws.failure is None
+        seen = closes(ws)
+        assert received_until_closed(ws) == ["hello"]
+    assert seen == [(1000, "")]
+    assert [f.close_code for f in server.frames()] == [1000]
