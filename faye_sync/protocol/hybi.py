@@ -72,7 +72,6 @@ ERROR_TOO_LARGE = "WebSocket frame length too large"
 ERROR_UTF8 = "Could not decode a text frame as UTF-8"
 ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
-ERROR_CLOSE_UTF8 = "Could not decode a close reason as UTF-8"
 
 
 class MessagePipeline(Protocol):
