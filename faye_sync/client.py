@@ -118,8 +118,10 @@ class Client(Connection):
                 timeout=timeout,
                 target_url=url,
             )
+            # RFC 6455 §4.1: the answer is a 101 or a final status; an interim one (a flood
+            # of "100 Continue") is refused at once rather than read until the timeout.
             head, http = transport.receive_response_head(
-                sock, handshake.request_bytes(), timeout=timeout, url=url
+                sock, handshake.request_bytes(), timeout=timeout, max_interim=0, url=url
             )
             self.status_code, self.headers, buffered = head.status, head.headers, head.leftover
             try:

@@ -44,7 +44,7 @@ class FayeSyncError(Exception):
 
 
 class ProtocolError(FayeSyncError):
-    """The peer broke a protocol rule; ``code`` is the close code faye sends for it."""
+    """The peer broke a protocol rule; ``code`` is the close code to send (RFC 6455 §7.4.1)."""
 
     def __init__(self, message: str, code: int = 1002) -> None:
         super().__init__(message)

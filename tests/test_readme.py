@@ -57,6 +57,7 @@ import dis
 import importlib.util
 import inspect
 import io
+import json
 import os
 import re
 import shutil
@@ -494,7 +495,18 @@ def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
     assert bash is not None
     checked = subprocess.run([bash, "-n"], input=block.text.encode(), capture_output=True)
     assert checked.returncode == 0, f"{block.where}: {checked.stderr.decode()}"
-    for words in command_lines(block):
+    with services(block) as block:
+        for words in command_lines(block):
+            run_command_line(block, words, tmp_path)
+
+
+def run_command_line(block: Block, words: list[str], tmp_path: Path) -> None:
+    # Leading NAME=value words are the command's environment, as in the shell.
+    env = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    if words:
         command, arguments = words[0], words[1:]
         if command.startswith("python") and arguments[:1] == ["-m"]:
             module = arguments[1]
@@ -507,7 +519,7 @@ def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
                     unknown = set(found.group(1).split(",")) - extras()
                     assert not unknown, f"{block.where}: no extra {sorted(unknown)} in setup.cfg"
         elif command == "gunicorn":
-            run_gunicorn(block, arguments, tmp_path)
+            run_gunicorn(block, arguments, tmp_path, env)
         elif command not in SHELL_KNOWN and not command.startswith("wsgi_examples"):
             raise AssertionError(
                 f"{block.where}: no rule for the command {command!r} (add one in "
@@ -515,16 +527,36 @@ def test_shell_block_runs(block: Block, tmp_path: Path) -> None:
             )
 
 
-def run_gunicorn(block: Block, arguments: list[str], directory: Path) -> None:
+def run_gunicorn(
+    block: Block, arguments: list[str], directory: Path, env: dict[str, str] | None = None
+) -> None:
     if not is_available("gunicorn-gevent" if "gevent" in arguments else "gunicorn-gthread"):
         pytest.skip("gunicorn or gevent is not installed")
     load(first_example(), directory, "myapp")
     arguments = ["127.0.0.1:0" if a.startswith("127.0.0.1:") else a for a in arguments]
+    if "-b" not in arguments and "--bind" not in arguments:
+        arguments = ["-b", "127.0.0.1:0", *arguments]  # gunicorn's default port may be taken
     command = [sys.executable, "-m", "gunicorn", *arguments]
-    env = {"PYTHONPATH": f"{directory}:{ROOT}"}
+    env = {**(env or {}), "PYTHONPATH": f"{directory}:{ROOT}"}
     with run(command, r"Listening at: http://127\.0\.0\.1:(\d+)", env=env) as server:
-        echoes(f"ws://127.0.0.1:{server.port}/")
+        if "wsgi_examples.chat:app" in arguments:
+            chats(f"ws://127.0.0.1:{server.port}/chat?name=readme")
+        else:
+            echoes(f"ws://127.0.0.1:{server.port}/")
         assert "Traceback" not in server.log(), f"{block.where}:\n{server.log()}"
+
+
+def chats(url: str) -> None:
+    """The chat demo's room gives a socket back what it said, as JSON with the hub's id."""
+    with connect(url, open_timeout=5, close_timeout=5) as ws:
+        ws.send("hello")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = json.loads(ws.recv(timeout=10))
+            if message.get("text") == "hello":
+                assert re.fullmatch(r"\d+-\d+", message["id"]), message
+                return
+        raise AssertionError(f"{url}: the chat never said 'hello' back")
 
 
 @contextlib.contextmanager

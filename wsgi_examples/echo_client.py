@@ -5,6 +5,8 @@
 Text comes back as text, binary as binary; permessage-deflate is offered. The
 server's close is answered, and the program exits when the connection ends,
 printing ``close <code> <reason>`` (exit status 0 for 1000, 1 otherwise).
+``--max-length BYTES`` sets the largest message accepted (default: the
+library's).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from faye_sync import Client, PerMessageDeflate
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="faye_sync WebSocket echo client")
     parser.add_argument("url", help="ws:// or wss:// URL")
+    parser.add_argument("--max-length", type=int, metavar="BYTES", help="largest message")
     args = parser.parse_args(argv)
-    ws = Client(args.url, extensions=[PerMessageDeflate()])
+    limit = {} if args.max_length is None else {"max_length": args.max_length}
+    ws = Client(args.url, extensions=[PerMessageDeflate()], **limit)
     closed: list[tuple[int | None, str | None]] = []
     ws.on("close", lambda event: closed.append((event.code, event.reason)))
     for message in ws:

@@ -18,11 +18,18 @@ WSGIApp = Callable[..., Any]
 
 
 def parse_args(
-    description: str, servers: Sequence[str], argv: Sequence[str] | None = None
+    description: str,
+    servers: Sequence[str],
+    argv: Sequence[str] | None = None,
+    *,
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
+    """``--port`` and ``--server``; ``more`` adds an example's own options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1")
     parser.add_argument("--server", choices=servers, default=servers[0], help="WSGI server")
+    if more is not None:
+        more(parser)
     return parser.parse_args(argv)
 
 

@@ -87,6 +87,9 @@ _FAMILIES = {0: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 _HEAD_END = re.compile(rb"\n\r?\n")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _RECV_SIZE = 64 * 1024
+#: Interim (1xx) responses skipped before a final one, where the caller allows them at all:
+#: HTTP lets any request get them (RFC 9110 §15.2); a peer sending more is flooding.
+MAX_INTERIM_RESPONSES = 8
 
 
 def _network_error(url: str | None, detail: str, *, timeout: bool = False) -> NetworkError:
@@ -724,6 +727,7 @@ def receive_response_head(
     *,
     timeout: float | None,
     max_head: int = 64 * 1024,
+    max_interim: int = MAX_INTERIM_RESPONSES,
     url: str | None = None,
 ) -> tuple[ResponseHead, h11.Connection]:
     """Send ``request`` and read the response head; also return the h11 connection.
@@ -743,6 +747,8 @@ def receive_response_head(
     safe_url = redact_url(url) if url else None
     buffer = bytearray()
     searched = 0
+    head_bytes = 0  # of the interim heads already read: max_head bounds them all together
+    interim = 0
     try:
         sock.settimeout(_remaining(deadline))
         sock.sendall(request)
@@ -750,7 +756,7 @@ def receive_response_head(
             match = _HEAD_END.search(buffer, max(0, searched - 2))
             if match is None:
                 searched = len(buffer)
-                if len(buffer) > max_head:
+                if head_bytes + len(buffer) > max_head:
                     raise HandshakeError(f"Parse Error: response head larger than {max_head} bytes")
                 sock.settimeout(_remaining(deadline))
                 chunk = sock.recv(_RECV_SIZE)
@@ -764,17 +770,22 @@ def receive_response_head(
                 buffer += chunk
                 continue
             end = match.end()
-            if end > max_head:
+            if head_bytes + end > max_head:
                 raise HandshakeError(f"Parse Error: response head larger than {max_head} bytes")
             conn.receive_data(bytes(buffer[:end]))
             del buffer[:end]
+            head_bytes += end
             searched = 0
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 raise HandshakeError("Parse Error") from exc
             if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                continue  # 100 Continue, 103 Early Hints: the real answer follows
+                # 100 Continue, 103 Early Hints: the real answer follows, up to a bound.
+                interim += 1
+                if interim > max_interim:
+                    raise _interim_error(event, max_interim)
+                continue
             if isinstance(event, (h11.Response, h11.InformationalResponse)):
                 return _decode_head(event, bytes(buffer)), conn
             raise HandshakeError("Parse Error")
@@ -796,36 +807,57 @@ def receive_response_head(
             pass
 
 
+def _interim_error(event: h11.InformationalResponse, max_interim: int) -> HandshakeError:
+    status = event.status_code
+    headers = _decode_head(event, b"").headers
+    if max_interim == 0:  # a WebSocket handshake: only a 101 or a final status may come
+        return HandshakeError(f"Unexpected response code: {status}", status=status, headers=headers)
+    return HandshakeError(
+        f"Parse Error: more than {max_interim} interim (1xx) responses",
+        status=status,
+        headers=headers,
+    )
+
+
 def read_response_head(
     sock: socket.socket,
     request: bytes,
     *,
     timeout: float | None,
     max_head: int = 64 * 1024,
+    max_interim: int = MAX_INTERIM_RESPONSES,
     url: str | None = None,
 ) -> ResponseHead:
     """Send ``request`` with ``sendall``, then read the response head with h11.
 
-    Informational responses other than ``101`` (``100 Continue``) are skipped. The
-    socket's own timeout is restored afterwards.
+    Up to ``max_interim`` informational responses other than ``101`` (``100
+    Continue``, ``103 Early Hints``) are skipped; one more is a
+    :class:`HandshakeError`, and ``max_head`` bounds all the heads together, so a
+    peer flooding interim heads is refused at once. The socket's own timeout is
+    restored afterwards.
 
     Args:
         sock: A connected socket (plain, TLS, or :class:`TLSTunnelSocket`).
         request: The complete request bytes, sent verbatim.
         timeout: Seconds for sending and reading the whole head (``None``: no limit).
-        max_head: The largest head accepted, in bytes.
+        max_head: The largest head accepted, in bytes (interim heads included).
+        max_interim: How many interim responses to skip; with 0 the first one is an
+            ``Unexpected response code`` (a WebSocket handshake, RFC 6455 §4.1).
         url: The target URL, for error messages (credentials are removed).
 
     Returns:
         ``(status, reason, headers, raw_headers, leftover)`` as a :class:`ResponseHead`.
 
     Raises:
-        HandshakeError: A garbled (``"Parse Error"``) or oversized head.
+        HandshakeError: A garbled (``"Parse Error"``) or oversized head, or too many
+            interim responses.
         NetworkTimeoutError: The timeout passed first.
         NetworkError: The connection failed or closed before the head was complete.
         ValueError: ``request`` is not a complete HTTP/1.1 request.
     """
-    head, _ = receive_response_head(sock, request, timeout=timeout, max_head=max_head, url=url)
+    head, _ = receive_response_head(
+        sock, request, timeout=timeout, max_head=max_head, max_interim=max_interim, url=url
+    )
     return head
 
 

@@ -6,7 +6,9 @@ session and sends its offer; the server builds a session from the offers it
 accepts and answers with its response parameters. Once negotiated, every data
 message passes through the active sessions: outgoing in negotiation order,
 incoming in reverse. A session raises :class:`~faye_sync.exceptions.ProtocolError`
-(code 1010, or 1009 for a message over ``max_length``) to fail the connection.
+with a close code (1007 for data it cannot decode, 1009 for a message over
+``max_length``) to fail the connection; any other exception fails it with 1011
+(faye sends 1010 for both).
 """
 
 from __future__ import annotations

@@ -177,7 +177,8 @@ class DeflateSession:
 
         Raises:
             ProtocolError: 1009 if it inflates past ``max_length`` (inflation
-                stops there), 1010 with zlib's message if it is not DEFLATE data.
+                stops there), 1007 with zlib's message if it is not DEFLATE data
+                (invalid payload data, RFC 6455 §7.4.1; faye sends 1010).
         """
         if not message.rsv1:
             return message
@@ -191,7 +192,7 @@ class DeflateSession:
             data = inflate.decompress(message.data + _TAIL, limit + 1)
         except zlib.error as exc:
             self._inflate = None
-            raise ProtocolError(_zlib_message(exc), 1010) from None
+            raise ProtocolError(_zlib_message(exc), 1007) from None
         if len(data) > limit:
             self._inflate = None
             raise ProtocolError(TOO_LARGE, 1009)

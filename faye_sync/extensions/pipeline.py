@@ -271,7 +271,10 @@ def _reserve(extension: Extension, reserved: dict[int, str]) -> None:
 
 
 def _wrap(extension: Extension, exc: Exception) -> ProtocolError:
-    code = exc.code if isinstance(exc, ProtocolError) else 1010
+    # Any other exception is a fault of ours, not the peer's: 1011, internal error
+    # (RFC 6455 §7.4.1). faye sends 1010, which RFC 6455 reserves for a client whose
+    # server did not accept an extension it needs.
+    code = exc.code if isinstance(exc, ProtocolError) else 1011
     return ProtocolError(f"{extension.name}: {exc}", code)
 
 

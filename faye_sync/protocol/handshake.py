@@ -174,10 +174,13 @@ def server_handshake(
 
     Custom ``headers`` come first on the wire and win name clashes, as in faye.
     A version other than 13 gets 426 with ``Sec-WebSocket-Version: 13``
-    (RFC 6455 §4.4) where faye sends 400.
+    (RFC 6455 §4.4) where faye sends 400; a request without ``Host`` gets 400
+    (RFC 6455 §4.2.1, RFC 9112 §3.2) where faye answers 101.
     """
     if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
         return Rejection("400 Bad Request", "Not a WebSocket request")
+    if request.header("host") is None:
+        return Rejection("400 Bad Request", "Missing handshake request header: Host")
     version = request.header("sec-websocket-version")
     if version != "13":
         shown = "undefined" if version is None else version
@@ -327,7 +330,8 @@ class ClientHandshake:
         connection = headers.get("connection")
         if connection is None:
             raise fail("'Connection' header is missing")
-        if connection.lower() != "upgrade":
+        # RFC 6455 §4.1: a token list holding "Upgrade" (faye wants exactly "Upgrade")
+        if "upgrade" not in (token.strip() for token in connection.lower().split(",")):
             raise fail("'Connection' header value is not 'Upgrade'")
         if headers.get("sec-websocket-accept") != accept_key(self.key):
             raise fail("Sec-WebSocket-Accept mismatch")

@@ -2,16 +2,21 @@
 
 States: OPEN → CLOSING (we sent a close frame) → CLOSED. A server's protocol is
 made once its 101 is written, a client's once the 101 is validated, so both
-start OPEN. Every rule and message follows faye's websocket-driver (hybi.js):
+start OPEN. The rules and messages follow faye's websocket-driver (hybi.js),
+except where RFC 6455 says otherwise (the README lists each difference):
 
 * A peer's close frame while OPEN is answered with the same (validated) code and
   reason; while CLOSING it is not answered. Either way ``Close`` is reported and
-  the state is CLOSED. An empty close payload means 1000; a 1-byte one, a code
-  outside 1000–1003, 1007–1014, 3000–4999, or a reason that is not UTF-8 is
-  answered with 1002.
-* A protocol violation while OPEN reports ``Error`` then ``Close`` with faye's
-  code, after writing a close frame with the same code and message. While
-  CLOSING, violations are ignored and the rest of the input is dropped.
+  the state is CLOSED. An empty close payload means 1000; a 1-byte one or a code
+  outside 1000–1003, 1007–1014, 3000–4999 is answered with 1002, a reason that
+  is not UTF-8 with 1007 (faye: 1002).
+* A protocol violation reports ``Error`` then ``Close`` with its code (1002 for
+  framing, masking included: faye sends 1003 for an unmasked frame; 1007 for
+  invalid UTF-8 or DEFLATE data; 1009 for a message over ``max_length``), after
+  writing a close frame with the same code and message. While CLOSING no second
+  close frame is written, but the connection is closed at once (RFC 6455
+  §7.1.7), where faye ignores the violation and waits for its close timeout.
+* A client fails on a masked frame (RFC 6455 §5.1; faye accepts it).
 * ``max_length`` bounds the whole message: the declared length of each frame is
   checked before its payload is read, and the message is checked again after
   the extensions (inflation) have run.
@@ -65,6 +70,8 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 ERROR_TOO_LARGE = "WebSocket frame length too large"
 ERROR_UTF8 = "Could not decode a text frame as UTF-8"
+ERROR_UNMASKED = "Received unmasked frame but masking is required"
+ERROR_MASKED = "Received masked frame from the server"
 
 
 class MessagePipeline(Protocol):
@@ -114,8 +121,9 @@ class HybiProtocol:
             extensions.
         extensions: the negotiated extension sessions, or None.
         mask_key: where a client's 4-byte mask keys come from (tests fix it).
-        require_masking: refuse unmasked frames (1003); by default a server
-            does and a client does not (faye's ``requireMasking``).
+        require_masking: refuse unmasked frames (1002); by default a server
+            does (faye's ``requireMasking``). A client always refuses masked
+            frames.
     """
 
     version = "hybi-13"
@@ -209,8 +217,12 @@ class HybiProtocol:
                 if self._message_length + length > max_length:
                     self._fail_at(pos, 1009, ERROR_TOO_LARGE)
                     return
-            if not masked and self.require_masking:
-                self._fail_at(pos, 1003, "Received unmasked frame but masking is required")
+            if masked:
+                if self.is_client:  # RFC 6455 §5.1: a client MUST fail on a masked frame
+                    self._fail_at(pos, 1002, ERROR_MASKED)
+                    return
+            elif self.require_masking:  # faye says 1003; RFC 6455 §7.4.1 names 1002
+                self._fail_at(pos, 1002, ERROR_UNMASKED)
                 return
             header = 2
             if length == 126:
@@ -455,7 +467,9 @@ class HybiProtocol:
             try:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
-                code, reason = 1002, ""
+                reason = ""
+                if code in _VALID_CLOSE_CODES:
+                    code = 1007  # RFC 6455 §8.1, invalid payload data; faye answers 1002
             if code not in _VALID_CLOSE_CODES:
                 code = 1002
         elif payload:
@@ -510,12 +524,14 @@ class HybiProtocol:
         self._probe = None  # the frame is parsed again from its start
 
     def _fail_protocol(self, code: int, message: str) -> None:
-        if self.state != OPEN:
-            self._failed = True  # faye ignores violations once it sent its close
-            self._buffer.clear()
+        if self.state == CLOSED:
             return
         self._events.append(Error(message, code))
-        self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + _truncate_reason(message)))
+        if self.state == OPEN:
+            frame = self._frame(0x80 | CLOSE, _pack_code(code) + _truncate_reason(message))
+            self._output.append(frame)
+        # While CLOSING our close frame is already out: RFC 6455 §7.1.7 still says to
+        # close the connection (faye ignores the violation and waits for the timeout).
         self._finish(code, message)
 
     def _finish(self, code: int, reason: str) -> None:

@@ -124,7 +124,8 @@ def test_protocol_error_reports_error_then_close(
     pair[1].sendall(b"\x81\x05Hello")  # unmasked: a server refuses it
     assert list(server) == []
     message = "Received unmasked frame but masking is required"
-    assert seen == [("open", None), ("error", message), ("close", (1003, message))]
+    # faye: 1003; RFC 6455 §7.4.1 names 1002 for a protocol error
+    assert seen == [("open", None), ("error", message), ("close", (1002, message))]
     pair[1].settimeout(WAIT)
     assert pair[1].recv(100).startswith(b"\x88")
 

@@ -229,6 +229,35 @@ def test_duplicate_headers_are_joined_and_100_continue_is_skipped() -> None:
     assert head.leftover == b""
 
 
+def test_interim_responses_are_bounded_in_number() -> None:
+    # A flood of 100 Continue used to be read until the timeout.
+    flood = b"HTTP/1.1 100 Continue\r\n\r\n" * 10_000
+    with ScriptedServer(flood) as server:
+        with connect(HOST, server.port, secure=False, proxy=False) as sock:
+            started = time.monotonic()
+            with pytest.raises(HandshakeError, match=r"more than 8 interim \(1xx\) responses"):
+                read_response_head(sock, get_request(), timeout=30)
+            assert time.monotonic() - started < 5
+
+
+def test_interim_heads_count_towards_max_head() -> None:
+    big = b"HTTP/1.1 103 Early Hints\r\nLink: <" + b"a" * 20_000 + b">\r\n\r\n"
+    with ScriptedServer(big * 4 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as server:
+        with connect(HOST, server.port, secure=False, proxy=False) as sock:
+            with pytest.raises(HandshakeError, match="larger than 65536 bytes"):
+                read_response_head(sock, get_request(), timeout=5)
+
+
+def test_no_interim_response_allowed_is_an_unexpected_response_code() -> None:
+    response = b"HTTP/1.1 100 Continue\r\nX-Why: flood\r\n\r\n" + OK_101
+    with ScriptedServer(response) as server:
+        with connect(HOST, server.port, secure=False, proxy=False) as sock:
+            with pytest.raises(HandshakeError, match=r"^Unexpected response code: 100$") as caught:
+                read_response_head(sock, upgrade_request(), timeout=5, max_interim=0)
+    assert caught.value.status == 100
+    assert caught.value.headers == {"x-why": "flood"}
+
+
 def test_garbled_response_is_a_parse_error() -> None:
     with ScriptedServer(b"HTTP/1.1 abc Nope\r\nwhat\r\n\r\n") as server:
         with connect(HOST, server.port, secure=False, proxy=False) as sock:

@@ -42,6 +42,7 @@ from faye_sync.extensions import ExtensionMessage, Extensions, PerMessageDeflate
 from faye_sync.extensions import permessage_deflate as pmd
 from faye_sync.extensions.base import Params
 from faye_sync.extensions.permessage_deflate import DeflateClientSession, DeflateServerSession
+from tests.hardening.helpers import read_frames
 
 MAX = 2**26 - 1
 TAIL = b"\x00\x00\xff\xff"
@@ -544,16 +545,18 @@ class TestCodec:
         session.process_incoming_message(text(bytes.fromhex("f248cdc9c90700"), True))
         with pytest.raises(ProtocolError) as info:
             session.process_incoming_message(text(bytes.fromhex("f200110000"), True))
-        assert info.value.code == 1010
+        assert info.value.code == 1007  # invalid payload data (faye: 1010)
         assert "invalid distance too far back" in str(info.value)
 
-    def test_garbage_is_a_1010_with_zlibs_message(self) -> None:
+    def test_garbage_is_a_1007_with_zlibs_message(self) -> None:
+        # faye sends 1010 (extension error); RFC 6455 §7.4.1: 1010 is what a client
+        # sends when the server refused an extension; data that does not decode is 1007.
         _, server_ext = pair({}, {})
         with pytest.raises(ProtocolError) as info:
             server_ext.process_incoming_message(text(b"\xff\xff\xff\xff", True))
         assert (str(info.value), info.value.code) == (
             "permessage-deflate: invalid block type",
-            1010,
+            1007,
         )
 
     def test_a_direction_stays_failed(self) -> None:
@@ -888,3 +891,20 @@ class TestFrameLayer:
         assert isinstance(events[0], Error)
         assert events[0].code == 1009
         assert events[-1] == Close(1009, events[0].message)
+
+    @pytest.mark.parametrize("side", ["server", "client"])
+    def test_data_that_is_not_deflate_closes_with_1007(
+        self, connection: tuple[Any, Any], side: str
+    ) -> None:
+        # faye sends 1010 (its extension_error); RFC 6455 §7.4.1: 1007, invalid payload data.
+        from faye_sync.protocol.events import Close, Error
+
+        client_proto, server_proto = connection
+        proto = server_proto if side == "server" else client_proto
+        # a client masks what it sends (here with a zero key), a server does not
+        masking = b"\x84\x00\x00\x00\x00" if side == "server" else b"\x04"
+        proto.receive_data(b"\xc1" + masking + b"\xff\xff\xff\xff")
+        message = "permessage-deflate: invalid block type"
+        assert proto.events_received() == [Error(message, 1007), Close(1007, message)]
+        (sent,) = read_frames(proto.data_to_send())
+        assert (sent.opcode, sent.close_code, sent.masked) == (0x8, 1007, side == "client")

@@ -321,7 +321,7 @@ class TestProcessIncomingMessage:
         session.incoming_error = OSError("ENOENT")
         with pytest.raises(ProtocolError, match=r"^deflate: ENOENT$") as info:
             client.process_incoming_message(message(b"5"))
-        assert info.value.code == 1010
+        assert info.value.code == 1011  # our fault, internal error (faye: 1010)
 
     def test_sessions_after_an_error_are_not_called(
         self, client: Extensions, session: FakeSession, nonconflict_session: FakeSession
@@ -361,7 +361,7 @@ class TestProcessOutgoingMessage:
         session.outgoing_error = OSError("ENOENT")
         with pytest.raises(ProtocolError, match=r"^deflate: ENOENT$") as info:
             client.process_outgoing_message(message())
-        assert info.value.code == 1010
+        assert info.value.code == 1011  # our fault, internal error (faye: 1010)
 
     def test_sessions_after_an_error_are_not_called(
         self, client: Extensions, session: FakeSession, nonconflict_session: FakeSession
@@ -391,8 +391,9 @@ class TestProcessOutgoingMessage:
         assert log == [
             b"1dr",
             b"4rd",  # the message before the error gets through
-            ("reverse: sync error", 1010),  # the error reaches the caller
-            ("reverse: sync error", 1010),  # that direction stays failed
+            # faye's example has 1010; a session's own exception is 1011 (RFC 6455 §7.4.1)
+            ("reverse: sync error", 1011),  # the error reaches the caller
+            ("reverse: sync error", 1011),  # that direction stays failed
             b"2dr",  # the other direction is unaffected
             b"3dr",
             "close",

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
-FAILURE_CODES = frozenset({1002, 1003, 1007, 1009, 1010})
+FAILURE_CODES = frozenset({1002, 1007, 1009, 1011})  # RFC 6455 §7.4.1 (faye: 1003, 1010)
 PONG, CLOSE = 0xA, 0x8
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -252,7 +252,7 @@ def server_handshake_target(data: bytes) -> None:
     flags = data[0]
     lines = data[1:].decode("latin-1").split("\n")
     method = "GET" if flags & 1 else lines[0].strip()
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = {"host": "127.0.0.1"} if flags & 64 == 0 else {}
     if flags & 2:
         headers["connection"] = "Upgrade"
     if flags & 4:
@@ -294,6 +294,7 @@ def _check_handshake(request: Request, outcome: Acceptance | Rejection) -> None:
     assert isinstance(outcome, Acceptance)
     assert _is_websocket(request), "accepted a request that is not an upgrade"
     assert headers.get("sec-websocket-version") == "13"
+    assert headers.get("host") is not None, "accepted without Host"
     key = headers.get("sec-websocket-key")
     assert key, "accepted without a key"
     head = outcome.response

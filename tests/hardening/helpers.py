@@ -30,7 +30,7 @@ ZERO_MASK = b"\x00\x00\x00\x00"
 #: Close codes a peer may put on the wire (RFC 6455 §7.4, faye's list).
 VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
 #: The codes faye_sync documents for failures it detects itself.
-FAILURE_CODES = frozenset({1002, 1003, 1007, 1009, 1010})
+FAILURE_CODES = frozenset({1002, 1007, 1009, 1011})  # RFC 6455 §7.4.1 (faye: 1003, 1010)
 
 
 # --------------------------------------------------------------------- frames

@@ -33,6 +33,7 @@ ACCEPT = "JdiiuafpBKRqD7eol0y4vJDTsTs="
 
 def request(**headers: str | None) -> Request:
     base = {
+        "host": "www.example.com",  # faye's spec has none; RFC 6455 §4.2.1 requires it
         "connection": "Upgrade",
         "upgrade": "websocket",
         "origin": "http://www.example.com",
@@ -127,6 +128,8 @@ def test_header_injection_refused(value: str) -> None:
             "400 Bad Request",
             "Missing handshake request header: Sec-WebSocket-Key",
         ),
+        # faye answers 101; RFC 6455 §4.2.1 and RFC 9112 §3.2: a 400.
+        ({"host": None}, "400 Bad Request", "Missing handshake request header: Host"),
     ],
 )
 def test_rejections_in_fayes_order(
@@ -263,11 +266,8 @@ def test_client_accepts_a_valid_101() -> None:
             "'Upgrade' header is missing",
         ),
         (101, ok_headers(upgrade="h2c"), "'Upgrade' header value is not 'WebSocket'"),
-        (
-            101,
-            ok_headers(connection="Upgrade, keep-alive"),
-            "'Connection' header value is not 'Upgrade'",
-        ),
+        # faye also refuses "Upgrade, keep-alive"; RFC 6455 §4.1 asks for the token only
+        (101, ok_headers(connection="keep-alive"), "'Connection' header value is not 'Upgrade'"),
         (101, ok_headers(**{"sec-websocket-accept": "nope"}), "Sec-WebSocket-Accept mismatch"),
         (101, ok_headers(**{"sec-websocket-protocol": "irc"}), "Sec-WebSocket-Protocol mismatch"),
     ],
@@ -280,6 +280,13 @@ def test_client_response_failures_carry_fayes_message(
     assert str(info.value) == f"Error during WebSocket handshake: {why}"
     assert info.value.status == status
     assert dict(info.value.headers) == headers
+
+
+@pytest.mark.parametrize("connection", ["upgrade", "Upgrade, keep-alive", "keep-alive,UPGRADE"])
+def test_client_accepts_upgrade_among_the_connection_tokens(connection: str) -> None:
+    # faye wants the whole value to be "Upgrade"; RFC 6455 §4.1 a token list holding it.
+    outcome = client().process_response(101, ok_headers(connection=connection))
+    assert outcome.protocol.is_client
 
 
 def test_client_deflate_offer_and_activation() -> None:

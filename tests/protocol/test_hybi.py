@@ -188,13 +188,21 @@ def test_unmasked_frame_refused_when_masking_required(how: str) -> None:
     protocol = HybiProtocol(is_client=False)
     feed(protocol, b"\x81\x05Hello", how)
     message = "Received unmasked frame but masking is required"
-    assert protocol.events_received() == [Error(message, 1003), Close(1003, message)]
+    # faye's box says 1003 ("unacceptable"); RFC 6455 §7.4.1 names 1002 for a protocol error.
+    assert protocol.events_received() == [Error(message, 1002), Close(1002, message)]
+    assert protocol.data_to_send() == b"\x88\x31\x03\xea" + message.encode()
 
 
-def test_client_accepts_masked_frames_from_server() -> None:
-    protocol = HybiProtocol(is_client=True)
-    protocol.receive_data(masked(0x81, b"Hi"))
-    assert protocol.events_received() == [Message("Hi")]
+@each_feed
+@pytest.mark.parametrize("first", [0x81, 0x89, 0x88], ids=["text", "ping", "close"])
+def test_client_fails_on_masked_frames_from_server(first: int, how: str) -> None:
+    # faye's client accepts them; RFC 6455 §5.1: the client MUST fail the connection.
+    protocol = HybiProtocol(is_client=True, mask_key=lambda: b"\x00\x00\x00\x00")
+    feed(protocol, masked(first, b"\x03\xe8Hi"), how)
+    message = "Received masked frame from the server"
+    assert protocol.events_received() == [Error(message, 1002), Close(1002, message)]
+    # the client's own close frame (masked, with a zero key here), and no pong
+    assert protocol.data_to_send() == b"\x88\xa7\x00\x00\x00\x00\x03\xea" + message.encode()
 
 
 @each_feed
@@ -227,7 +235,8 @@ def test_max_length_bounds_the_whole_fragmented_message() -> None:
         (b"\x03\xeerestart", 1002, "restart"),  # 1006 neither
         (b"\x03\xf4restart", 1012, "restart"),  # 1012-1014 are valid here (faye: 1002)
         (b"\x0b\xb8bye", 3000, "bye"),
-        (b"\x03\xe8\xc3\x28", 1002, ""),  # reason not UTF-8
+        (b"\x03\xe8\xc3\x28", 1007, ""),  # reason not UTF-8: RFC 6455 §8.1 (faye: 1002)
+        (b"\x03\xed\xc3\x28", 1002, ""),  # a code that may not be sent comes first
         (b"\x13\x88", 1002, ""),  # 5000 is out of range
     ],
 )
@@ -353,15 +362,19 @@ def test_closing_receives_the_peers_close_without_replying(
     assert protocol.state == CLOSED
 
 
-def test_closing_drops_messages_and_ignores_violations() -> None:
+def test_closing_drops_messages_and_closes_at_once_on_a_violation() -> None:
     protocol = closing()
     protocol.receive_data(b"\x81\x02Hi")
     assert protocol.events_received() == []
     protocol.receive_data(b"\x83\x00\x88\x00")  # a violation: the rest is dropped
-    assert protocol.events_received() == []
+    # faye ignores a violation once it sent its close, and waits for its close timeout;
+    # RFC 6455 §7.1.7 says to close the connection: no second close frame, closed now.
+    message = "Unrecognized frame opcode: 3"
+    assert protocol.events_received() == [Error(message, 1002), Close(1002, message)]
     assert protocol.data_to_send() == b""
+    assert protocol.close_expected()
     protocol.receive_eof()
-    assert protocol.events_received() == [Close(1006, "")]
+    assert protocol.events_received() == []
 
 
 def test_closing_still_answers_pings() -> None:
