@@ -467,20 +467,21 @@ def test_a_last_event_id_that_is_not_ours_gets_the_history(demo: Demo) -> None:
 
 def test_sigterm_says_going_away_and_exits() -> None:
     with run_demo() as demo:
-        with connect(demo.ws_url("leaver"), open_timeout=TIMEOUT) as ws:
-            ws.send("bye")
-            ws.recv(timeout=TIMEOUT)
-            feed = Feed(demo.port)
-            try:
+        feed = Feed(demo.port)  # the first page load, on a room where nothing was said yet
+        try:
+            with connect(demo.ws_url("leaver"), open_timeout=TIMEOUT) as ws:
+                ws.send("bye")
+                ws.recv(timeout=TIMEOUT)
                 feed.read_until(feed.has_text("bye"))
+                assert [e["event"] for e in feed.events] == ["join", "chat"], "and no reset"
                 started = time.monotonic()
                 os.kill(demo.process.pid, signal.SIGTERM)
                 with pytest.raises(ConnectionClosed):
                     ws.recv(timeout=TIMEOUT)
                 assert ws.close_code == 1001  # "going away"
                 feed.read_until(lambda f: f.ended)  # the stream ends cleanly
-            finally:
-                feed.close()
+        finally:
+            feed.close()
         assert demo.process.wait(timeout=TIMEOUT) == 0
         assert time.monotonic() - started < 4
         log = demo.log()
