@@ -5,6 +5,7 @@ The browser test (tests/browser/) imports :func:`run_demo` from here.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import http.client
 import itertools
@@ -107,6 +108,45 @@ def run_demo(broker: str | None = None) -> Iterator[Demo]:
         log_path.unlink(missing_ok=True)
 
 
+class EventStreamParser:
+    """The event-stream format as a browser parses it: ``events`` (their fields) and ``retry``.
+
+    Bytes arrive in pieces cut anywhere: inside a UTF-8 character, or between the CR and the
+    LF of a line's CRLF (which is one line end, not a line end and a blank line).
+    """
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, str]] = []
+        self.retry: str | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = ""
+        self._fields: dict[str, str] = {}
+
+    def feed(self, data: bytes) -> None:
+        text = self._pending + self._decoder.decode(data)
+        # A CR at the end may be the first half of a CRLF: its line ends with the next piece.
+        held = "\r" if text.endswith("\r") else ""
+        *lines, rest = re.split(r"\r\n|\r|\n", text.removesuffix(held))
+        self._pending = rest + held
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        if not line:  # a blank line dispatches the event
+            if "data" in self._fields:
+                self.events.append(self._fields)
+            self._fields = {}
+            return
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "retry":
+            self.retry = value
+        elif name == "data" and "data" in self._fields:
+            self._fields["data"] += "\n" + value
+        elif name:  # an empty name is a comment (the keep-alive ping)
+            self._fields[name] = value
+
+
 class Feed:
     """A raw HTTP reader of ``/events`` that parses the stream as a browser would."""
 
@@ -114,11 +154,16 @@ class Feed:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
         self.conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
         self.response = self.conn.getresponse()
-        self.events: list[dict[str, str]] = []
-        self.retry: str | None = None
+        self.parser = EventStreamParser()
         self.ended = False
-        self._pending = ""
-        self._fields: dict[str, str] = {}
+
+    @property
+    def events(self) -> list[dict[str, str]]:
+        return self.parser.events
+
+    @property
+    def retry(self) -> str | None:
+        return self.parser.retry
 
     def read_until(self, done: Callable[[Feed], bool], timeout: float = TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -128,25 +173,7 @@ class Feed:
             data = self.response.read1(65536)  # bounded by the socket timeout
             if not data:
                 self.ended = True
-            self._parse(data.decode())
-
-    def _parse(self, text: str) -> None:
-        self._pending += text
-        *lines, self._pending = re.split(r"\r\n|\r|\n", self._pending)
-        for line in lines:
-            if not line:  # a blank line dispatches the event
-                if "data" in self._fields:
-                    self.events.append(self._fields)
-                self._fields = {}
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "retry":
-                self.retry = value
-            elif name == "data" and "data" in self._fields:
-                self._fields["data"] += "\n" + value
-            elif name:  # an empty name is a comment (the keep-alive ping)
-                self._fields[name] = value
+            self.parser.feed(data)
 
     def chats(self) -> list[tuple[str, str, str]]:
         """(id, name, text) of the chat events so far."""
@@ -192,6 +219,23 @@ def say(demo: Demo, name: str, text: str) -> str:
 def in_order(ids: list[str]) -> bool:
     """The ids increase and never repeat."""
     return ids == sorted(set(ids), key=id_key)
+
+
+def test_the_feed_parser_takes_a_stream_cut_anywhere() -> None:
+    """What the server writes may reach the client in pieces cut at any byte."""
+    stream = (
+        b"retry: 1000\r\n\r\n:\r\n\r\nevent: chat\r\nid: 1-0\r\ndata: \xe2\x9c\x93 one\r\n\r\n"
+        b"id: 2-0\rdata: a\ndata: b\r\n\n"
+    )
+    expected = [
+        {"event": "chat", "id": "1-0", "data": "\u2713 one"},
+        {"id": "2-0", "data": "a\nb"},
+    ]
+    for cut in range(len(stream) + 1):
+        parser = EventStreamParser()
+        parser.feed(stream[:cut])
+        parser.feed(stream[cut:])
+        assert (parser.events, parser.retry) == (expected, "1000"), f"cut at byte {cut}"
 
 
 # -- the page -------------------------------------------------------------------------
@@ -423,20 +467,21 @@ def test_a_last_event_id_that_is_not_ours_gets_the_history(demo: Demo) -> None:
 
 def test_sigterm_says_going_away_and_exits() -> None:
     with run_demo() as demo:
-        with connect(demo.ws_url("leaver"), open_timeout=TIMEOUT) as ws:
-            ws.send("bye")
-            ws.recv(timeout=TIMEOUT)
-            feed = Feed(demo.port)
-            try:
+        feed = Feed(demo.port)  # the first page load, on a room where nothing was said yet
+        try:
+            with connect(demo.ws_url("leaver"), open_timeout=TIMEOUT) as ws:
+                ws.send("bye")
+                ws.recv(timeout=TIMEOUT)
                 feed.read_until(feed.has_text("bye"))
+                assert [e["event"] for e in feed.events] == ["join", "chat"], "and no reset"
                 started = time.monotonic()
                 os.kill(demo.process.pid, signal.SIGTERM)
                 with pytest.raises(ConnectionClosed):
                     ws.recv(timeout=TIMEOUT)
                 assert ws.close_code == 1001  # "going away"
                 feed.read_until(lambda f: f.ended)  # the stream ends cleanly
-            finally:
-                feed.close()
+        finally:
+            feed.close()
         assert demo.process.wait(timeout=TIMEOUT) == 0
         assert time.monotonic() - started < 4
         log = demo.log()

@@ -174,11 +174,18 @@ class Subscription:
         batches, state = hub._engine.history(
             {channel: format_id(after) for channel, after in afters.items()}, self._page
         )
-        keyed, last_kept = merge(batches, self._page)
+        keyed, _ = merge(batches, self._page)
         full = any(len(messages) >= self._page for messages in batches.values())
         # Everything up to ``covered`` that is retained is in this page.
         covered = keyed[-1][0] if full else state.last
-        lost = [] if self._everything else gaps(afters, state, batches)
+        starts: dict[str, IdKey] = {}
+        if self._everything:
+            # "0" asks for what is retained, which starts after each channel's trim mark
+            # and the epoch: what went before is no gap, on this page or a later one.
+            starts = {c: max(state.epoch, state.trimmed.get(c, ZERO)) for c in afters}
+            lost = []
+        else:
+            lost = gaps(afters, state, batches)
         self._everything = False
         with hub._lock:
             if self.closed:
@@ -189,11 +196,11 @@ class Subscription:
                 at = max(resume, self._last)  # never before what is already queued
                 keyed.append((at, reset_message(channel, at, reason, self._asked)))
                 self._after[channel] = resume
-            for channel in self._after:
-                if full:
-                    self._after[channel] = max(self._after[channel], covered)
-                elif channel in last_kept:
-                    self._after[channel] = max(self._after[channel], last_kept[channel])
+            # Every channel has been shown all it retains up to ``covered``, messages or
+            # not: one that showed none (nothing published yet) must not be judged from
+            # its old id again on the next page.
+            for channel, after in self._after.items():
+                self._after[channel] = max(after, covered, starts.get(channel, ZERO))
             keyed.sort(key=lambda pair: pair[0])
             for key, message in keyed:
                 self._append(key, message)

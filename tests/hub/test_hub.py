@@ -60,6 +60,39 @@ def test_zero_replays_what_is_retained_then_live(hub: Hub) -> None:
     assert [m.data for m in take(sub, 1)] == ["5"]
 
 
+def test_zero_on_a_store_with_nothing_published_yet_has_no_reset(hub: Hub) -> None:
+    """ "0" asks for everything retained: nothing yet is no gap (the chat page's first load)."""
+    sub = hub.subscribe(["chat", "presence"], last_id="0")
+    assert sub.get(0.3) is None  # the join has read the (empty) history
+    ids = [hub.publish("presence", "join"), hub.publish("chat", "hello")]
+    got = take(sub, 2)
+    assert [(m.id, m.event, m.data) for m in got] == [
+        (ids[0], None, "join"),
+        (ids[1], None, "hello"),
+    ]
+    assert sub.get(0.3) is None
+
+
+@pytest.mark.parametrize("small_hub", ["memory", "redis"], indirect=True)
+def test_zero_has_no_reset_for_what_was_trimmed_or_never_published(small_hub: Hub) -> None:
+    hub = small_hub
+    early = [hub.publish("early", f"e{i}") for i in range(5)]
+    for i in range(40):  # 30 trimmed, after the early ones
+        hub.publish("chat", str(i))
+    # One page of history, or several (a page is half of max_messages): the first page
+    # ends in the early ones, before what was trimmed.
+    channels = ["early", "chat", "quiet"]
+    subs = [hub.subscribe(channels, last_id="0", max_messages=n) for n in (1000, 6)]
+    for sub in subs:
+        got = take(sub, 15)
+        assert [m.data for m in got] == [*(f"e{i}" for i in range(5)), *map(str, range(30, 40))]
+        assert got[0].id == early[0]
+        assert sub.get(0.3) is None
+    hub.publish("quiet", "q")
+    for sub in subs:
+        assert [(m.channel, m.data) for m in take(sub, 1)] == [("quiet", "q")]
+
+
 def test_resume_over_several_channels_from_one_id(hub: Hub) -> None:
     ids = [hub.publish("ab"[i % 2], str(i)) for i in range(10)]
     sub = hub.subscribe(["a", "b"], last_id=ids[3])
