@@ -27,7 +27,7 @@ from urllib.parse import quote
 from .adapters import hijack
 from .adapters.base import Hijack
 from .blocking.backends import Backend, detect_backend, get_backend
-from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
 from .protocol.base import FailedProtocol
@@ -131,10 +131,17 @@ class WebSocket(Connection):
             among them is picked (``protocol`` is ``""`` if none matches).
         extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
         headers: extra headers for the 101 response (CR/LF refused).
-        max_length: the largest message accepted, also after inflation.
+        max_length: the largest message accepted, also after inflation
+            (1 MiB; faye's is 64 MiB). Larger ones close the connection (1009).
         ping: seconds between keep-alive pings (off by default, as in faye).
-        ping_timeout: close with 1006 when a ping gets no pong in this time.
+        ping_timeout: close with 1006 when a ping gets no pong in this time
+            (not counted while the ping waits behind a frame the peer is taking).
         close_timeout: seconds to wait for the peer's close frame (faye: 30).
+        send_timeout: close with 1006 when the peer takes no byte of what we
+            write for this long (60 s, nginx's ``send_timeout``); ``send`` then
+            returns False. None waits for ever.
+        idle_timeout: close with 1001 after this long without receiving a
+            byte (pongs count); off by default.
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
         allowed_origins: exact origins or regexes; ``None`` in the list admits
             requests without Origin. Others get 403 before any 101.
@@ -157,6 +164,8 @@ class WebSocket(Connection):
         ping: float | None = None,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        send_timeout: float | None = SEND_TIMEOUT,
+        idle_timeout: float | None = None,
         allow_drafts: bool = False,
         allowed_origins: Origins | None = None,
         backend: str | None = None,
@@ -188,6 +197,8 @@ class WebSocket(Connection):
             ping=ping,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
+            send_timeout=send_timeout,
+            idle_timeout=idle_timeout,
         )
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions

@@ -24,7 +24,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-__all__ = ["Backend", "Lock", "Signal", "Timer", "detect_backend", "get_backend"]
+__all__ = [
+    "Backend",
+    "Lock",
+    "Signal",
+    "Timer",
+    "detect_backend",
+    "get_backend",
+    "unacknowledged",
+]
 
 
 class Lock(Protocol):
@@ -79,6 +87,17 @@ class Backend:
         raise NotImplementedError
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
+        raise NotImplementedError
+
+    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
+        """Write what the socket takes without waiting for room; 0 when it is full.
+
+        A TLS socket writes whole records: once it looks writable it is given at
+        most one record, which may still wait until the kernel has room for it.
+
+        Raises:
+            OSError: the connection is broken.
+        """
         raise NotImplementedError
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
@@ -167,8 +186,47 @@ class ThreadsBackend(Backend):
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
         return _poll(sock, _WRITABLE, timeout)
 
+    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
+        if _has_pending(sock):  # TLS: ssl's send takes no flags
+            return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+        if (sock.gettimeout() is not None or not _DONTWAIT) and not _poll(sock, _WRITABLE, 0):
+            return 0  # with a timeout, Python would wait for room before it sends
+        try:
+            return sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            return 0
+
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         return self._timers.call_later(delay, fn)
+
+
+# The most one write hands a TLS socket (one record): it cannot write part of one.
+_TLS_RECORD = 16384
+# Linux and the BSDs; elsewhere a plain socket is checked for room before a send.
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def unacknowledged(sock: socket.socket) -> int:
+    """Bytes written to ``sock`` that the peer has not acknowledged yet.
+
+    Linux's ``SIOCOUTQ`` (``TIOCOUTQ``); 0 where the system cannot tell.
+    """
+    if _TIOCOUTQ is None:
+        return 0
+    try:
+        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(result, sys.byteorder, signed=True)
+
+
+try:
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
+except ImportError:  # Windows
+    _TIOCOUTQ = None
 
 
 def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
@@ -255,6 +313,19 @@ class GeventBackend(Backend):
         if timeout == 0:  # a syscall, no switch to the hub
             return _poll(sock, _WRITABLE, 0)
         return self._wait(self._wait_write, sock, timeout)
+
+    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
+        if _has_pending(sock):
+            # At most one record, once there is room: gevent's TLS send may
+            # still park this greenlet (never the hub) while OpenSSL writes it.
+            return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+        if not type(sock).__module__.startswith("gevent"):
+            return get_backend("threads").send_now(sock, data)
+        try:
+            # A timeout of 0 makes gevent raise instead of waiting for room.
+            return sock.send(data, 0, 0.0)  # type: ignore[call-arg]
+        except BlockingIOError:
+            return 0
 
     def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
         if sock.fileno() < 0:
