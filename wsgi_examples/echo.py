@@ -4,7 +4,8 @@
     gunicorn -k {gevent,gthread,sync} -b 127.0.0.1:8000 wsgi_examples.echo:app
 
 Text stays text and binary stays binary; permessage-deflate is accepted when
-the client offers it; messages up to 64 MiB are accepted.
+the client offers it; messages up to 64 MiB are accepted (the default is 1 MiB:
+this server is the Autobahn|Testsuite's target, which sends up to 16 MiB).
 """
 
 from __future__ import annotations

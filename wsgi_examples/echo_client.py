@@ -2,8 +2,9 @@
 
     python -m wsgi_examples.echo_client ws://127.0.0.1:8000/
 
-Text comes back as text, binary as binary; permessage-deflate is offered. The
-server's close is answered, and the program exits when the connection ends,
+Text comes back as text, binary as binary; permessage-deflate is offered;
+messages up to 64 MiB are accepted (the default is 1 MiB). The server's close is
+answered, and the program exits when the connection ends,
 printing ``close <code> <reason>`` (exit status 0 for 1000, 1 otherwise).
 """
 
@@ -14,12 +15,14 @@ import sys
 
 from faye_sync import Client, PerMessageDeflate
 
+MAX_LENGTH = 2**26 - 1  # the Autobahn|Testsuite sends messages of up to 16 MiB
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="faye_sync WebSocket echo client")
     parser.add_argument("url", help="ws:// or wss:// URL")
     args = parser.parse_args(argv)
-    ws = Client(args.url, extensions=[PerMessageDeflate()])
+    ws = Client(args.url, extensions=[PerMessageDeflate()], max_length=MAX_LENGTH)
     closed: list[tuple[int | None, str | None]] = []
     ws.on("close", lambda event: closed.append((event.code, event.reason)))
     for message in ws:

@@ -17,6 +17,7 @@ import heapq
 import itertools
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 __all__ = [
     "Backend",
     "Lock",
+    "SendNow",
     "Signal",
     "Timer",
     "detect_backend",
@@ -61,6 +63,10 @@ class Timer(Protocol):
     def cancel(self) -> None: ...
 
 
+#: Writes what a socket takes now; see :meth:`Backend.sender`.
+SendNow = Callable[[socket.socket, "memoryview | bytes"], int]
+
+
 class Backend:
     """The primitives for one concurrency model."""
 
@@ -89,16 +95,40 @@ class Backend:
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
         raise NotImplementedError
 
-    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
-        """Write what the socket takes without waiting for room; 0 when it is full.
+    def sender(self, sock: socket.socket) -> SendNow:
+        """How to write to ``sock`` without waiting for room (chosen once per socket).
 
+        The function returns how many bytes the socket took, 0 when it is full.
         A TLS socket writes whole records: once it looks writable it is given at
         most one record, which may still wait until the kernel has room for it.
+        It raises OSError when the connection is broken.
+        """
+        raise NotImplementedError
+
+    def send_wait(
+        self, sock: socket.socket, data: memoryview | bytes, timeout: float | None, *, full: bool
+    ) -> int:
+        """Write at least one byte, waiting at most ``timeout`` seconds for room.
+
+        Returns how many were written, 0 if the peer took nothing in time.
+        ``full``: the last write found the socket full (so wait before trying).
 
         Raises:
             OSError: the connection is broken.
         """
-        raise NotImplementedError
+        deadline = None if timeout is None else time.monotonic() + timeout
+        send_now = self.sender(sock)
+        while True:
+            if not full:
+                count = send_now(sock, data)
+                if count:
+                    return count
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return 0
+            if not self.wait_writable(sock, remaining):
+                return 0
+            full = False
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
@@ -186,18 +216,62 @@ class ThreadsBackend(Backend):
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
         return _poll(sock, _WRITABLE, timeout)
 
-    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
+    def sender(self, sock: socket.socket) -> SendNow:
         if _has_pending(sock):  # TLS: ssl's send takes no flags
-            return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
-        if (sock.gettimeout() is not None or not _DONTWAIT) and not _poll(sock, _WRITABLE, 0):
-            return 0  # with a timeout, Python would wait for room before it sends
+            return _send_tls
+        if sock.gettimeout() is not None or not _DONTWAIT:
+            return _send_polled  # with a timeout, Python would wait for room first
+        return _send_dontwait
+
+    def send_wait(
+        self, sock: socket.socket, data: memoryview | bytes, timeout: float | None, *, full: bool
+    ) -> int:
+        if _has_pending(sock) or sock.gettimeout() is not None or not _SNDTIMEO:
+            return super().send_wait(sock, data, timeout, full=full)
+        # A blocking send lets the kernel wait for room, as sendall does, in
+        # one call; SO_SNDTIMEO bounds that wait (0 means none).
+        seconds = 0.0 if timeout is None else max(timeout, 0.001)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
         try:
-            return sock.send(data, _DONTWAIT)
-        except BlockingIOError:
+            return sock.send(data)
+        except BlockingIOError:  # nothing taken within the timeout
             return 0
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         return self._timers.call_later(delay, fn)
+
+
+def _send_dontwait(sock: socket.socket, data: memoryview | bytes) -> int:
+    try:
+        return sock.send(data, _DONTWAIT)
+    except BlockingIOError:
+        return 0
+
+
+def _send_polled(sock: socket.socket, data: memoryview | bytes) -> int:
+    return _send_dontwait(sock, data) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_tls(sock: socket.socket, data: memoryview | bytes) -> int:
+    # At most one record, once there is room (gevent's TLS send may still park
+    # this greenlet, never the hub, while OpenSSL writes it).
+    return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_gevent(sock: socket.socket, data: memoryview | bytes) -> int:
+    try:
+        # A timeout of 0 makes gevent raise instead of waiting for room.
+        return sock.send(data, 0, 0.0)  # type: ignore[call-arg]
+    except BlockingIOError:
+        return 0
+
+
+_SNDTIMEO = sys.platform == "linux"  # where a timed-out send reports what it wrote
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
 
 
 # The most one write hands a TLS socket (one record): it cannot write part of one.
@@ -314,18 +388,12 @@ class GeventBackend(Backend):
             return _poll(sock, _WRITABLE, 0)
         return self._wait(self._wait_write, sock, timeout)
 
-    def send_now(self, sock: socket.socket, data: memoryview | bytes) -> int:
+    def sender(self, sock: socket.socket) -> SendNow:
         if _has_pending(sock):
-            # At most one record, once there is room: gevent's TLS send may
-            # still park this greenlet (never the hub) while OpenSSL writes it.
-            return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
-        if not type(sock).__module__.startswith("gevent"):
-            return get_backend("threads").send_now(sock, data)
-        try:
-            # A timeout of 0 makes gevent raise instead of waiting for room.
-            return sock.send(data, 0, 0.0)  # type: ignore[call-arg]
-        except BlockingIOError:
-            return 0
+            return _send_tls
+        if type(sock).__module__.startswith("gevent"):
+            return _send_gevent
+        return get_backend("threads").sender(sock)
 
     def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
         if sock.fileno() < 0:

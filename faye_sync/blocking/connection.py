@@ -55,7 +55,7 @@ from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
 from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
-from .backends import Backend, Signal, Timer, unacknowledged
+from .backends import Backend, SendNow, Signal, Timer, unacknowledged
 from .emitter import Event, EventEmitter
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
@@ -151,6 +151,7 @@ class Connection(EventEmitter):
         "_read_lock",
         "_reader_wanted",
         "_send_lock",
+        "_send_now",
         "_send_timeout",
         "_senders_waiting",
         "_sock",
@@ -200,6 +201,7 @@ class Connection(EventEmitter):
         self._write_failed = False
         self._written = 0  # bytes the socket has taken: the peer's progress
         self._send_timeout = send_timeout
+        self._send_now: SendNow | None = None if sock is None else backend.sender(sock)
         self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
         self._ping_counter = 0
         self._ping_interval = ping
@@ -285,7 +287,9 @@ class Connection(EventEmitter):
                 else:
                     written = self._write(data) if data else True
             finally:
-                self._unlock()
+                self._send_lock.release()
+            if self._urgent or self._pending:  # queued by a reader meanwhile
+                self._flush_now()
         else:
             written, sent = self._send_behind(frame, message)
         sent = written and sent
@@ -672,13 +676,13 @@ class Connection(EventEmitter):
         if not written:
             self._collect()
 
-    def _drain(self, *, blocking: bool) -> bool:
+    def _drain(self, *, blocking: bool, full: bool = False) -> bool:
         """Write the queues with the send lock held; False once writing failed.
 
         Urgent frames go first, after any partly written frame. Without
         ``blocking`` it stops when the socket is full (the rest is kept in
         ``_partial``); with it, it waits for room, at most ``send_timeout``
-        seconds each time.
+        seconds each time. ``full``: the last write found no room.
         """
         while not self._write_failed:
             view = self._partial
@@ -692,16 +696,17 @@ class Connection(EventEmitter):
                     view = self._partial = memoryview(
                         chunks[0] if len(chunks) == 1 else b"".join(chunks)
                     )
-            if not self._write_some(view, blocking) and not blocking:
+            full = not self._write_some(view, blocking, full)
+            if full and not blocking:
                 return not self._write_failed  # the socket is full: the rest waits
         return False
 
     def _write(self, data: bytes) -> bool:
         """Write one frame with the send lock held and nothing queued (the fast path)."""
-        sock = self._sock
-        assert sock is not None
+        sock, send_now = self._sock, self._send_now
+        assert sock is not None and send_now is not None
         try:
-            count = self._backend.send_now(sock, data)
+            count = send_now(sock, data)
         except OSError:
             self._fail_write("")
             return False
@@ -709,21 +714,24 @@ class Connection(EventEmitter):
         if count == len(data):
             return True
         self._partial = memoryview(data)[count:]
-        return self._drain(blocking=True)
+        return self._drain(blocking=True, full=True)
 
-    def _write_some(self, view: memoryview, blocking: bool) -> bool:
+    def _write_some(self, view: memoryview, blocking: bool, full: bool) -> bool:
         """Write part of ``_partial``: True when it is all written, else False."""
         sock = self._sock
         assert sock is not None
+        backend = self._backend
         try:
-            count = self._backend.send_now(sock, view)
-            if count == 0 and blocking:
-                if not self._backend.wait_writable(sock, self._send_timeout):
+            if blocking:
+                count = backend.send_wait(sock, view, self._send_timeout, full=full)
+                if not count:
                     self._fail_write(
                         f"send timeout: the peer took no data for {self._send_timeout} s"
                     )
                     return False
-                count = self._backend.send_now(sock, view)
+            else:
+                assert self._send_now is not None
+                count = self._send_now(sock, view)
         except OSError:
             self._fail_write("")
             return False
