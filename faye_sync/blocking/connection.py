@@ -141,6 +141,7 @@ class Connection(EventEmitter):
         "_ping_callbacks",
         "_ping_counter",
         "_ping_interval",
+        "_ping_delayed",
         "_ping_mark",
         "_ping_timeout",
         "_ping_timer",
@@ -206,7 +207,8 @@ class Connection(EventEmitter):
         self._ping_counter = 0
         self._ping_interval = ping
         self._ping_timeout = ping_timeout
-        self._ping_mark = 0  # _written when the last keep-alive ping was queued
+        self._ping_mark = 0  # _taken() when the pong timer was last set
+        self._ping_delayed = False  # the pong timer was reset: the ping was behind
         self._close_timeout = close_timeout
         self._idle_timeout = idle_timeout
         self._last_received = 0.0
@@ -810,7 +812,7 @@ class Connection(EventEmitter):
             return  # the pong timer is still running
         self._ping_counter += 1
         self._awaiting_pong = True
-        self._ping_mark = self._taken()
+        self._ping_mark, self._ping_delayed = self._taken(), False
         with self._mutex:
             self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
             self._queue_control(self._protocol.data_to_send())
@@ -825,12 +827,13 @@ class Connection(EventEmitter):
             return
         assert self._sock is not None
         taken = self._taken()
-        behind = self.buffered_amount or unacknowledged(self._sock)
-        if behind and taken != self._ping_mark:
+        behind = bool(self.buffered_amount or unacknowledged(self._sock))
+        if (behind and taken != self._ping_mark) or (not behind and self._ping_delayed):
             # The ping may still wait behind a large frame, in our queue or the
-            # kernel's, and the peer is taking that frame: it is alive. A peer
-            # that takes nothing is cut.
-            self._ping_mark = taken
+            # kernel's, and the peer is taking that frame: it is alive. Once
+            # nothing is ahead, the ping gets one more full period. A peer that
+            # takes nothing is cut.
+            self._ping_mark, self._ping_delayed = taken, behind
             self._pong_timer = self._backend.call_later(
                 self._ping_timeout or 0, self._on_pong_timeout
             )
