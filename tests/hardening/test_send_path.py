@@ -445,3 +445,58 @@ def test_idle_timeout_counts_messages_as_activity(server: Server) -> None:
         time.sleep(0.25)
     assert [f.payload for f in reader.frames] == [b"%d" % n for n in range(8)]
     assert finish(sock, reader)[-1].close_code == 1000
+
+
+def test_go_away_wakes_a_send_blocked_on_a_peer_that_never_reads(env: Env) -> None:
+    """What the hub does with a slow subscriber: go_away(1013) from elsewhere ends
+    a blocked send within close_timeout, even with no send_timeout."""
+    sock, peer = env.tcp_pair()
+    conn = server_connection(env, sock, send_timeout=None, close_timeout=0.3)
+    results: list[bool] = []
+
+    def flood() -> None:
+        chunk = b"z" * 65536
+        while conn.send(chunk):
+            pass
+        results.append(False)
+
+    flooder = env.spawn(flood)
+    try:
+        assert wait_until(lambda: (env.sleep(0.01), conn.buffered_amount > 0)[1], WAIT)
+        conn.go_away(1013, "try again later")
+        assert env.join(flooder, WAIT), "send is still blocked"
+        assert results == [False]
+        assert conn.ready_state == 3
+    finally:
+        sock.close()
+        peer.close()
+
+
+def test_pongs_a_peer_does_not_read_are_bounded(env: Env) -> None:
+    """A peer that pings without reading: queued pongs stay under 64 KiB (oldest
+    dropped; plus the write under way, itself at most one read's pongs), and the
+    latest ping is still answered once it reads."""
+    sock, peer = env.tcp_pair()
+    # Small kernel buffers (no autotuning): else 2.5 MB of pongs fit in them.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * KIB)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KIB)
+    conn = server_connection(env, sock)
+    pings = [frame(PING, b"%06d" % n + bytes(119), mask=MASK) for n in range(20000)]
+    reader = env.spawn(lambda: [None for _ in conn])
+    sender = env.spawn(lambda: peer.sendall(b"".join(pings)))  # 2.7 MB, 2.5 MB of pongs
+    try:
+        assert env.join(sender, 4 * WAIT)
+        assert wait_until(lambda: (env.sleep(0.01), conn.buffered_amount > 0)[1], WAIT)
+        env.sleep(0.2)
+        assert 0 < conn.buffered_amount <= 3 * 64 * KIB  # not the 2.5 MB of pongs
+        last = b"%06d" % 19999 + bytes(119)
+        frames = read_until(
+            peer, FrameReader(), lambda got: got[-1].payload == last if got else False
+        )
+        assert frames[-1].opcode == PONG and frames[-1].payload == last
+        assert conn.ready_state == 1
+        peer.sendall(frame(CLOSE, close_payload(1000), mask=MASK))
+        assert env.join(reader, WAIT)
+    finally:
+        sock.close()
+        peer.close()
