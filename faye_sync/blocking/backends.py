@@ -29,6 +29,7 @@ __all__ = [
     "Backend",
     "Lock",
     "SendNow",
+    "SendWait",
     "Signal",
     "Timer",
     "detect_backend",
@@ -65,6 +66,8 @@ class Timer(Protocol):
 
 #: Writes what a socket takes now; see :meth:`Backend.sender`.
 SendNow = Callable[[socket.socket, "memoryview | bytes"], int]
+#: Writes, waiting for room at most a timeout; see :meth:`Backend.writer`.
+SendWait = Callable[[socket.socket, "memoryview | bytes", "float | None"], int]
 
 
 class Backend:
@@ -105,30 +108,16 @@ class Backend:
         """
         raise NotImplementedError
 
-    def send_wait(
-        self, sock: socket.socket, data: memoryview | bytes, timeout: float | None, *, full: bool
-    ) -> int:
-        """Write at least one byte, waiting at most ``timeout`` seconds for room.
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
+        """How a sender writes to ``sock`` (chosen once per socket; may set options).
 
-        Returns how many were written, 0 if the peer took nothing in time.
-        ``full``: the last write found the socket full (so wait before trying).
-
-        Raises:
-            OSError: the connection is broken.
+        The function writes at least one byte, waiting at most ``timeout``
+        seconds for room (None: no limit), and returns how many it wrote: 0 if
+        the peer took nothing in time. It raises OSError when the connection is
+        broken.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        send_now = self.sender(sock)
-        while True:
-            if not full:
-                count = send_now(sock, data)
-                if count:
-                    return count
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return 0
-            if not self.wait_writable(sock, remaining):
-                return 0
-            full = False
+        sender = self.sender(sock)
+        return lambda sock, data, timeout: _send_or_wait(self, sender, sock, data, timeout)
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
@@ -223,19 +212,15 @@ class ThreadsBackend(Backend):
             return _send_polled  # with a timeout, Python would wait for room first
         return _send_dontwait
 
-    def send_wait(
-        self, sock: socket.socket, data: memoryview | bytes, timeout: float | None, *, full: bool
-    ) -> int:
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
         if _has_pending(sock) or sock.gettimeout() is not None or not _SNDTIMEO:
-            return super().send_wait(sock, data, timeout, full=full)
-        # A blocking send lets the kernel wait for room, as sendall does, in
-        # one call; SO_SNDTIMEO bounds that wait (0 means none).
+            return super().writer(sock, timeout)
+        # A blocking send lets the kernel wait for room, as sendall does, in one
+        # call; SO_SNDTIMEO bounds that wait (0: no limit). Pongs and pings are
+        # written with MSG_DONTWAIT, which it does not affect.
         seconds = 0.0 if timeout is None else max(timeout, 0.001)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
-        try:
-            return sock.send(data)
-        except BlockingIOError:  # nothing taken within the timeout
-            return 0
+        return _send_blocking
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         return self._timers.call_later(delay, fn)
@@ -264,6 +249,43 @@ def _send_gevent(sock: socket.socket, data: memoryview | bytes) -> int:
         return sock.send(data, 0, 0.0)  # type: ignore[call-arg]
     except BlockingIOError:
         return 0
+
+
+def _send_blocking(sock: socket.socket, data: memoryview | bytes, timeout: float | None) -> int:
+    try:
+        return sock.send(data)  # bounded by the socket's SO_SNDTIMEO
+    except BlockingIOError:  # nothing taken in time
+        return 0
+
+
+def _send_or_wait(
+    backend: Backend,
+    send_now: SendNow,
+    sock: socket.socket,
+    data: memoryview | bytes,
+    timeout: float | None,
+) -> int:
+    count = send_now(sock, data)
+    if count:
+        return count
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return 0
+        if not backend.wait_writable(sock, remaining):
+            return 0
+        count = send_now(sock, data)
+        if count:
+            return count
+
+
+def _send_gevent_or_wait(
+    sock: socket.socket, data: memoryview | bytes, timeout: float | None
+) -> int:
+    return _send_gevent(sock, data) or _send_or_wait(
+        get_backend("gevent"), _send_gevent, sock, data, timeout
+    )
 
 
 _SNDTIMEO = sys.platform == "linux"  # where a timed-out send reports what it wrote
@@ -394,6 +416,11 @@ class GeventBackend(Backend):
         if type(sock).__module__.startswith("gevent"):
             return _send_gevent
         return get_backend("threads").sender(sock)
+
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
+        if self.sender(sock) is _send_gevent:
+            return _send_gevent_or_wait  # one function for all: no object per socket
+        return super().writer(sock, timeout)
 
     def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
         if sock.fileno() < 0:

@@ -19,7 +19,9 @@ writes: urgent frames first, but never inside a frame that is partly written
 sender that finds the lock taken queues its frame and waits for the lock
 (unless more than ``_QUEUE_LIMIT`` bytes are queued: then it waits before making
 its frame, so the queue stays bounded). Waiting for room is bounded by
-``send_timeout``: no byte taken for that long closes the connection (1006).
+``send_timeout``: no byte taken for that long closes the connection (1006). On
+plain sockets with threads the kernel does the waiting, in one blocking send
+as ``sendall`` would, bounded by ``SO_SNDTIMEO`` (``Backend.writer``).
 
 Readers, timers and ``close`` never wait for the send lock or for room: they
 write as much as the socket takes at once (``_flush_now``); what it does not take
@@ -55,7 +57,7 @@ from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
 from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
-from .backends import Backend, SendNow, Signal, Timer, unacknowledged
+from .backends import Backend, SendNow, SendWait, Signal, Timer, unacknowledged
 from .emitter import Event, EventEmitter
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
@@ -154,6 +156,7 @@ class Connection(EventEmitter):
         "_send_lock",
         "_send_now",
         "_send_timeout",
+        "_send_wait",
         "_senders_waiting",
         "_sock",
         "_started",
@@ -162,6 +165,7 @@ class Connection(EventEmitter):
         "_user_reads",
         "_write_failed",
         "_writer_active",
+        "_writing",
         "_written",
     )
 
@@ -197,12 +201,17 @@ class Connection(EventEmitter):
         self._pending: list[bytes] = []  # data and close frames, in order
         self._pending_size = 0
         self._partial: memoryview | None = None  # the rest of a write under way
+        self._writing = 0  # the size of a frame the fast path is writing
         self._senders_waiting = 0
         self._writer_active = False
         self._write_failed = False
         self._written = 0  # bytes the socket has taken: the peer's progress
         self._send_timeout = send_timeout
-        self._send_now: SendNow | None = None if sock is None else backend.sender(sock)
+        self._send_now: SendNow | None = None
+        self._send_wait: SendWait | None = None
+        if sock is not None:
+            self._send_now = backend.sender(sock)
+            self._send_wait = backend.writer(sock, send_timeout)
         self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
         self._ping_counter = 0
         self._ping_interval = ping
@@ -251,7 +260,8 @@ class Connection(EventEmitter):
         waiting behind it; 0 when everything has been handed to the kernel.
         """
         partial = self._partial
-        return self._urgent_size + self._pending_size + (0 if partial is None else len(partial))
+        writing = self._writing if partial is None else len(partial)
+        return self._urgent_size + self._pending_size + writing
 
     # -------------------------------------------------------------- sending
 
@@ -678,13 +688,13 @@ class Connection(EventEmitter):
         if not written:
             self._collect()
 
-    def _drain(self, *, blocking: bool, full: bool = False) -> bool:
+    def _drain(self, *, blocking: bool) -> bool:
         """Write the queues with the send lock held; False once writing failed.
 
         Urgent frames go first, after any partly written frame. Without
         ``blocking`` it stops when the socket is full (the rest is kept in
         ``_partial``); with it, it waits for room, at most ``send_timeout``
-        seconds each time. ``full``: the last write found no room.
+        seconds each time.
         """
         while not self._write_failed:
             view = self._partial
@@ -698,41 +708,45 @@ class Connection(EventEmitter):
                     view = self._partial = memoryview(
                         chunks[0] if len(chunks) == 1 else b"".join(chunks)
                     )
-            full = not self._write_some(view, blocking, full)
-            if full and not blocking:
+            if not self._write_some(view, blocking) and not blocking:
                 return not self._write_failed  # the socket is full: the rest waits
         return False
 
     def _write(self, data: bytes) -> bool:
         """Write one frame with the send lock held and nothing queued (the fast path)."""
-        sock, send_now = self._sock, self._send_now
-        assert sock is not None and send_now is not None
+        sock, send_wait = self._sock, self._send_wait
+        assert sock is not None and send_wait is not None
+        self._writing = len(data)  # for buffered_amount while the kernel waits
         try:
-            count = send_now(sock, data)
+            count = send_wait(sock, data, self._send_timeout)
         except OSError:
             self._fail_write("")
             return False
+        finally:
+            self._writing = 0
         self._written += count
         if count == len(data):
             return True
+        if not count:
+            self._fail_write(self._timeout_reason())
+            return False
         self._partial = memoryview(data)[count:]
-        return self._drain(blocking=True, full=True)
+        return self._drain(blocking=True)
 
-    def _write_some(self, view: memoryview, blocking: bool, full: bool) -> bool:
+    def _timeout_reason(self) -> str:
+        return f"send timeout: the peer took no data for {self._send_timeout} s"
+
+    def _write_some(self, view: memoryview, blocking: bool) -> bool:
         """Write part of ``_partial``: True when it is all written, else False."""
         sock = self._sock
-        assert sock is not None
-        backend = self._backend
+        assert sock is not None and self._send_now is not None and self._send_wait is not None
         try:
             if blocking:
-                count = backend.send_wait(sock, view, self._send_timeout, full=full)
+                count = self._send_wait(sock, view, self._send_timeout)
                 if not count:
-                    self._fail_write(
-                        f"send timeout: the peer took no data for {self._send_timeout} s"
-                    )
+                    self._fail_write(self._timeout_reason())
                     return False
             else:
-                assert self._send_now is not None
                 count = self._send_now(sock, view)
         except OSError:
             self._fail_write("")
