@@ -102,9 +102,10 @@ class Backend:
         """How to write to ``sock`` without waiting for room (chosen once per socket).
 
         The function returns how many bytes the socket took, 0 when it is full.
-        A TLS socket writes whole records: once it looks writable it is given at
-        most one record, which may still wait until the kernel has room for it.
-        It raises OSError when the connection is broken.
+        A TLS socket writes whole records: once it looks writable it is given
+        one small record (2 KiB), which the kernel's free space takes in
+        practice (writable means at least half the queued amount is free). It
+        raises OSError when the connection is broken.
         """
         raise NotImplementedError
 
@@ -117,6 +118,8 @@ class Backend:
         broken.
         """
         sender = self.sender(sock)
+        if sender is _send_tls:  # a sender may wait: full records
+            sender = _send_tls_record
         return lambda sock, data, timeout: _send_or_wait(self, sender, sock, data, timeout)
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
@@ -238,8 +241,13 @@ def _send_polled(sock: socket.socket, data: memoryview | bytes) -> int:
 
 
 def _send_tls(sock: socket.socket, data: memoryview | bytes) -> int:
-    # At most one record, once there is room (gevent's TLS send may still park
-    # this greenlet, never the hub, while OpenSSL writes it).
+    # One small record once there is room: readers and timers must not wait.
+    return sock.send(data[:_TLS_SMALL_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_tls_record(sock: socket.socket, data: memoryview | bytes) -> int:
+    # For a sender: a full record, which may wait for room (gevent's TLS send
+    # parks this greenlet then, never the hub).
     return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
 
 
@@ -298,6 +306,7 @@ def _timeval(seconds: float) -> bytes:
 
 # The most one write hands a TLS socket (one record): it cannot write part of one.
 _TLS_RECORD = 16384
+_TLS_SMALL_RECORD = 2048  # what a reader or timer hands a TLS socket at once
 # Linux and the BSDs; elsewhere a plain socket is checked for room before a send.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
