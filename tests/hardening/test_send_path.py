@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
+import threading
 import time
 import urllib.request
 import zlib
@@ -500,3 +502,49 @@ def test_pongs_a_peer_does_not_read_are_bounded(env: Env) -> None:
     finally:
         sock.close()
         peer.close()
+
+
+# ------------------------------------------------------------------ TLS sockets
+
+
+def test_over_tls_pings_go_out_beside_large_messages(tmp_path: Any) -> None:
+    """wss: senders write whole TLS records, pings go out without waiting."""
+    trustme = pytest.importorskip("trustme")
+    from websockets.sync.server import ServerConnection
+    from websockets.sync.server import serve as serve_websockets
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(message)
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve_websockets(echo, "127.0.0.1", 0, ssl=context, max_size=None) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = server.socket.getsockname()[1]
+        client = Client(f"wss://localhost:{port}/", tls={"ca": str(ca_file)}, max_length=4 * MIB)
+        pongs: list[int] = []
+        big = bytes(3 * MIB)
+        senders = [threading.Thread(target=client.send, args=(big,)) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        for n in range(20):
+            assert client.ping(b"%d" % n, lambda n=n: pongs.append(n))  # type: ignore[misc]
+        assert client.receive(timeout=WAIT) == big
+        assert client.receive(timeout=WAIT) == big
+        for sender in senders:
+            sender.join(WAIT)
+        deadline = time.monotonic() + WAIT
+        while len(pongs) < 20 and time.monotonic() < deadline:  # pongs after the echoes
+            with pytest.raises(TimeoutError):
+                client.receive(timeout=0.1)
+        assert pongs == list(range(20))
+        assert client.buffered_amount == 0
+        client.close()
+        assert client.ready_state == 3
+        server.shutdown()
+        thread.join(WAIT)
