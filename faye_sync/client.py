@@ -28,7 +28,7 @@ from typing import Any
 
 from .blocking import transport
 from .blocking.backends import Backend, detect_backend, get_backend
-from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import (
     ConnectionClosed,
     FayeSyncError,
@@ -55,8 +55,9 @@ class Client(Connection):
         protocols: subprotocols to offer; ``protocol`` holds the chosen one.
         headers: extra request headers.
         extensions: extension objects to offer, e.g. ``[PerMessageDeflate()]``.
-        max_length: the largest message accepted, also after inflation.
-        ping, ping_timeout, close_timeout: as for the server WebSocket.
+        max_length: the largest message accepted, also after inflation (1 MiB).
+        ping, ping_timeout, close_timeout, send_timeout, idle_timeout: as for
+            the server WebSocket.
         proxy: ``{"origin": "http://user:pass@host:port", "headers": {...},
             "tls": {...}}`` or an origin string; None reads HTTP(S)_PROXY and
             NO_PROXY from the environment; False connects directly.
@@ -85,6 +86,8 @@ class Client(Connection):
         ping: float | None = None,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        send_timeout: float | None = SEND_TIMEOUT,
+        idle_timeout: float | None = None,
         proxy: Any = None,
         tls: ssl.SSLContext | Mapping[str, Any] | None = None,
         net: Mapping[str, Any] | None = None,
@@ -162,6 +165,8 @@ class Client(Connection):
             ping=ping,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
+            send_timeout=send_timeout,
+            idle_timeout=idle_timeout,
         )
 
     def _shutdown(self) -> None:

@@ -86,7 +86,7 @@ def stats() -> Stats:
     messages_in = totals["messages_in"] + sum(c._messages_in for c in live)
     messages_out = totals["messages_out"] + sum(c._messages_out for c in live)
     bytes_in = totals["bytes_in"] + sum(c._bytes_in for c in live)
-    bytes_out = totals["bytes_out"] + sum(c._bytes_out for c in live)
+    bytes_out = totals["bytes_out"] + sum(c._written for c in live)
     gauges: dict[str, float] = {}
     for name, read in list(counters.GAUGES.items()):
         try:

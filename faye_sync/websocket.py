@@ -40,7 +40,7 @@ from .adapters.base import Hijack
 from .adapters.operator import tell_operator
 from .blocking import stats
 from .blocking.backends import Backend, detect_backend, get_backend
-from .blocking.connection import CLOSE_TIMEOUT, Connection
+from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
@@ -161,12 +161,19 @@ class WebSocket(Connection):
             among them is picked (``protocol`` is ``""`` if none matches).
         extensions: extension objects, e.g. ``[PerMessageDeflate()]``.
         headers: extra headers for the 101 response (CR/LF refused).
-        max_length: the largest message accepted, also after inflation.
+        max_length: the largest message accepted, also after inflation
+            (1 MiB; faye's is 64 MiB). Larger ones close the connection (1009).
         ping: seconds between keep-alive pings; 25 by default (faye: off), under
             the idle timeouts of nginx, load balancers and PaaS routers (55-100 s),
             which browsers never reset (they send no pings); None turns them off.
-        ping_timeout: close with 1006 when a ping gets no pong in this time.
+        ping_timeout: close with 1006 when a ping gets no pong in this time
+            (not counted while the ping waits behind a frame the peer is taking).
         close_timeout: seconds to wait for the peer's close frame (faye: 30).
+        send_timeout: close with 1006 when the peer takes no byte of what we
+            write for this long (60 s, nginx's ``send_timeout``); ``send`` then
+            returns False. None waits for ever.
+        idle_timeout: close with 1001 after this long without receiving a
+            byte (pongs count); off by default.
         allow_drafts: also accept hixie-75/76 clients (off, as in faye 0.8).
         allowed_origins: exact origins or regexes; ``None`` in the list admits
             requests without Origin. Others get 403 before any 101.
@@ -198,6 +205,8 @@ class WebSocket(Connection):
         ping: float | None = PING_INTERVAL,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        send_timeout: float | None = SEND_TIMEOUT,
+        idle_timeout: float | None = None,
         allow_drafts: bool = False,
         allowed_origins: Origins | None = None,
         backend: str | None = None,
@@ -246,6 +255,8 @@ class WebSocket(Connection):
             ping=ping,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
+            send_timeout=send_timeout,
+            idle_timeout=idle_timeout,
         )
         self.on("close", lambda event: self._retire(event.code or 1005, slot))
         # A handler that raised and never returned ws.response leaves the socket
@@ -255,9 +266,9 @@ class WebSocket(Connection):
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
         # ``open`` listeners: a client can talk as soon as it has its 101, so the
-        # view's set-up (joining a room, subscribing) must be done by then. Frames
-        # sent meanwhile queue behind it: _pending is written in order.
-        self._pending.append(outcome.response)
+        # view's set-up (joining a room, subscribing) must be done by then. It is
+        # the write under way: every frame, pongs included, goes after it.
+        self._partial = memoryview(outcome.response)
 
     def accept(self) -> None:
         """Send the ``101 Switching Protocols`` now, after the ``open`` listeners.
@@ -272,13 +283,14 @@ class WebSocket(Connection):
         """
         if not self._started:
             self._start()
-        if self._pending and self._rejection is None:
-            self._flush(wait=True)
+        if self._partial is not None and self._rejection is None:
+            with self._send_lock:  # bounded: a stalled peer is cut after send_timeout
+                self._drain(blocking=True)
 
     def _retire(self, code: int, slot: Slot) -> None:
         """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
         slot.release()
-        stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._bytes_out)
+        stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._written)
 
     def __enter__(self) -> WebSocket:
         return self

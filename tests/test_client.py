@@ -104,7 +104,7 @@ def test_against_our_server_on_gevent() -> None:
 
 
 def test_against_the_websockets_server(peer: int) -> None:
-    ws = connect(f"ws://127.0.0.1:{peer}/", ["irc", "chat"])
+    ws = connect(f"ws://127.0.0.1:{peer}/", ["irc", "chat"], max_length=8 * 2**20)
     seen = recorded(ws)
     assert ws.protocol == "chat"
     assert ws.headers["upgrade"].lower() == "websocket"

@@ -109,3 +109,16 @@ def test_prometheus_endpoint_on_a_real_server() -> None:
         assert status == 200
         assert json.loads(body)["closes"] == {"4000": 1}
         assert "Traceback" not in server.log()
+
+
+def test_registering_twice_in_one_registry_is_harmless() -> None:
+    """An app factory or a reloader runs its set-up twice: the same collector, no error."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from faye_sync.contrib.prometheus import register
+
+    registry = CollectorRegistry()
+    first = register(registry)
+    assert register(registry) is first
+    assert generate_latest(registry).count(b"# TYPE faye_sync_websockets_open gauge") == 1
+    assert register(CollectorRegistry()) is not first

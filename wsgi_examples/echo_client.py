@@ -2,8 +2,9 @@
 
     python -m wsgi_examples.echo_client ws://127.0.0.1:8000/
 
-Text comes back as text, binary as binary; permessage-deflate is offered. The
-server's close is answered, and the program exits when the connection ends,
+Text comes back as text, binary as binary; permessage-deflate is offered;
+messages up to 64 MiB are accepted (the default is 1 MiB). The server's close is
+answered, and the program exits when the connection ends,
 printing ``close <code> <reason>`` (exit status 0 for 1000, 1 otherwise).
 ``--max-length BYTES`` sets the largest message accepted (default: the
 library's).
@@ -16,13 +17,15 @@ import sys
 
 from faye_sync import Client, PerMessageDeflate
 
+MAX_LENGTH = 2**26 - 1  # the Autobahn|Testsuite sends messages of up to 16 MiB
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="faye_sync WebSocket echo client")
     parser.add_argument("url", help="ws:// or wss:// URL")
     parser.add_argument("--max-length", type=int, metavar="BYTES", help="largest message")
     args = parser.parse_args(argv)
-    limit = {} if args.max_length is None else {"max_length": args.max_length}
+    limit = {"max_length": MAX_LENGTH if args.max_length is None else args.max_length}
     ws = Client(args.url, extensions=[PerMessageDeflate()], **limit)
     closed: list[tuple[int | None, str | None]] = []
     ws.on("close", lambda event: closed.append((event.code, event.reason)))

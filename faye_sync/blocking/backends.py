@@ -17,6 +17,7 @@ import heapq
 import itertools
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -24,7 +25,17 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-__all__ = ["Backend", "Lock", "Signal", "Timer", "detect_backend", "get_backend"]
+__all__ = [
+    "Backend",
+    "Lock",
+    "SendNow",
+    "SendWait",
+    "Signal",
+    "Timer",
+    "detect_backend",
+    "get_backend",
+    "unacknowledged",
+]
 
 
 class Lock(Protocol):
@@ -51,6 +62,12 @@ class Signal(Protocol):
 
 class Timer(Protocol):
     def cancel(self) -> None: ...
+
+
+#: Writes what a socket takes now; see :meth:`Backend.sender`.
+SendNow = Callable[[socket.socket, "memoryview | bytes"], int]
+#: Writes, waiting for room at most a timeout; see :meth:`Backend.writer`.
+SendWait = Callable[[socket.socket, "memoryview | bytes", "float | None"], int]
 
 
 class Backend:
@@ -80,6 +97,30 @@ class Backend:
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
         raise NotImplementedError
+
+    def sender(self, sock: socket.socket) -> SendNow:
+        """How to write to ``sock`` without waiting for room (chosen once per socket).
+
+        The function returns how many bytes the socket took, 0 when it is full.
+        A TLS socket writes whole records: once it looks writable it is given
+        one small record (2 KiB), which the kernel's free space takes in
+        practice (writable means at least half the queued amount is free). It
+        raises OSError when the connection is broken.
+        """
+        raise NotImplementedError
+
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
+        """How a sender writes to ``sock`` (chosen once per socket; may set options).
+
+        The function writes at least one byte, waiting at most ``timeout``
+        seconds for room (None: no limit), and returns how many it wrote: 0 if
+        the peer took nothing in time. It raises OSError when the connection is
+        broken.
+        """
+        sender = self.sender(sock)
+        if sender is _send_tls:  # a sender may wait: full records
+            sender = _send_tls_record
+        return lambda sock, data, timeout: _send_or_wait(self, sender, sock, data, timeout)
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
@@ -167,8 +208,130 @@ class ThreadsBackend(Backend):
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
         return _poll(sock, _WRITABLE, timeout)
 
+    def sender(self, sock: socket.socket) -> SendNow:
+        if _has_pending(sock):  # TLS: ssl's send takes no flags
+            return _send_tls
+        if sock.gettimeout() is not None or not _DONTWAIT:
+            return _send_polled  # with a timeout, Python would wait for room first
+        return _send_dontwait
+
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
+        if _has_pending(sock) or sock.gettimeout() is not None or not _SNDTIMEO:
+            return super().writer(sock, timeout)
+        # A blocking send lets the kernel wait for room, as sendall does, in one
+        # call; SO_SNDTIMEO bounds that wait (0: no limit). Pongs and pings are
+        # written with MSG_DONTWAIT, which it does not affect.
+        seconds = 0.0 if timeout is None else max(timeout, 0.001)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(seconds))
+        return _send_blocking
+
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         return self._timers.call_later(delay, fn)
+
+
+def _send_dontwait(sock: socket.socket, data: memoryview | bytes) -> int:
+    try:
+        return sock.send(data, _DONTWAIT)
+    except BlockingIOError:
+        return 0
+
+
+def _send_polled(sock: socket.socket, data: memoryview | bytes) -> int:
+    return _send_dontwait(sock, data) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_tls(sock: socket.socket, data: memoryview | bytes) -> int:
+    # One small record once there is room: readers and timers must not wait.
+    return sock.send(data[:_TLS_SMALL_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_tls_record(sock: socket.socket, data: memoryview | bytes) -> int:
+    # For a sender: a full record, which may wait for room (gevent's TLS send
+    # parks this greenlet then, never the hub).
+    return sock.send(data[:_TLS_RECORD]) if _poll(sock, _WRITABLE, 0) else 0
+
+
+def _send_gevent(sock: socket.socket, data: memoryview | bytes) -> int:
+    try:
+        # A timeout of 0 makes gevent raise instead of waiting for room.
+        return sock.send(data, 0, 0.0)  # type: ignore[call-arg]
+    except BlockingIOError:
+        return 0
+
+
+def _send_blocking(sock: socket.socket, data: memoryview | bytes, timeout: float | None) -> int:
+    try:
+        return sock.send(data)  # bounded by the socket's SO_SNDTIMEO
+    except BlockingIOError:  # nothing taken in time
+        return 0
+
+
+def _send_or_wait(
+    backend: Backend,
+    send_now: SendNow,
+    sock: socket.socket,
+    data: memoryview | bytes,
+    timeout: float | None,
+) -> int:
+    count = send_now(sock, data)
+    if count:
+        return count
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return 0
+        if not backend.wait_writable(sock, remaining):
+            return 0
+        count = send_now(sock, data)
+        if count:
+            return count
+
+
+def _send_gevent_or_wait(
+    sock: socket.socket, data: memoryview | bytes, timeout: float | None
+) -> int:
+    return _send_gevent(sock, data) or _send_or_wait(
+        get_backend("gevent"), _send_gevent, sock, data, timeout
+    )
+
+
+_SNDTIMEO = sys.platform == "linux"  # where a timed-out send reports what it wrote
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+
+
+# The most one write hands a TLS socket (one record): it cannot write part of one.
+_TLS_RECORD = 16384
+_TLS_SMALL_RECORD = 2048  # what a reader or timer hands a TLS socket at once
+# Linux and the BSDs; elsewhere a plain socket is checked for room before a send.
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def unacknowledged(sock: socket.socket) -> int:
+    """Bytes written to ``sock`` that the peer has not acknowledged yet.
+
+    Linux's ``SIOCOUTQ`` (``TIOCOUTQ``); 0 where the system cannot tell.
+    """
+    if _TIOCOUTQ is None:
+        return 0
+    try:
+        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(result, sys.byteorder, signed=True)
+
+
+try:
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
+except ImportError:  # Windows
+    _TIOCOUTQ = None
 
 
 def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
@@ -255,6 +418,18 @@ class GeventBackend(Backend):
         if timeout == 0:  # a syscall, no switch to the hub
             return _poll(sock, _WRITABLE, 0)
         return self._wait(self._wait_write, sock, timeout)
+
+    def sender(self, sock: socket.socket) -> SendNow:
+        if _has_pending(sock):
+            return _send_tls
+        if type(sock).__module__.startswith("gevent"):
+            return _send_gevent
+        return get_backend("threads").sender(sock)
+
+    def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
+        if self.sender(sock) is _send_gevent:
+            return _send_gevent_or_wait  # one function for all: no object per socket
+        return super().writer(sock, timeout)
 
     def _wait(self, wait: Callable[..., None], sock: socket.socket, timeout: float | None) -> bool:
         if sock.fileno() < 0:

@@ -6,24 +6,40 @@ from the socket to its caller without changing threads. ``run()`` (behind the
 WSGI response) reads the same way and dispatches events to listeners. Only a
 handler that sends without ever reading gets a background reader (the *pump*),
 started by its first ``send``: it answers pings, sees the peer's close and keeps
-messages for a later ``receive()``, to which it hands the socket back.
+messages for a later ``receive()`` (at most ``_HIGH_WATER`` bytes, then it stops
+reading and TCP pushes back), to which it hands the socket back.
 
-Writing. ``_mutex`` guards the frame layer and the pending output, and is never
-held across I/O. Every frame is made and appended to ``_pending`` under it, so
-the wire order is the frame layer's order (the deflate context needs that).
-Whoever holds ``_send_lock`` writes what is pending; a sender waits for that
-lock, so ``send`` returns once its frame is written. Readers, timers and
-``close`` never wait for it: their small control frames are written at once if
-the lock is free and the socket can take them, or by the next writer. So a
-reader never stops reading because a send is stuck on a peer that is not
-reading (two such peers would deadlock), and ``close`` is never stuck behind
-a send: its timeout cuts the connection.
+Writing. ``_mutex`` guards the frame layer and the output queues, and is never
+held across I/O. Every frame is made and queued under it, so data frames reach
+the wire in the frame layer's order (the deflate context needs that). Two
+queues: *urgent* (pings and pongs) and *ordered* (data frames, and close frames,
+which must follow the data queued before them). Whoever holds ``_send_lock``
+writes: urgent frames first, but never inside a frame that is partly written
+(``_partial``). A sender takes the lock and returns once its frame is written; a
+sender that finds the lock taken queues its frame and waits for the lock
+(unless more than ``_QUEUE_LIMIT`` bytes are queued: then it waits before making
+its frame, so the queue stays bounded). Waiting for room is bounded by
+``send_timeout``: no byte taken for that long closes the connection (1006). On
+plain sockets with threads the kernel does the waiting, in one blocking send
+as ``sendall`` would, bounded by ``SO_SNDTIMEO`` (``Backend.writer``).
 
-Timers (keep-alive ping, ping timeout, close timeout) come from the backend's
-shared service and never block: a dead peer is cut off by ``shutdown``, which
-wakes whoever is blocked on the socket; that thread then reports ``close``.
-``close`` is dispatched before the loops (``receive``, iteration, ``run``)
-learn that the connection is closed, and ``run`` waits for the pump to stop.
+Readers, timers and ``close`` never wait for the send lock or for room: they
+write as much as the socket takes at once (``_flush_now``); what it does not take
+is written by the lock's holder or, if nobody holds it, by a writer task spawned
+only for that. So pongs, keep-alive pings and the answer to a close go out
+promptly whatever the application has queued, a reader never stops reading
+because a send is stuck on a peer that is not reading (two such peers would
+deadlock), and ``close`` is never stuck behind a send: its timeout cuts the
+connection. Unwritten pongs beyond ``_URGENT_LIMIT`` are dropped, oldest first:
+RFC 6455 §5.5.3 lets a pong answer only the latest ping.
+
+Timers (keep-alive ping, ping timeout, idle timeout, close timeout) come from
+the backend's shared service and never block: a dead peer is cut off by
+``shutdown``, which wakes whoever is blocked on the socket; that thread then
+reports ``close``. A ping waiting behind a large frame does not count against
+``ping_timeout`` while the peer is taking that frame. ``close`` is dispatched
+before the loops (``receive``, iteration, ``run``) learn that the connection is
+closed, and ``run`` waits for the pump to stop.
 """
 
 from __future__ import annotations
@@ -34,14 +50,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
 from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
-from .backends import Backend, Signal, Timer
+from .backends import Backend, SendNow, SendWait, Signal, Timer, unacknowledged
 from .emitter import Event, EventEmitter
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
@@ -50,9 +66,11 @@ log = logging.getLogger("faye_sync")
 
 READ_SIZE = 65536
 CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
+SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
-_HIGH_WATER = 64  # messages a pump keeps before it stops reading (backpressure)
-_SMALL_WRITE = 8192  # what a reader or timer writes itself; more is a sender's to write
+_HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
+_QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
+_URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
 _LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
 
 _live: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -92,6 +110,10 @@ class Connection(EventEmitter):
         ping_timeout: seconds to wait for a pong before the peer counts as
             gone (close 1006), or None.
         close_timeout: seconds to wait for the peer's close frame.
+        send_timeout: seconds a write may wait for the peer to take a byte
+            before the connection closes (1006), or None for no limit.
+        idle_timeout: seconds without a byte received before the connection
+            closes with 1001 (pongs count), or None.
     """
 
     # Slots: a server holds thousands of idle connections, and a dict per instance
@@ -103,33 +125,51 @@ class Connection(EventEmitter):
         "_awaiting_pong",
         "_backend",
         "_buffered",
-        "_bytes_in",  # _bytes_*, _messages_*: faye_sync.stats(), one integer add each
-        "_bytes_out",
+        "_bytes_in",  # and _messages_*, _written: faye_sync.stats(), an integer add each
         "_close_timeout",
         "_close_timer",
         "_closed_event",
         "_closing_reported",
         "_error_reported",
+        "_idle_timeout",
+        "_idle_timer",
+        "_last_received",
         "_messages",
         "_messages_in",
         "_messages_out",
+        "_messages_size",
         "_mutex",
         "_opened",
+        "_partial",
         "_pending",
+        "_pending_size",
         "_ping_callbacks",
         "_ping_counter",
+        "_ping_delayed",
         "_ping_interval",
+        "_ping_mark",
         "_ping_timeout",
+        "_ping_timer",
+        "_pong_timer",
         "_protocol",
         "_pump_active",
         "_pump_done",
         "_read_lock",
         "_reader_wanted",
         "_send_lock",
+        "_send_now",
+        "_send_timeout",
+        "_send_wait",
+        "_senders_waiting",
         "_sock",
         "_started",
-        "_timers",
+        "_urgent",
+        "_urgent_size",
         "_user_reads",
+        "_write_failed",
+        "_writer_active",
+        "_writing",
+        "_written",
     )
 
     def __init__(
@@ -142,6 +182,8 @@ class Connection(EventEmitter):
         ping: float | None = None,
         ping_timeout: float | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        send_timeout: float | None = SEND_TIMEOUT,
+        idle_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self._sock = sock
@@ -153,15 +195,38 @@ class Connection(EventEmitter):
         self._read_lock = backend.lock()
         # Made when first needed: most connections never queue a message or pump.
         self._messages: deque[str | bytes] | None = None  # for receive(), in order
+        self._messages_size = 0  # their length in bytes (characters for text)
         self._arrival: Signal | None = None  # a pump queued a message or stopped
         self._pump_done: Signal | None = None
-        self._pending: list[bytes] = []  # frames made but not yet written, in order
+        # Output: frames made and not yet written (see the module docstring).
+        self._urgent: list[bytes] = []  # pings and pongs
+        self._urgent_size = 0
+        self._pending: list[bytes] = []  # data and close frames, in order
+        self._pending_size = 0
+        self._partial: memoryview | None = None  # the rest of a write under way
+        self._writing = 0  # the size of a frame the fast path is writing
+        self._senders_waiting = 0
+        self._writer_active = False
+        self._write_failed = False
+        self._written = 0  # bytes the socket has taken: the peer's progress
+        self._send_timeout = send_timeout
+        self._send_now: SendNow | None = None
+        self._send_wait: SendWait | None = None
+        if sock is not None:
+            self._send_now = backend.sender(sock)
+            self._send_wait = backend.writer(sock, send_timeout)
         self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
         self._ping_counter = 0
         self._ping_interval = ping
         self._ping_timeout = ping_timeout
+        self._ping_mark = 0  # _taken() when the pong timer was last set
+        self._ping_delayed = False  # the pong timer was reset: the ping was behind
         self._close_timeout = close_timeout
-        self._timers: Sequence[Timer] = ()
+        self._idle_timeout = idle_timeout
+        self._last_received = 0.0
+        self._ping_timer: Timer | None = None
+        self._pong_timer: Timer | None = None
+        self._idle_timer: Timer | None = None
         self._close_timer: Timer | None = None
         self._awaiting_pong = False
         self._started = False
@@ -172,7 +237,7 @@ class Connection(EventEmitter):
         self._user_reads = False
         self._pump_active = False
         self._reader_wanted = False
-        self._messages_in = self._messages_out = self._bytes_in = self._bytes_out = 0
+        self._messages_in = self._messages_out = self._bytes_in = 0  # out: _written
         if sock is not None:
             with _live_lock:
                 _live.add(self)
@@ -193,16 +258,24 @@ class Connection(EventEmitter):
 
     @property
     def buffered_amount(self) -> int:
-        """Always 0: ``send`` returns once its frame is written to the socket."""
-        return 0
+        """Bytes queued and not yet taken by the socket (faye's ``bufferedAmount``).
+
+        Frames being written by a ``send`` still blocked, and those of senders
+        waiting behind it; 0 when everything has been handed to the kernel.
+        """
+        partial = self._partial
+        writing = self._writing if partial is None else len(partial)
+        return self._urgent_size + self._pending_size + writing
 
     # -------------------------------------------------------------- sending
 
     def send(self, message: str | bytes | bytearray | memoryview) -> bool:
         """Send a text (``str``) or binary (bytes-like) message.
 
-        Blocks until the frame is written. Returns False once the connection is
-        closing or closed (faye's result), and the message is dropped.
+        Blocks until the frame is written to the socket. Returns False once the
+        connection is closing or closed (faye's result), and the message is
+        dropped; also when the peer took no byte for ``send_timeout`` seconds,
+        which closes the connection (1006).
         """
         if not self._started:
             self._start()
@@ -223,33 +296,57 @@ class Connection(EventEmitter):
                     sent = frame(message)
                     self._messages_out += sent
                     data = protocol.data_to_send()
-                    if self._pending:  # control frames queued before it go first
-                        data = b"".join([*self._pending, data])
-                        self._pending = []
-                written = self._write(data) if data else True
+                    queued = bool(self._partial is not None or self._urgent or self._pending)
+                    if queued:  # frames queued before it go first
+                        self._queue(data)
+                if queued:
+                    written = self._drain(blocking=True)
+                else:
+                    written = self._write(data) if data else True
             finally:
                 self._send_lock.release()
-            if self._pending:
-                self._flush(wait=False)  # queued while we wrote
-            sent = written and sent
+            if self._urgent or self._pending:  # queued by a reader meanwhile
+                self._flush_now()
         else:
-            with self._mutex:
-                sent = frame(message)
-                self._messages_out += sent
-                self._pending_append(protocol.data_to_send())
-            sent = self._flush(wait=True) and sent
+            written, sent = self._send_behind(frame, message)
+            self._messages_out += sent
+        sent = written and sent
         if not sent:
             self._collect()  # a close may be waiting to be reported
         elif not self._user_reads and not self._pump_active:
             self._start_pump()
         return sent
 
+    def _send_behind(self, frame: Callable[[Any], bool], message: Any) -> tuple[bool, bool]:
+        """Send while another thread writes: queue the frame, wait for the lock, write."""
+        with self._mutex:
+            made = self._pending_size < _QUEUE_LIMIT
+            if made:
+                sent = frame(message)
+                self._queue(self._protocol.data_to_send())
+            self._senders_waiting += 1
+        try:
+            self._send_lock.acquire()  # its holder's waits are bounded by send_timeout
+        finally:
+            with self._mutex:
+                self._senders_waiting -= 1
+        try:
+            if not made:  # the queue was full: make the frame now, in lock order
+                with self._mutex:
+                    sent = frame(message)
+                    self._queue(self._protocol.data_to_send())
+            written = self._drain(blocking=True)
+        finally:
+            self._unlock()
+        return written, sent
+
     def ping(self, message: str | bytes = b"", callback: Callable[[], Any] | None = None) -> bool:
         """Send a ping; ``callback()`` runs when a pong with the same payload arrives.
 
         Returns False when the connection is closing or the protocol has no
         pings (hixie drafts). A later ping with the same payload replaces the
-        callback, as in faye.
+        callback, as in faye. Never blocks: the ping goes ahead of queued
+        messages, at once if the socket takes it.
         """
         if not self._started:
             self._start()
@@ -260,8 +357,9 @@ class Connection(EventEmitter):
                 if self._ping_callbacks is None:
                     self._ping_callbacks = {}
                 self._ping_callbacks[payload] = callback
-            self._pending_append(self._protocol.data_to_send())
-        return self._flush(wait=True) and sent
+            self._queue_control(self._protocol.data_to_send())
+        self._flush_now()
+        return sent and not self._write_failed
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; the ``close`` event fires when the handshake ends.
@@ -278,10 +376,10 @@ class Connection(EventEmitter):
             self._start()
         with self._mutex:
             started = self._protocol.send_close(code, reason)
-            self._pending_append(self._protocol.data_to_send())
+            self._queue(self._protocol.data_to_send())
             events = self._protocol.events_received()
-        self._closing(started)  # the timeout first: the write below may have to wait
-        self._flush(wait=False)
+        self._closing(started)  # the timeout first: the frame may wait behind a send
+        self._flush_now()
         self._handle(events)
         if started and self._read_lock.acquire(blocking=False):
             # Nobody else reads: finish the handshake here, so the peer is not
@@ -295,21 +393,20 @@ class Connection(EventEmitter):
 
     def _closing(self, started: bool) -> None:
         if started and self._close_timer is None and self._closed_event is None:
-            self._close_timer = self._backend.call_later(
-                self._close_timeout, self._on_close_timeout
-            )
+            self._close_timer = self._call_later(self._close_timeout, self._on_close_timeout)
 
     def go_away(self, code: int = 1001, reason: str = "") -> None:
         """Start closing without blocking, with any sendable code (for shutdown).
 
-        The close frame is written now if the socket can take it, else by the
-        next writer; the reader (or the close timeout) finishes the handshake.
+        The close frame follows the messages already queued, written now as far
+        as the socket takes it, the rest by a writer; the reader (or the close
+        timeout) finishes the handshake.
         """
         with self._mutex:
             started = self._protocol.send_close(code, reason, strict=False)
-            self._pending_append(self._protocol.data_to_send())
+            self._queue(self._protocol.data_to_send())
         self._closing(started)
-        self._flush(wait=False)
+        self._flush_now()
 
     # ------------------------------------------------------------ receiving
 
@@ -321,17 +418,15 @@ class Connection(EventEmitter):
             TimeoutError: nothing arrived within ``timeout`` seconds.
             ConcurrencyError: another thread is already receiving.
         """
-        messages = self._messages
-        if messages:
-            return messages.popleft()
+        if self._messages:
+            return self._pop_message()
         if not self._started:
             self._start()
         self._user_reads = True
         deadline = None if timeout is None else self._now() + timeout
         while True:
-            messages = self._messages
-            if messages:
-                return messages.popleft()
+            if self._messages:
+                return self._pop_message()
             if self._closed_event is not None:
                 raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else deadline - self._now()
@@ -355,6 +450,13 @@ class Connection(EventEmitter):
                     "WebSocket; read from one place and hand the messages on"
                 )
 
+    def _pop_message(self) -> str | bytes:
+        messages = self._messages
+        assert messages is not None
+        message = messages.popleft()
+        self._messages_size -= len(message)
+        return message
+
     def __iter__(self) -> Iterator[str | bytes]:
         """Iterate over messages until the connection closes."""
         while True:
@@ -374,7 +476,7 @@ class Connection(EventEmitter):
         self._user_reads = True  # from here on this thread is the reader
         while self._closed_event is None:
             if self._messages and not self.has_listeners("message"):
-                self._messages = None
+                self._messages, self._messages_size = None, 0
             if self._read_lock.acquire(timeout=_PUMP_POLL):
                 try:
                     if self._closed_event is None:
@@ -383,7 +485,7 @@ class Connection(EventEmitter):
                     self._read_lock.release()
             else:
                 self._reader_wanted = True  # a pump holds the socket: take it over
-        self._messages = None
+        self._messages, self._messages_size = None, 0
         if self._pump_active and self._pump_done is not None:
             # A pump left waiting on the socket must not outlive the request: the
             # server closes the socket once run() returns (libev aborts on a
@@ -402,11 +504,15 @@ class Connection(EventEmitter):
             if buffered:
                 self._protocol.receive_data(buffered)
             events = self._protocol.events_received()
-            self._pending_append(self._protocol.data_to_send())
-        self._flush(wait=False)
+            self._queue_replies()
+        self._flush_now()
         self._handle(events)
-        if self._ping_interval and self._closed_event is None:
-            self._schedule_ping()
+        if self._closed_event is None:
+            if self._ping_interval:
+                self._ping_timer = self._call_later(self._ping_interval, self._on_ping)
+            if self._idle_timeout:
+                self._last_received = self._now()
+                self._idle_timer = self._call_later(self._idle_timeout, self._on_idle)
 
     def _open(self) -> None:
         if not self._opened and self._closed_event is None:
@@ -431,15 +537,17 @@ class Connection(EventEmitter):
 
     def _process(self, data: bytes, *, eof: bool) -> None:
         protocol = self._protocol
+        if data and self._idle_timeout:
+            self._last_received = self._now()
         with self._mutex:
             if eof:
                 protocol.receive_eof()
             else:
                 protocol.receive_data(data)
             events = protocol.events_received()
-            self._pending_append(protocol.data_to_send())
-        if self._pending:
-            self._flush(wait=False)  # a pong or a close reply; never wait for a sender
+            self._queue_replies()
+        if self._urgent or self._pending:
+            self._flush_now()  # pongs or a close reply; never wait for a sender
         if events:
             self._handle(events)
 
@@ -452,6 +560,7 @@ class Connection(EventEmitter):
                     if self._messages is None:
                         self._messages = deque()
                     self._messages.append(event.data)
+                    self._messages_size += len(event.data)
                     if self._pump_active and self._arrival is not None:
                         self._arrival.set()
                 else:
@@ -477,10 +586,9 @@ class Connection(EventEmitter):
         self._closing_reported = True
         with _live_lock:
             _live.discard(self)
-        for timer in self._timers:
-            timer.cancel()
-        if self._close_timer is not None:
-            self._close_timer.cancel()
+        for timer in (self._ping_timer, self._pong_timer, self._idle_timer, self._close_timer):
+            if timer is not None:
+                timer.cancel()
         self._write_last_frames()
         self._shutdown()
         try:
@@ -502,11 +610,7 @@ class Connection(EventEmitter):
         if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
             return
         try:
-            with self._mutex:
-                chunks, self._pending = self._pending, []
-            if chunks and sum(map(len, chunks)) <= _SMALL_WRITE:
-                if self._backend.wait_writable(self._sock, 0):
-                    self._write(b"".join(chunks))
+            self._drain(blocking=False)
         finally:
             self._send_lock.release()
 
@@ -519,62 +623,156 @@ class Connection(EventEmitter):
             except OSError:
                 pass
 
-    def _pending_append(self, data: bytes) -> None:
-        """Queue frames in the frame layer's order; call with ``_mutex`` held."""
+    # Writing (see the module docstring).
+
+    def _queue(self, data: bytes) -> None:
+        """Queue data or close frames in the frame layer's order; ``_mutex`` held."""
         if data:
             self._pending.append(data)
+            self._pending_size += len(data)
 
-    def _flush(self, *, wait: bool) -> bool:
-        """Write what is pending; False if the socket broke (the connection then ends).
+    def _queue_control(self, data: bytes) -> None:
+        """Queue pings and pongs ahead of data; ``_mutex`` held.
 
-        With ``wait`` (a sender) this waits for the send lock and returns once
-        everything pending, its own frame included, is written. Without it (a
-        reader, a timer, close) it writes only if the lock is free, what is
-        pending is small and the socket can take it now; otherwise the holder
-        of the lock, or the next writer, writes it.
+        Beyond ``_URGENT_LIMIT`` the oldest are dropped: the peer is not reading
+        them, and a pong may answer only the latest ping (RFC 6455 §5.5.3).
         """
-        ok = True
-        while self._pending:
-            if wait:
-                self._send_lock.acquire()
-            elif not self._send_lock.acquire(blocking=False):
-                return ok  # the holder looks at _pending again when it is done
+        if data:
+            urgent = self._urgent
+            urgent.append(data)
+            self._urgent_size += len(data)
+            while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
+                self._urgent_size -= len(urgent.pop(0))
+
+    def _queue_replies(self) -> None:
+        """Queue what reading made: pongs are urgent, a close follows the data."""
+        data = self._protocol.data_to_send()
+        if self._protocol.state == CLOSED:
+            self._queue(data)  # a close reply (and any pongs before it)
+        else:
+            self._queue_control(data)
+
+    def _unlock(self) -> None:
+        """Release the send lock, then write what a reader queued meanwhile."""
+        self._send_lock.release()
+        if self._urgent or self._pending:
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        """Write what is queued as far as the socket takes it now; never blocks.
+
+        If a sender holds the lock, it writes the rest. Otherwise what the
+        socket did not take is left to a writer task (a waiting sender will do).
+        """
+        while (
+            self._partial is not None or self._urgent or self._pending
+        ) and not self._write_failed:
+            if not self._send_lock.acquire(blocking=False):
+                return  # the holder looks at the queues again before it lets go
             try:
-                while ok:
-                    with self._mutex:
-                        if not self._pending or (not wait and not self._small_and_writable()):
-                            break
-                        chunks, self._pending = self._pending, []
-                    ok = self._write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                self._drain(blocking=False)
+                left = self._partial is not None and not self._write_failed
             finally:
                 self._send_lock.release()
-            if not ok or not wait:
-                break
-            # Frames queued while we wrote are ours to write only if small: a
-            # sender that queued a big one is waiting for the lock itself.
-            wait = False
-        return ok
+            if left:
+                if not self._writer_active and not self._senders_waiting:
+                    self._writer_active = True
+                    self._backend.spawn(self._writer)
+                return
 
-    def _small_and_writable(self) -> bool:
-        assert self._sock is not None
-        size = sum(len(chunk) for chunk in self._pending)
-        return size <= _SMALL_WRITE and self._backend.wait_writable(self._sock, 0)
+    def _writer(self) -> None:
+        """Finish writing what a reader or timer could not write at once."""
+        written = True
+        try:
+            with self._send_lock:  # bounded: the holder waits at most send_timeout
+                self._writer_active = False
+                written = self._drain(blocking=True)
+        except Exception:  # a writer must not die silently
+            log.exception("WebSocket writer failed")
+            self._abort(1006, "")
+            written = False
+        if self._urgent or self._pending:
+            self._flush_now()
+        if not written:
+            self._collect()
+
+    def _drain(self, *, blocking: bool) -> bool:
+        """Write the queues with the send lock held; False once writing failed.
+
+        Urgent frames go first, after any partly written frame. Without
+        ``blocking`` it stops when the socket is full (the rest is kept in
+        ``_partial``); with it, it waits for room, at most ``send_timeout``
+        seconds each time.
+        """
+        while not self._write_failed:
+            view = self._partial
+            if view is None:
+                with self._mutex:
+                    chunks = self._urgent + self._pending
+                    if not chunks:
+                        return True
+                    self._urgent, self._pending = [], []
+                    self._urgent_size = self._pending_size = 0
+                    view = self._partial = memoryview(
+                        chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    )
+            if not self._write_some(view, blocking) and not blocking:
+                return not self._write_failed  # the socket is full: the rest waits
+        return False
 
     def _write(self, data: bytes) -> bool:
-        """Write with the send lock held; a broken socket ends the connection (1006)."""
-        sock = self._sock
-        assert sock is not None
+        """Write one frame with the send lock held and nothing queued (the fast path)."""
+        sock, send_wait = self._sock, self._send_wait
+        assert sock is not None and send_wait is not None
+        self._writing = len(data)  # for buffered_amount while the kernel waits
         try:
-            # send() first: it usually takes the whole frame, and gevent's
-            # sendall() costs an extra system call per call.
-            count = sock.send(data)
-            self._bytes_out += len(data)
-            if count < len(data):
-                sock.sendall(memoryview(data)[count:])
+            count = send_wait(sock, data, self._send_timeout)
         except OSError:
-            self._abort(1006, "")
+            self._fail_write("")
             return False
-        return True
+        finally:
+            self._writing = 0
+        self._written += count
+        if count == len(data):
+            return True
+        if not count:
+            self._fail_write(self._timeout_reason())
+            return False
+        self._partial = memoryview(data)[count:]
+        return self._drain(blocking=True)
+
+    def _timeout_reason(self) -> str:
+        return f"send timeout: the peer took no data for {self._send_timeout} s"
+
+    def _write_some(self, view: memoryview, blocking: bool) -> bool:
+        """Write part of ``_partial``: True when it is all written, else False."""
+        sock = self._sock
+        assert sock is not None and self._send_now is not None and self._send_wait is not None
+        try:
+            if blocking:
+                count = self._send_wait(sock, view, self._send_timeout)
+                if not count:
+                    self._fail_write(self._timeout_reason())
+                    return False
+            else:
+                count = self._send_now(sock, view)
+        except OSError:
+            self._fail_write("")
+            return False
+        self._written += count
+        if count == len(view):
+            self._partial = None
+            return True
+        self._partial = view[count:]
+        return False
+
+    def _fail_write(self, reason: str) -> None:
+        """The socket broke or stalled: drop the output and end the connection (1006)."""
+        self._write_failed = True
+        with self._mutex:
+            self._urgent, self._pending, self._partial = [], [], None
+            self._urgent_size = self._pending_size = 0
+        self._abort(1006, reason)
 
     def _collect(self) -> None:
         """Report events a timer or a failed write left in the frame layer."""
@@ -608,7 +806,7 @@ class Connection(EventEmitter):
                     continue
                 try:
                     while self._closed_event is None and not self._reader_wanted:
-                        if self._messages is not None and len(self._messages) >= _HIGH_WATER:
+                        if self._messages_size >= _HIGH_WATER:
                             backend.sleep(_PUMP_POLL)  # nobody consumes: let TCP push back
                         elif self._protocol.paused or backend.wait_readable(sock, _PUMP_POLL):
                             self._read(None)
@@ -628,35 +826,78 @@ class Connection(EventEmitter):
 
     # Timers: they run on a shared service and must not block.
 
-    def _schedule_ping(self) -> None:
-        assert self._ping_interval
-        self._timers = [self._backend.call_later(self._ping_interval, self._on_ping_timer)]
-
-    def _on_ping_timer(self) -> None:
+    def _on_ping(self) -> None:
         if self._closed_event is not None:
             return
+        self._ping_timer = self._call_later(self._ping_interval or 0, self._on_ping)
         if self._ping_timeout and self._awaiting_pong:
-            return
+            return  # the pong timer is still running
         self._ping_counter += 1
         self._awaiting_pong = True
+        self._ping_mark, self._ping_delayed = self._taken(), False
         with self._mutex:
             self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
-            self._pending_append(self._protocol.data_to_send())
-        self._flush(wait=False)
-        timers = [self._backend.call_later(self._ping_interval or 0, self._on_ping_timer)]
+            self._queue_control(self._protocol.data_to_send())
+        self._flush_now()
         if self._ping_timeout:
-            timers.append(self._backend.call_later(self._ping_timeout, self._on_pong_timeout))
-        self._timers = timers
+            self._pong_timer = self._call_later(self._ping_timeout, self._on_pong_timeout)
         if not self._user_reads and not self._pump_active and self._closed_event is None:
             self._start_pump()  # nobody reads: someone must see the pong
 
     def _on_pong_timeout(self) -> None:
-        if self._awaiting_pong and self._closed_event is None:
-            self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
+        if not self._awaiting_pong or self._closed_event is not None:
+            return
+        assert self._sock is not None
+        taken = self._taken()
+        behind = bool(self.buffered_amount or unacknowledged(self._sock))
+        if (behind and taken != self._ping_mark) or (not behind and self._ping_delayed):
+            # The ping may still wait behind a large frame, in our queue or the
+            # kernel's, and the peer is taking that frame: it is alive. Once
+            # nothing is ahead, the ping gets one more full period. A peer that
+            # takes nothing is cut.
+            self._ping_mark, self._ping_delayed = taken, behind
+            self._pong_timer = self._call_later(self._ping_timeout or 0, self._on_pong_timeout)
+            return
+        self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
+
+    def _taken(self) -> int:
+        """Bytes the peer has acknowledged: how far it has read our output."""
+        assert self._sock is not None
+        return self._written - unacknowledged(self._sock)
+
+    def _on_idle(self) -> None:
+        if self._closed_event is not None or not self._idle_timeout:
+            return
+        sock = self._sock
+        assert sock is not None
+        idle = self._now() - self._last_received
+        if idle >= self._idle_timeout and self._backend.wait_readable(sock, 0):
+            idle = 0.0  # bytes wait unread: the peer is not the silent one
+        if idle < self._idle_timeout:
+            wait = self._idle_timeout - idle
+            self._idle_timer = self._call_later(wait, self._on_idle)
+            return
+        self.go_away(1001, f"idle timeout: nothing received for {self._idle_timeout} s")
 
     def _on_close_timeout(self) -> None:
         if self._closed_event is None:
             self._abort(1006, "")
+
+    def _call_later(self, delay: float, method: Callable[[], object]) -> Timer:
+        """A timer that does not keep this connection alive.
+
+        Keep-alive timers reschedule themselves: holding the connection strongly,
+        they would keep one a handler dropped (it raised before ``ws.response``)
+        alive for ever, with its socket and admission slot.
+        """
+        ref = weakref.WeakMethod(method)
+
+        def call() -> None:
+            bound = ref()
+            if bound is not None:
+                bound()
+
+        return self._backend.call_later(delay, call)
 
     @staticmethod
     def _now() -> float:

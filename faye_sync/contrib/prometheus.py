@@ -21,6 +21,8 @@ counters they come from):
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,6 +31,11 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from ..metrics import stats
 
 __all__ = ["FayeSyncCollector", "register"]
+
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, FayeSyncCollector] = (
+    weakref.WeakKeyDictionary()
+)
+_registered_lock = threading.Lock()
 
 
 class FayeSyncCollector(Collector):
@@ -75,12 +82,15 @@ class FayeSyncCollector(Collector):
 
 
 def register(registry: CollectorRegistry = REGISTRY) -> FayeSyncCollector:
-    """Add a :class:`FayeSyncCollector` to ``registry`` and return it.
+    """Add a :class:`FayeSyncCollector` to ``registry`` (once) and return it.
 
-    Raises:
-        ValueError: one is already registered there (``prometheus_client``'s
-            check for duplicate metric names).
+    Calling it again for the same registry returns the collector already there:
+    an app factory or a reloader may well run the set-up twice, and
+    ``prometheus_client`` refuses duplicate metric names.
     """
-    collector = FayeSyncCollector()
-    registry.register(collector)
+    with _registered_lock:
+        collector = _registered.get(registry)
+        if collector is None:
+            collector = _registered[registry] = FayeSyncCollector()
+            registry.register(collector)
     return collector

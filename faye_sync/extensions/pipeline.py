@@ -17,7 +17,7 @@ from .parser import parse_header, serialize_params
 
 __all__ = ["MAX_LENGTH", "Extensions"]
 
-MAX_LENGTH = 2**26 - 1
+MAX_LENGTH = 2**20  # as the frame layer's: 1 MiB
 
 _MISSING = object()
 

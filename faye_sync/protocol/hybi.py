@@ -21,6 +21,9 @@ except where RFC 6455 says otherwise (the README lists each difference):
   checked before its payload is read, and the message is checked again after
   the extensions (inflation) have run.
 * Pings are answered at once with the same payload, also while CLOSING.
+* One ``receive_data`` call produces at most about 1 MiB of messages (plus one
+  message): then it pauses, so the caller can stop reading before inflation
+  makes more.
 
 Parser state is updated before events are handed out, so nothing is lost if the
 caller's handling of one event raises. The caller's buffers are never changed.
@@ -52,7 +55,13 @@ __all__ = [
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 
-MAX_LENGTH = 2**26 - 1  # faye's default: one byte short of 64 MiB
+# 1 MiB, the websockets package's default (faye's is 2**26 - 1): what one
+# message may cost the receiver, also after inflation.
+MAX_LENGTH = 2**20
+# Message bytes one receive_data() call produces before it pauses at the next
+# frame: a 64 KiB read of compressed messages could otherwise inflate to
+# thousands of times its size before the caller can stop reading.
+_MESSAGES_PER_CALL = 2**20
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
@@ -151,6 +160,7 @@ class HybiProtocol:
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
         self._message_produced = False
+        self._produced = 0  # message bytes this receive_data() call has made
         self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
         self._probe_offset = 0
         # The message being reassembled from fragments.
@@ -167,6 +177,7 @@ class HybiProtocol:
         """Feed bytes read from the socket; events and replies are queued."""
         self.paused = False
         self._message_produced = False
+        self._produced = 0
         if self._failed or self.state == CLOSED:
             return
         buf = self._buffer
@@ -175,6 +186,9 @@ class HybiProtocol:
         size = len(buf)
         max_length = self.max_length
         while size - pos >= 1:
+            if self._produced >= _MESSAGES_PER_CALL:
+                self._pause(pos)
+                return
             b0 = buf[pos]
             opcode = b0 & 0x0F
             if b0 & 0x70:
@@ -449,6 +463,7 @@ class HybiProtocol:
         else:
             self._events.append(Message(data))
         self._message_produced = True
+        self._produced += len(data)
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:

@@ -54,7 +54,9 @@ def in_thread(fn: Any) -> threading.Thread:
 
 
 def test_text_and_binary_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
-    server, client = make(pair[0], client=False), make(pair[1], client=True)
+    protocol = HybiProtocol(is_client=False, max_length=4 * 1024 * 1024)
+    server = Connection(pair[0], protocol, backend=get_backend("threads"))
+    client = make(pair[1], client=True)
     assert client.send("héllo")
     assert client.send(b"\x00\xff")
     assert client.send(bytearray(b"ba"))
