@@ -36,7 +36,7 @@ from .adapters.admission import (
     admit,
     refusal_headers,
 )
-from .adapters.base import Hijack
+from .adapters.base import Environ, Hijack
 from .adapters.operator import tell_operator
 from .blocking import stats
 from .blocking.backends import Backend, detect_backend, get_backend
@@ -145,9 +145,18 @@ def origin_allowed(origin: str | None, allowed: Origins) -> bool:
     return False
 
 
-def _abandoned(slot: Slot) -> None:
+def _abandoned(slot: Slot, finished: list[bool], environ: Environ, url: str) -> None:
+    """A WebSocket was collected: if its handler never returned ``ws.response``, say so."""
     if slot.release():
-        stats.retire(1006, 0, 0, 0, 0)
+        stats.retire(1006, 0, 0, 0, 0)  # dropped unclosed
+    if not finished[0]:
+        tell_operator(
+            environ,
+            f"WebSocket for {url} was dropped unfinished: the WSGI call must return "
+            "ws.response (or use 'with WebSocket(...) as ws:'), else the server may "
+            "write its own response into the upgraded socket",
+            level=logging.ERROR,
+        )
 
 
 class WebSocket(Connection):
@@ -259,9 +268,11 @@ class WebSocket(Connection):
             idle_timeout=idle_timeout,
         )
         self.on("close", lambda event: self._retire(event.code or 1005, slot))
-        # A handler that raised and never returned ws.response leaves the socket
-        # unclosed: its slot is freed when it is collected, counted as 1006.
-        weakref.finalize(self, _abandoned, slot)
+        # A handler that raised, or returned something else than ws.response, leaves
+        # the socket unclosed: when it is collected its slot is freed (counted as
+        # 1006) and the operator told what to return.
+        self._finished = [False]  # the server got ws.response: shared with the finaliser
+        weakref.finalize(self, _abandoned, slot, self._finished, environ, self.url)
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
@@ -346,6 +357,7 @@ class WebSocket(Connection):
             except Exception:
                 log.warning("WebSocket listener failed while closing", exc_info=True)
         if self._hijack is not None:
+            self._finished[0] = True
             self._hijack.finish(start_response or _ignore_start_response)
 
     def _refuse(self, rejection: Rejection, backend: str | None) -> None:
@@ -420,4 +432,5 @@ class WebSocket(Connection):
             start_response(rejection.status, rejection.response_headers())
             return [rejection.body]
         assert self._hijack is not None
+        self._finished[0] = True
         return self._hijack.finish(start_response)

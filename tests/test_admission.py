@@ -111,3 +111,13 @@ def test_a_handler_that_raises_frees_its_slot_when_collected() -> None:
                 ws.receive(timeout=TIMEOUT)
     gc.collect()  # the WebSocket the handler dropped, and its finaliser
     assert open_now() == before
+
+
+def test_a_handler_that_returns_something_else_is_told_to_return_ws_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with TestClient(app) as client, client.websocket("/forgets") as ws:
+        ws.send("hi")
+        assert ws.receive(timeout=TIMEOUT) == "hi"
+    gc.collect()  # the WebSocket the handler dropped, and its finaliser
+    assert "must return ws.response" in caplog.text

@@ -1,6 +1,7 @@
 """WebSockets and event streams that stay open, beside an ordinary page: for the connection cap.
 
-``/ws`` echoes, ``/raise`` raises after the handshake, ``/events`` sends one event
+``/ws`` echoes, ``/raise`` raises after the handshake, ``/forgets``
+returns something else than ``ws.response``, ``/events`` sends one event
 and stays open, anything else is a plain ``page``. faye_sync's log goes to stderr (the
 server's log).
 """
@@ -22,6 +23,11 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         ws = WebSocket(environ, start_response)
         ws.receive(timeout=5)
         raise RuntimeError("handler failed")  # never returns ws.response
+    if path == "/forgets":
+        ws = WebSocket(environ, start_response)
+        ws.send(ws.receive(timeout=5))
+        ws.close()
+        return [b"not ws.response"]  # the mistake the operator is told about
     if path == "/ws":
         ws = WebSocket(environ, start_response)
         for message in ws:
