@@ -217,15 +217,19 @@ def test_memory_queued_for_a_client_that_left_is_released(server: Server) -> Non
     where = get(server, f"/where?name={name}")
     assert where["alive"], where  # still referenced by the app (hold=1) ...
     assert where["queued"] == 0, where  # ... but holding nothing
-    assert (where["rss_kib"] - before) / 1024 < 8, where
+    # The server's own write of the last chunk may still be unwinding on a loaded
+    # machine: the memory must come back, within a bound, not at one instant.
+    wait_for(lambda: (get(server, f"/where?name={name}")["rss_kib"] - before) / 1024 < 8)
 
 
 def test_a_reader_that_falls_behind_resumes_with_nothing_lost(server: Server) -> None:
     """The stream ends when full; each reconnection resumes after the last id received."""
+    # Each connection delivers at least max_buffered (64 KiB, ~500 events) before the
+    # stream ends, however slow the reader: the attempts are bounded by the count.
     count, base = 100_000, uuid.uuid4().hex
     ids: list[int] = []
     last_id = ""
-    for attempt in range(20):
+    for attempt in range(400):
         name = f"{base}-{attempt}"
         query = f"name={name}&size=100&count={count}&max_buffered=65536&ping=1"
         with open_stream(server, query, last_id) as sock:
@@ -237,7 +241,9 @@ def test_a_reader_that_falls_behind_resumes_with_nothing_lost(server: Server) ->
             body = read_until_id(sock, str(count))
             _, _, events = body.partition(b"\r\n\r\n")
             parser.receive_data(dechunk(events))
-            ids += [int(event.id) for event in parser.events_received()]
+            received = [int(event.id) for event in parser.events_received()]
+            assert received, f"attempt {attempt} delivered nothing after {last_id!r}"
+            ids += received
             last_id = parser.last_event_id
         if last_id == str(count):
             break
