@@ -24,6 +24,7 @@ import ctypes.util
 import gc
 import json
 import os
+import socket
 import threading
 import time
 import weakref
@@ -75,6 +76,12 @@ def _flood_stream(
     if "max_buffered" in query:
         options["max_buffered"] = int(query["max_buffered"]) or None
     es = EventSource(environ, start_response, **options)
+    if query.get("sndbuf"):
+        # A small send buffer, so that what is left queued when the stream closes
+        # cannot all fit in the kernel (tcp_wmem lets it grow to 4 MiB), and the
+        # server's write really blocks on a client that does not read.
+        sock = getattr(es._socket, "_sock", es._socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(query["sndbuf"]))
     record: dict[str, Any] = {"sent": 0, "refused": False, "peak": 0}
     record.update(done=None, closed=None, released=None)
     name = query["name"]
