@@ -166,6 +166,7 @@ class RedisEngine(Engine):
             str(max(1, min(100, (max_len or 0) // 10))),
         )
         self._clients: dict[tuple[bool, float], Any] = {}
+        self._closed = False
         try:
             self._client(False, 0.0)  # a bad URL fails here, not on the first publish
         except ValueError as error:
@@ -204,6 +205,8 @@ class RedisEngine(Engine):
 
     def _call(self, what: str, fn: Callable[[Any], T], extra: float = 0.0) -> T:
         redis = self._redis
+        if self._closed:
+            raise HubUnavailable(f"the hub on {_safe(self._url)} is closed: {what}")
         green = detect_backend().name == "gevent" and not _socket_patched()
         try:
             if green and self._tls:
@@ -221,6 +224,14 @@ class RedisEngine(Engine):
             )
         except redis.RedisError as error:
             raise HubError(f"Redis at {_safe(self._url)} refused {what}: {error}") from error
+        except Exception as error:
+            # close() disconnects connections in use; redis-py then fails a read
+            # under way with whatever its torn-down parser raises (AttributeError).
+            if self._closed:
+                raise HubUnavailable(
+                    f"the hub on {_safe(self._url)} was closed during {what}"
+                ) from error
+            raise
 
     # -- the engine ---------------------------------------------------------
 
@@ -300,7 +311,8 @@ class RedisEngine(Engine):
             pass  # the reader is failing too; it reconnects on its own
 
     def close(self) -> None:
-        for client in self._clients.values():
+        self._closed = True
+        for client in list(self._clients.values()):
             try:
                 client.close()
             except Exception:  # closing what may already be broken

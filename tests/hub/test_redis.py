@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -205,3 +206,39 @@ def test_a_deleted_stream_gives_a_reset(redis_hub: Hub, prefix: str, client: red
     assert [m.id for m in take(sub, 1)] == [new]
     (reset, message) = take(redis_hub.subscribe("chat", last_id=ids[1]), 2)
     assert reset.event == RESET and reset.id == ids[-1] and message.id == new
+
+
+def test_closing_the_hub_under_running_reads_raises_only_hub_unavailable(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """Before: a read that close() cut short raised redis-py's AttributeError.
+
+    An EventSource producer still catching up when its hub closed logged it as a
+    crash; what it must see is the hub's own typed error, which ends a stream quietly.
+    """
+    hub = Hub.from_url(redis_server.url, prefix=prefix, block=0.2)
+    for n in range(200):
+        hub.publish("chat", "x" * 1000 + str(n))
+    engine = hub._engine
+    errors: list[BaseException] = []
+
+    def read_until_closed() -> None:
+        try:
+            while True:
+                engine.history({"chat": "0-0"}, 200)
+        except HubUnavailable:
+            pass
+        except BaseException as error:  # anything else is the bug
+            errors.append(error)
+
+    readers = [threading.Thread(target=read_until_closed) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.3)
+    hub.close()
+    for reader in readers:
+        reader.join(WAIT)
+    assert not any(reader.is_alive() for reader in readers)
+    assert errors == []
+    with pytest.raises(HubUnavailable, match="closed"):
+        hub.publish("chat", "after")
