@@ -22,20 +22,14 @@ Redirects are not followed (faye does not either): a 301/302 is an
 from __future__ import annotations
 
 import socket
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .blocking import transport
+from . import net as _net
 from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
-from .exceptions import (
-    ConnectionClosed,
-    FayeSyncError,
-    HandshakeError,
-    NetworkError,
-    ProxyError,
-)
+from .closing import ClosedOnExit
+from .exceptions import FayeSyncError, HandshakeError, NetworkError, ProxyError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
 from .protocol.base import FailedProtocol, FrameProtocol
@@ -47,8 +41,11 @@ __all__ = ["Client", "connect"]
 HANDSHAKE_PREFIX = "Error during WebSocket handshake: "
 
 
-class Client(Connection):
+class Client(ClosedOnExit, Connection):
     """A WebSocket client over ws:// or wss://.
+
+    ``with Client(...) as ws:`` (or ``with connect(...) as ws:``) closes it
+    when the block ends (1000, waiting for the server's answer as ``close`` does).
 
     Args:
         url: ``ws://`` or ``wss://`` URL; ``user:pass@`` becomes Basic auth.
@@ -88,8 +85,8 @@ class Client(Connection):
         close_timeout: float = CLOSE_TIMEOUT,
         send_timeout: float | None = SEND_TIMEOUT,
         idle_timeout: float | None = None,
-        proxy: Any = None,
-        tls: ssl.SSLContext | Mapping[str, Any] | None = None,
+        proxy: _net.ProxyOption = None,
+        tls: _net.TLSOption = None,
         net: Mapping[str, Any] | None = None,
         ca: Any = None,
         timeout: float | None = 10.0,
@@ -110,7 +107,7 @@ class Client(Connection):
         frames: FrameProtocol
         buffered = b""
         try:
-            sock = connected or transport.connect(
+            sock = connected or _net.connect(
                 handshake.host,
                 handshake.port,
                 secure=handshake.secure,
@@ -123,7 +120,7 @@ class Client(Connection):
             )
             # RFC 6455 §4.1: the answer is a 101 or a final status; an interim one (a flood
             # of "100 Continue") is refused at once rather than read until the timeout.
-            head, http = transport.receive_response_head(
+            head, http = _net.receive_response_head(
                 sock, handshake.request_bytes(), timeout=timeout, max_interim=0, url=url
             )
             self.status_code, self.headers, buffered = head.status, head.headers, head.leftover
@@ -131,7 +128,7 @@ class Client(Connection):
                 accepted = handshake.process_response(head.status, head.headers)
             except HandshakeError as refusal:
                 if head.status != 101:  # a refusal's body says why: keep its start
-                    refusal.body = transport.read_body_excerpt(sock, http, head.leftover)
+                    refusal.body = _net.read_body_excerpt(sock, http, head.leftover)
                 raise
         except ProxyError as exc:
             # No tunnel, so no WebSocket: a network-level failure (faye leaves
@@ -182,21 +179,60 @@ def _close(sock: socket.socket | None) -> socket.socket | None:
     return None
 
 
-def connect(url: str, protocols: Sequence[str] | str | None = None, **options: Any) -> Client:
+def connect(
+    url: str,
+    protocols: Sequence[str] | str | None = None,
+    *,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    extensions: Iterable[Extension] | None = None,
+    max_length: int = MAX_LENGTH,
+    ping: float | None = None,
+    ping_timeout: float | None = None,
+    close_timeout: float = CLOSE_TIMEOUT,
+    send_timeout: float | None = SEND_TIMEOUT,
+    idle_timeout: float | None = None,
+    proxy: _net.ProxyOption = None,
+    tls: _net.TLSOption = None,
+    net: Mapping[str, Any] | None = None,
+    ca: Any = None,
+    timeout: float | None = 10.0,
+    sock: socket.socket | None = None,
+    backend: str | None = None,
+) -> Client:
     """Open a client and return it open, or raise why it could not open.
 
-    Takes :class:`Client`'s arguments.
+    Takes :class:`Client`'s arguments; ``with connect(...) as ws:`` closes it at
+    the end of the block.
 
     Raises:
         HandshakeError: the server refused the upgrade (``status``, ``headers``).
-        NetworkError: the connection could not be made.
+        ProxyError: the proxy refused the tunnel (``status``, ``headers``, ``proxy``).
+        NetworkError: the connection could not be made (``NetworkTimeoutError``:
+            not within ``timeout``).
+        ValueError: the URL is not ws:// or wss://, or an option is malformed.
+        TypeError: an option has the wrong type, or an unknown key.
     """
-    client = Client(url, protocols, **options)
+    client = Client(
+        url,
+        protocols,
+        headers=headers,
+        extensions=extensions,
+        max_length=max_length,
+        ping=ping,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+        send_timeout=send_timeout,
+        idle_timeout=idle_timeout,
+        proxy=proxy,
+        tls=tls,
+        net=net,
+        ca=ca,
+        timeout=timeout,
+        sock=sock,
+        backend=backend,
+    )
     if client.failure is not None:
-        failure = client.failure
-        try:
-            client.receive(timeout=0)  # report error and close to any listener
-        except (ConnectionClosed, TimeoutError):
-            pass
-        raise failure
+        # Nobody can have listened to the failed client yet: its error and close
+        # events are the exception raised here.
+        raise client.failure
     return client

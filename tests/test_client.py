@@ -6,7 +6,7 @@ request bytes, subprotocols, credentials, ports in Host, invalid URLs — in
 tests/protocol/test_handshake.py; a valid 101 (open, status 101, headers),
 a frame in the same read as the 101, bad status/Upgrade/Accept/subprotocol,
 404, 302 not followed, refused connection, close(4000) — here; proxy CONNECT
-bytes, auth, 407 — here and in tests/blocking/test_transport.py.
+bytes, auth, 407 — here and in tests/net/test_net.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from websockets.sync.server import ServerConnection, serve
 from faye_sync import Client, PerMessageDeflate, connect
 from faye_sync.exceptions import HandshakeError, NetworkError, ProxyError
 from faye_sync.protocol.handshake import accept_key
-from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
+from tests.net.peers import ScriptedServer, Tinyproxy, free_port
 from tests.servers import serve as serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ from faye_sync.eventsource_client import (
 )
 from faye_sync.exceptions import ConcurrencyError, HandshakeError, NetworkError
 from faye_sync.protocol.sse_parser import EventTooLargeError
-from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
+from tests.net.peers import ScriptedServer, Tinyproxy, free_port
 from tests.node import node_modules
 from tests.servers import Server, serve
 
@@ -511,7 +511,7 @@ def test_headers_replace_defaults_and_repr_hides_credentials() -> None:
     client = EventSourceClient(
         "https://me:secret@example.com/s", headers=[("accept", "text/event-stream;q=1")]
     )
-    request = client._request()
+    request = client._http.request_bytes()
     assert b"accept: text/event-stream;q=1\r\n" in request
     assert b"Accept: text/event-stream\r\n" not in request
     assert b"Host: example.com\r\n" in request
