@@ -133,24 +133,10 @@ def server_handshake(
     (RFC 6455 §4.4) where faye sends 400; a request without ``Host`` gets 400
     (RFC 6455 §4.2.1, RFC 9112 §3.2) where faye answers 101.
     """
-    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
-        return Rejection("400 Bad Request", "Not a WebSocket request")
-    if request.header("host") is None:
-        return Rejection("400 Bad Request", "Missing handshake request header: Host")
-    version = request.header("sec-websocket-version")
-    if version != "13":
-        shown = "undefined" if version is None else version
-        return Rejection(
-            "426 Upgrade Required",
-            f"Unsupported WebSocket version: {shown}",
-            [("Sec-WebSocket-Version", "13")],
-        )
-    key = request.header("sec-websocket-key")
-    if not key:
-        return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
-    if not _valid_key(key):
-        return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
-
+    rejection = _check_request(request)
+    if rejection is not None:
+        return rejection
+    key = request.header("sec-websocket-key") or ""
     offered = request.header("sec-websocket-extensions")
     accepted = ""
     if extensions is not None:
@@ -183,6 +169,28 @@ def server_handshake(
         HybiProtocol.version,
         accepted,
     )
+
+
+def _check_request(request: Request) -> Rejection | None:
+    """faye's checks of an upgrade request, in faye's order."""
+    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+        return Rejection("400 Bad Request", "Not a WebSocket request")
+    if request.header("host") is None:
+        return Rejection("400 Bad Request", "Missing handshake request header: Host")
+    version = request.header("sec-websocket-version")
+    if version != "13":
+        shown = "undefined" if version is None else version
+        return Rejection(
+            "426 Upgrade Required",
+            f"Unsupported WebSocket version: {shown}",
+            [("Sec-WebSocket-Version", "13")],
+        )
+    key = request.header("sec-websocket-key")
+    if not key:
+        return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
+    if not _valid_key(key):
+        return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
+    return None
 
 
 def split_protocols(protocols: Sequence[str] | str | None) -> list[str]:

@@ -15,7 +15,7 @@ from ..exceptions import HandshakeError
 from .http import DEFAULT_PORTS, authority, basic_auth, check_header, redact_url, split_url
 from .sse import EVENT_STREAM
 
-__all__ = ["EventSourceRequest"]
+__all__ = ["EventSourceRequest", "check_last_event_id"]
 
 # Request headers the client manages itself or that would give the GET a body.
 _REFUSED_HEADERS = {
