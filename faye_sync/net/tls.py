@@ -102,6 +102,11 @@ def start_tls(
     server_hostname: str,
     deadline: float | None,
 ) -> socket.socket:
+    """Start TLS on ``sock`` and finish the handshake by ``deadline``; the TLS socket.
+
+    A :class:`TLSTunnelSocket` (an ``https:`` proxy's tunnel) gets one more layer
+    and is returned itself.
+    """
     if isinstance(sock, TLSTunnelSocket):
         sock.add_tls_layer(context, server_hostname, deadline=deadline)
         return sock
