@@ -17,7 +17,10 @@ from .exceptions import (
     HijackError,
     HubError,
     HubUnavailable,
+    NetworkError,
+    NetworkTimeoutError,
     ProtocolError,
+    ProxyError,
 )
 from .extensions import PerMessageDeflate
 from .metrics import Stats, add_gauge, stats
@@ -37,8 +40,11 @@ __all__ = [
     "HijackError",
     "HubError",
     "HubUnavailable",
+    "NetworkError",
+    "NetworkTimeoutError",
     "PerMessageDeflate",
     "ProtocolError",
+    "ProxyError",
     "ServerSentEvent",
     "Stats",
     "WebSocket",

@@ -35,30 +35,31 @@ faye has no such client; this one behaves as a browser's ``EventSource`` does::
 * :meth:`EventSourceClient.close` may be called from any thread: a blocked read
   or a reconnection wait ends at once and the iteration stops.
 
-This module is a façade (layer L4): the network comes from
-:mod:`faye_sync.blocking.transport`, shared with the WebSocket client.
+This module is a façade (layer L4): the network comes from :mod:`faye_sync.net`,
+shared with the WebSocket client, and the HTTP rules from
+:class:`~faye_sync.protocol.sse_client.EventSourceRequest`. With ``backend="gevent"``
+(detected in a greenlet or on a monkey-patched socket) the reads and the
+reconnection waits yield to other greenlets.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
-import math
 import random
 import socket
 import ssl
-import threading
 from collections.abc import Generator, Iterable, Mapping
-from types import TracebackType
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
 
 import h11
 
-from .blocking import transport
+from . import net as _net
+from .blocking.backends import Backend, detect_backend, get_backend
+from .closing import ClosedOnExit
 from .exceptions import ConcurrencyError, HandshakeError, NetworkError, ProxyError
-from .protocol.handshake import check_header
+from .protocol.options import seconds
+from .protocol.sse_client import EventSourceRequest, check_last_event_id
 from .protocol.sse_parser import (
     DEFAULT_MAX_EVENT_SIZE,
     EventStreamParser,
@@ -102,27 +103,9 @@ The standard sets no limit; a value the platform's clock cannot wait for (``retr
 DEFAULT_MAX_RETRIES = 5
 """Consecutive failed attempts before giving up: 40 to 75 s with the default ``retry``."""
 
-EVENT_STREAM = "text/event-stream"
 _RECV_SIZE = 64 * 1024
 # A server may ask for "retry: 0"; attempts that deliver nothing still wait at least this long.
 _MIN_BACKOFF = 0.1
-# Request headers the client manages itself or that would give the GET a body.
-_REFUSED_HEADERS = {
-    "last-event-id": "pass last_event_id= instead of a Last-Event-ID header",
-    "content-length": "an EventSource request has no body",
-    "transfer-encoding": "an EventSource request has no body",
-}
-
-
-def _seconds(name: str, value: float, *, allow_zero: bool, most: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        least = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number of seconds {least}, not {value!r}")
-    if value > most:
-        raise ValueError(f"{name} must be at most {most:g} seconds, not {value!r}")
-    return float(value)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -136,7 +119,7 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, NetworkError)
 
 
-class EventSourceClient:
+class EventSourceClient(ClosedOnExit):
     """Reads a server-sent event stream, reconnecting as a browser does.
 
     Iterate it for :class:`~faye_sync.protocol.sse_parser.ServerSentEvent`
@@ -177,6 +160,11 @@ class EventSourceClient:
             default.
         net: ``{"local_address", "local_port", "timeout", "family"}`` for the TCP
             socket.
+        ca: faye's shorthand for ``tls={"ca": ...}``, as for the WebSocket client.
+        backend: ``"threads"`` or ``"gevent"``; detected by default (gevent in a
+            greenlet). Under gevent the reads and the waits between attempts yield
+            to other greenlets; without monkey-patching, connecting (DNS, TCP, TLS,
+            the response head) still blocks the hub, as for the WebSocket client.
 
     Attributes:
         url: the URL as given.
@@ -202,23 +190,19 @@ class EventSourceClient:
         max_event_size: int | None = DEFAULT_MAX_EVENT_SIZE,
         max_retries: int | None = DEFAULT_MAX_RETRIES,
         max_retry_delay: float = DEFAULT_MAX_RETRY_DELAY,
-        proxy: transport.ProxyOption = None,
-        tls: transport.TLSOption = None,
+        proxy: _net.ProxyOption = None,
+        tls: _net.TLSOption = None,
         net: Mapping[str, Any] | None = None,
+        ca: Any = None,
+        backend: str | None = None,
     ) -> None:
-        parts = self._parse_url(url)
+        self._http = EventSourceRequest(url, headers)
         self.url = url
-        self._safe_url = transport.redact_url(url)
-        self._secure = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or transport.DEFAULT_PORTS[parts.scheme]
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if any(c in last_event_id for c in "\r\n\0"):
-            raise ValueError(f"last_event_id may not hold CR, LF or NUL: {last_event_id!r}")
-        self.last_event_id = last_event_id
-        self.retry = _seconds("retry", retry, allow_zero=True, most=MAX_RECONNECTION_TIME)
-        self.timeout = _seconds("timeout", timeout, allow_zero=False)
-        self.max_retry_delay = _seconds(
+        self._safe_url = self._http.safe_url
+        self.last_event_id = check_last_event_id(last_event_id)
+        self.retry = seconds("retry", retry, allow_zero=True, most=MAX_RECONNECTION_TIME)
+        self.timeout = seconds("timeout", timeout, allow_zero=False)
+        self.max_retry_delay = seconds(
             "max_retry_delay", max_retry_delay, allow_zero=True, most=MAX_RECONNECTION_TIME
         )
         if max_event_size is not None and max_event_size <= 0:
@@ -227,20 +211,21 @@ class EventSourceClient:
         if max_retries is not None and max_retries < 0:
             raise ValueError(f"max_retries must be >= 0 or None, not {max_retries!r}")
         self.max_retries = max_retries
-        self._request_headers = self._build_headers(parts, headers)
         # Check the options now rather than at the first connection.
-        transport.proxy_for(url, proxy)
-        if self._secure:
-            transport.tls_context(tls)
+        _net.proxy_for(url, proxy)
+        if self._http.secure:
+            _net.tls_context(tls, ca=ca)
         self._proxy = proxy
         self._tls = tls
-        self._net = net
+        self._ca = ca
+        self._net_options = net
+        self._backend: Backend = get_backend(backend) if backend else detect_backend()
         self.status_code: int | None = None
         self.headers: dict[str, str] = {}
-        self._closed = threading.Event()
-        self._sock_lock = threading.Lock()  # guards _sock between the reader and close()
+        self._closed = self._backend.signal()
+        self._sock_lock = self._backend.lock()  # guards _sock between the reader and close()
         self._sock: socket.socket | None = None
-        self._reading = threading.Lock()  # one thread inside next() at a time
+        self._reading = self._backend.lock()  # one thread inside next() at a time
         self._events: Generator[ServerSentEvent, None, None] | None = None
         self._delivered = 0  # events delivered so far: an attempt that adds none backs off
 
@@ -292,71 +277,9 @@ class EventSourceClient:
         finally:
             self._reading.release()
 
-    def __enter__(self) -> EventSourceClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<EventSourceClient {self._safe_url} {state} last_event_id={self.last_event_id!r}>"
-
-    # -- setup
-
-    @staticmethod
-    def _parse_url(url: str) -> SplitResult:
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018  (raises ValueError on a bad port)
-        except ValueError:
-            raise ValueError(f"{transport.redact_url(url)} is not a valid URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{transport.redact_url(url)} is not an http:// or https:// URL")
-        return parts
-
-    @staticmethod
-    def _build_headers(
-        parts: SplitResult, extra: Mapping[str, str] | Iterable[tuple[str, str]] | None
-    ) -> list[tuple[str, str]]:
-        defaults: dict[str, tuple[str, str]] = {
-            "host": ("Host", parts.netloc.rpartition("@")[2]),
-            "accept": ("Accept", EVENT_STREAM),
-            # Browsers send this: no cache or proxy may answer with a stored stream.
-            "cache-control": ("Cache-Control", "no-cache"),
-        }
-        if parts.username is not None:
-            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
-            defaults["authorization"] = ("Authorization", f"Basic {token}")
-        items = list(extra.items() if isinstance(extra, Mapping) else extra or ())
-        added: list[tuple[str, str]] = []
-        for name, value in items:
-            name, value = str(name), str(value).strip()
-            check_header(name, value)
-            why = _REFUSED_HEADERS.get(name.lower())
-            if why is not None:
-                raise ValueError(f"header {name}: {why}")
-            try:
-                value.encode("latin-1")
-            except UnicodeEncodeError:
-                raise ValueError(f"header {name} is not latin-1: {value!r}") from None
-            defaults.pop(name.lower(), None)
-            added.append((name, value))
-        return [*defaults.values(), *added]
-
-    def _request(self) -> bytes:
-        lines = [f"GET {self._target} HTTP/1.1".encode("latin-1")]
-        lines += [f"{name}: {value}".encode("latin-1") for name, value in self._request_headers]
-        if self.last_event_id:
-            # Browsers send the id as UTF-8; it may hold any character but CR, LF and NUL.
-            lines.append(b"Last-Event-ID: " + self.last_event_id.encode("utf-8"))
-        return b"\r\n".join(lines) + b"\r\n\r\n"
 
     # -- the connection loop
 
@@ -424,10 +347,14 @@ class EventSourceClient:
                 return None
             self._sock = sock
         try:
-            head, conn = transport.receive_response_head(
-                sock, self._request(), timeout=self.timeout, url=self.url
+            head, conn = _net.receive_response_head(
+                sock,
+                self._http.request_bytes(self.last_event_id),
+                timeout=self.timeout,
+                url=self.url,
             )
-            self._check_response(head)
+            self.status_code, self.headers = head.status, head.headers
+            self._http.check_response(head.status, head.reason, head.headers)
         except BaseException:
             self._release(sock)
             raise
@@ -435,41 +362,17 @@ class EventSourceClient:
 
     def _connect(self) -> socket.socket:
         """A connection to the server (``faye_sync.testing`` runs the app instead)."""
-        return transport.connect(
-            self._host,
-            self._port,
-            secure=self._secure,
+        return _net.connect(
+            self._http.host,
+            self._http.port,
+            secure=self._http.secure,
             proxy=self._proxy,
             tls=self._tls,
-            net=self._net,
+            ca=self._ca,
+            net=self._net_options,
             timeout=self.timeout,
             target_url=self.url,
         )
-
-    def _check_response(self, head: transport.ResponseHead) -> None:
-        self.status_code, self.headers = head.status, head.headers
-        shown = f"{head.status} {head.reason}".rstrip()
-        if head.status == 204:
-            raise HandshakeError(
-                f"EventSource: {self._safe_url} answered {shown}: the server asks the "
-                "client to stop reconnecting",
-                status=head.status,
-                headers=head.headers,
-            )
-        if head.status != 200:
-            raise HandshakeError(
-                f"EventSource: {self._safe_url} answered {shown}; an event stream needs 200",
-                status=head.status,
-                headers=head.headers,
-            )
-        content_type = head.headers.get("content-type")
-        if (content_type or "").partition(";")[0].strip().lower() != EVENT_STREAM:
-            raise HandshakeError(
-                f"EventSource: {self._safe_url} answered with Content-Type {content_type!r}, "
-                f"not {EVENT_STREAM}",
-                status=head.status,
-                headers=head.headers,
-            )
 
     def _read(
         self, sock: socket.socket, conn: h11.Connection, leftover: bytes
@@ -492,7 +395,7 @@ class EventSourceClient:
                     if self._closed.is_set():
                         return "closed"
                     # Whatever has arrived, up to 64 KiB: no waiting for a full block.
-                    conn.receive_data(sock.recv(_RECV_SIZE))
+                    conn.receive_data(self._receive(sock))
                     continue
                 if not isinstance(event, h11.Data):
                     parser.receive_eof()
@@ -519,6 +422,12 @@ class EventSourceClient:
             return f"broken response body ({exc})"
         except OSError as exc:
             return f"connection lost ({exc or type(exc).__name__})"
+
+    def _receive(self, sock: socket.socket) -> bytes:
+        """What has arrived, up to 64 KiB; ``TimeoutError`` after ``timeout`` seconds of silence."""
+        if self._backend.name == "gevent" and not self._backend.wait_readable(sock, self.timeout):
+            raise TimeoutError  # waited in the hub: other greenlets ran meanwhile
+        return sock.recv(_RECV_SIZE)
 
     def _release(self, sock: socket.socket) -> None:
         with self._sock_lock:

@@ -35,7 +35,6 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -43,6 +42,7 @@ import h11
 
 from .adapters.testing import ENVIRON_KEY, TestConnection
 from .client import Client
+from .closing import ClosedOnExit
 from .eventsource_client import EventSourceClient
 from .exceptions import FayeSyncError
 
@@ -55,7 +55,7 @@ _MAX_HEAD = 64 * 1024
 _GRACE = 0.1  # seconds an application gets to return on its own once the client left
 
 
-class TestClient:
+class TestClient(ClosedOnExit):
     """Opens WebSockets and event streams on a WSGI application, in this process.
 
     Args:
@@ -174,17 +174,6 @@ class TestClient:
         exchanges, self._exchanges = self._exchanges, []
         for exchange in exchanges:
             exchange.finish(self.timeout)
-
-    def __enter__(self) -> TestClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _start(self) -> _Exchange:
         exchange = _Exchange(self.app, self._server_environ(), self.timeout)

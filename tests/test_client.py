@@ -6,11 +6,12 @@ request bytes, subprotocols, credentials, ports in Host, invalid URLs — in
 tests/protocol/test_handshake.py; a valid 101 (open, status 101, headers),
 a frame in the same read as the 101, bad status/Upgrade/Accept/subprotocol,
 404, 302 not followed, refused connection, close(4000) — here; proxy CONNECT
-bytes, auth, 407 — here and in tests/blocking/test_transport.py.
+bytes, auth, 407 — here and in tests/net/test_net.py.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import ssl
 import subprocess
@@ -28,7 +29,7 @@ from websockets.sync.server import ServerConnection, serve
 from faye_sync import Client, PerMessageDeflate, connect
 from faye_sync.exceptions import HandshakeError, NetworkError, ProxyError
 from faye_sync.protocol.handshake import accept_key
-from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
+from tests.net.peers import ScriptedServer, Tinyproxy, free_port
 from tests.servers import serve as serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,45 @@ def test_against_the_websockets_server(peer: int) -> None:
     assert list(ws) == []
     assert seen == [("open", None), ("close", (4000, "custom"))]
     assert not ws.send("after close")
+
+
+def test_with_connect_closes_at_the_end_of_the_block(peer: int) -> None:
+    with connect(f"ws://127.0.0.1:{peer}/") as ws:
+        seen = recorded(ws)
+        ws.send("hello")
+        assert ws.receive(timeout=WAIT) == "hello"
+    # The close handshake is over when the block ends: the server answered 1000.
+    assert seen == [("open", None), ("close", (1000, ""))]
+    assert ws.ready_state == 3
+    with pytest.raises(RuntimeError, match="in the block"), Client(f"ws://127.0.0.1:{peer}/") as ws:
+        seen = recorded(ws)
+        ws.send("x")
+        raise RuntimeError("in the block")  # goes on, after the client is closed
+    assert seen[-1] == ("close", (1000, ""))
+    with Client(f"ws://127.0.0.1:{free_port()}/") as failed:  # nothing to close: no error
+        assert isinstance(failed.failure, NetworkError)
+
+
+def test_connect_takes_the_options_of_client_by_name() -> None:
+    ours = inspect.signature(connect).parameters
+    theirs = dict(inspect.signature(Client).parameters)
+    assert list(ours) == list(theirs)
+    for name, parameter in ours.items():
+        assert parameter.kind == theirs[name].kind, name
+        assert parameter.default == theirs[name].default, name
+        assert parameter.annotation == theirs[name].annotation, name
+    with pytest.raises(TypeError, match="unexpected keyword argument 'proxies'"):
+        connect("ws://127.0.0.1:1/", proxies=False)  # type: ignore[call-arg]
+
+
+def test_everything_connect_raises_is_importable_from_the_package() -> None:
+    import faye_sync
+
+    for name in ("HandshakeError", "NetworkError", "NetworkTimeoutError", "ProxyError"):
+        assert getattr(faye_sync, name) is getattr(faye_sync.exceptions, name)
+        assert name in faye_sync.__all__
+    with pytest.raises(faye_sync.NetworkError):
+        connect(f"ws://127.0.0.1:{free_port()}/")
 
 
 def test_server_initiated_close_code_arrives(peer: int) -> None:

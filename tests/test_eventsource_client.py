@@ -12,6 +12,7 @@ import os
 import re
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -30,10 +31,11 @@ from faye_sync.eventsource_client import (
 )
 from faye_sync.exceptions import ConcurrencyError, HandshakeError, NetworkError
 from faye_sync.protocol.sse_parser import EventTooLargeError
-from tests.blocking.transport_peers import ScriptedServer, Tinyproxy, free_port
+from tests.net.peers import ScriptedServer, Tinyproxy, free_port
 from tests.node import node_modules
 from tests.servers import Server, serve
 
+ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.apps.eventsource_client_app:app"
 WAIT = 5.0  # seconds: the bound on anything that should take milliseconds
 
@@ -451,6 +453,11 @@ def test_over_tls(tls_server: Server, ca: trustme.CA, tmp_path: Path) -> None:
     ca.configure_trust(context)
     with EventSourceClient(url, tls=context, proxy=False) as client:
         assert next(client).id == "1"
+    # faye's ca= shorthand, as the WebSocket client takes it.
+    with EventSourceClient(url, ca=str(ca_file), proxy=False) as client:
+        assert next(client).id == "1"
+    with pytest.raises(TypeError, match="ca cannot be combined with an SSLContext"):
+        EventSourceClient(url, tls=context, ca=str(ca_file))
 
 
 def test_an_unknown_certificate_is_refused_at_once(tls_server: Server) -> None:
@@ -511,7 +518,7 @@ def test_headers_replace_defaults_and_repr_hides_credentials() -> None:
     client = EventSourceClient(
         "https://me:secret@example.com/s", headers=[("accept", "text/event-stream;q=1")]
     )
-    request = client._request()
+    request = client._http.request_bytes()
     assert b"accept: text/event-stream;q=1\r\n" in request
     assert b"Accept: text/event-stream\r\n" not in request
     assert b"Host: example.com\r\n" in request
@@ -593,3 +600,30 @@ def test_against_node_faye_websocket(tmp_path: Path) -> None:
     assert [(e.type, e.id, e.data) for e in events] == [
         ("tick", str(n), f"node {n}\nline two") for n in range(1, 6)
     ]
+
+
+# -- under gevent ---------------------------------------------------------------------------
+
+
+def run_gevent_clients(*args: str) -> dict[str, Any]:
+    script = [sys.executable, "-m", "tests.apps.gevent_eventsource_clients", *args]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=90, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_clients_in_greenlets_of_a_monkey_patched_process_share_it_with_the_server() -> None:
+    # The server is a greenlet of the same process: a client blocking the hub would
+    # starve it, and no client would get a single event.
+    report = run_gevent_clients("patched")
+    assert report["ids"] == [["1", "2", "3", "4", "5"]] * 3
+
+
+def test_backend_gevent_reads_without_blocking_the_hub() -> None:
+    with serve("gevent", "wsgi_examples.clock:app") as server:
+        report = run_gevent_clients("backend", str(server.port))
+    assert report["ids"] == [["1", "2", "3", "4", "5"]] * 3
+    # Five ticks of the clock take 0.5 s at the least; a ticker sleeping 10 ms ran
+    # meanwhile unless the reads held the hub (it would then run a few times in all).
+    assert report["ticks"] >= 10, report

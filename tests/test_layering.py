@@ -12,9 +12,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "faye_sync"
 
 LAYERS = {
     "exceptions": 0,
+    # The context manager the clients and the test client share.
+    "closing": 0,
     "protocol": 1,
     "extensions": 1,
     "blocking": 2,
+    # How a client gets its socket (the mirror of adapters/), beside the engine.
+    "net": 2,
     "adapters": 3,
     "websocket": 4,
     "client": 4,
@@ -42,6 +46,7 @@ CORE_STDLIB = {
     "re",
     "secrets",
     "struct",
+    "types",
     "typing",
     "urllib",
     "zlib",
@@ -80,8 +85,10 @@ def imports(name: str, path: Path) -> list[str]:
             if node.level:
                 base = package.split(".")
                 base = base[: len(base) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base)
-                result.append(target)
+                if node.module:
+                    result.append(".".join([*base, node.module]))
+                else:  # "from . import net": the names are the modules imported
+                    result += [".".join([*base, alias.name]) for alias in node.names]
             else:
                 result.append(node.module or "")
     return result

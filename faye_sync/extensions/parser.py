@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import re
 
+from ..protocol.http import TOKEN as _TOKEN
 from .base import Params
 
 __all__ = ["parse_header", "serialize_params"]
 
 _Scalar = bool | int | str
 
-_TOKEN_CHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_TOKEN = re.compile(f"[{_TOKEN_CHARS}]+")
 # Always matches (possibly empty), so the engine never backtracks into it.
 _LWS = re.compile(r"[ \t]*(?:\r\n[ \t]+)*")
 # The inside of a quoted string: ordinary characters (no CTL but tab, no `"`,

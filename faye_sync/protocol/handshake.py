@@ -16,16 +16,17 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
 from ..exceptions import HandshakeError
 from ..extensions.pipeline import Extensions
 from .base import FrameProtocol
+from .http import DEFAULT_PORTS, HeaderList, basic_auth, check_header, host_header, split_url
 from .hybi import MAX_LENGTH, HybiProtocol
 
 __all__ = [
     "Acceptance",
     "ClientHandshake",
+    "HeaderList",
     "Rejection",
     "Request",
     "accept_key",
@@ -37,9 +38,6 @@ __all__ = [
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _COMMA = re.compile(r" *, *")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# faye lets these repeat; for every other header the first one set wins.
-_REPEATABLE = frozenset({"set-cookie", "set-cookie2", "warning", "www-authenticate"})
 
 
 def accept_key(key: str) -> str:
@@ -54,48 +52,6 @@ def _valid_key(key: str) -> bool:
         return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
     except (UnicodeEncodeError, ValueError):
         return False
-
-
-def check_header(name: str, value: str) -> None:
-    """Refuse a header that would break the HTTP message (header injection)."""
-    if not _TOKEN.fullmatch(name):
-        raise ValueError(f"invalid HTTP header name: {name!r}")
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"HTTP header {name!r} holds CR, LF or NUL: {value!r}")
-
-
-class HeaderList:
-    """Headers in the order set, with faye's rule: the first of a name wins."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._names: set[str] = set()
-
-    def set(self, name: str, value: str) -> None:
-        value = str(value)
-        check_header(name, value)
-        self.add(name, value.strip())
-
-    def add(self, name: str, value: str) -> None:
-        """:meth:`set` for a name and value known to be valid (our own headers)."""
-        lower = name.lower()
-        if lower in self._names and lower not in _REPEATABLE:
-            return
-        self._names.add(lower)
-        self._items.append((name, value))
-
-    def update(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> None:
-        if headers is None:
-            return
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        for name, value in items:
-            self.set(name, value)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._items)
-
-    def to_bytes(self) -> bytes:
-        return "".join(f"{k}: {v}\r\n" for k, v in self._items).encode("latin-1")
 
 
 @dataclass(frozen=True)
@@ -177,24 +133,10 @@ def server_handshake(
     (RFC 6455 §4.4) where faye sends 400; a request without ``Host`` gets 400
     (RFC 6455 §4.2.1, RFC 9112 §3.2) where faye answers 101.
     """
-    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
-        return Rejection("400 Bad Request", "Not a WebSocket request")
-    if request.header("host") is None:
-        return Rejection("400 Bad Request", "Missing handshake request header: Host")
-    version = request.header("sec-websocket-version")
-    if version != "13":
-        shown = "undefined" if version is None else version
-        return Rejection(
-            "426 Upgrade Required",
-            f"Unsupported WebSocket version: {shown}",
-            [("Sec-WebSocket-Version", "13")],
-        )
-    key = request.header("sec-websocket-key")
-    if not key:
-        return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
-    if not _valid_key(key):
-        return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
-
+    rejection = _check_request(request)
+    if rejection is not None:
+        return rejection
+    key = request.header("sec-websocket-key") or ""
     offered = request.header("sec-websocket-extensions")
     accepted = ""
     if extensions is not None:
@@ -227,6 +169,28 @@ def server_handshake(
         HybiProtocol.version,
         accepted,
     )
+
+
+def _check_request(request: Request) -> Rejection | None:
+    """faye's checks of an upgrade request, in faye's order."""
+    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+        return Rejection("400 Bad Request", "Not a WebSocket request")
+    if request.header("host") is None:
+        return Rejection("400 Bad Request", "Missing handshake request header: Host")
+    version = request.header("sec-websocket-version")
+    if version != "13":
+        shown = "undefined" if version is None else version
+        return Rejection(
+            "426 Upgrade Required",
+            f"Unsupported WebSocket version: {shown}",
+            [("Sec-WebSocket-Version", "13")],
+        )
+    key = request.header("sec-websocket-key")
+    if not key:
+        return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
+    if not _valid_key(key):
+        return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
+    return None
 
 
 def split_protocols(protocols: Sequence[str] | str | None) -> list[str]:
@@ -268,16 +232,12 @@ class ClientHandshake:
         max_length: int = MAX_LENGTH,
         key: str | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"{url} is not a valid WebSocket URL")
+        parts = split_url(url, ("ws", "wss"), expected="a valid WebSocket URL")
         self.url = url
         self.secure = parts.scheme == "wss"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.secure else 80)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default_port = parts.port is None or parts.port == (443 if self.secure else 80)
-        self.host_header = host if default_port else f"{host}:{self.port}"
+        self.host = parts.hostname or ""
+        self.port = parts.port or DEFAULT_PORTS[parts.scheme]
+        self.host_header = host_header(self.host, self.port, DEFAULT_PORTS[parts.scheme])
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.protocols = split_protocols(protocols)
         self.key = key or base64.b64encode(secrets.token_bytes(16)).decode("ascii")
@@ -292,10 +252,9 @@ class ClientHandshake:
         request.set("Sec-WebSocket-Version", "13")
         if self.protocols:
             request.set("Sec-WebSocket-Protocol", ", ".join(self.protocols))
-        if parts.username is not None:
-            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            auth = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
-            request.set("Authorization", f"Basic {auth}")
+        authorization = basic_auth(parts)
+        if authorization is not None:
+            request.set("Authorization", authorization)
         request.update(headers)
         if extensions is not None:
             offer = extensions.generate_offer()

@@ -29,6 +29,8 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs
 
+from .http import TOKEN
+
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_BUFFERED",
@@ -74,9 +76,6 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Fields a value must not hold: CR and LF end the field early (and could start
 # another one), and a client ignores an id that contains NUL.
 _FORBIDDEN_IN_FIELD = re.compile(r"[\r\n\0]")
-
-# RFC 9110 §5.6.2 token: what a header name may be made of.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 # PEP 3333 forbids applications from setting hop-by-hop headers (RFC 2616
 # §13.5.1); wsgiref's validator asserts on them. Content-Length would end the
@@ -167,7 +166,7 @@ def response_headers(
     for name, value in pairs:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"header names and values must be str: {name!r}: {value!r}")
-        if not _TOKEN.match(name):
+        if not TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
         if name.lower() in _REFUSED_HEADERS:
             raise ValueError(f"an event stream may not set the {name} header")

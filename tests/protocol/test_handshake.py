@@ -7,7 +7,7 @@ do not apply: here the 101 is written when the WebSocket is made, before user
 code can send (tests/blocking covers ``close`` before open on a client).
 From §2.2: the exact request, subprotocols, credentials, invalid URLs, ports in
 Host, custom headers, and every response check with faye's message. The proxy
-boxes are in tests/blocking/test_transport.py.
+boxes are in tests/net/test_net.py.
 """
 
 from __future__ import annotations

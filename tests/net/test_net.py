@@ -1,4 +1,4 @@
-"""The blocking client transport against real peers: TLS servers, tinyproxy, the kernel.
+"""faye_sync.net, the client's dialer, against real peers: TLS servers, tinyproxy, the kernel.
 
 Certificates come from ``trustme``; the proxy is the real ``tinyproxy`` program
 (``apt-get install -y tinyproxy``), fronted by a TLS terminator for the ``https:``
@@ -15,24 +15,28 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h11
 import pytest
 import trustme
 
-from faye_sync.blocking import transport
-from faye_sync.blocking.transport import (
+from faye_sync import net
+from faye_sync.exceptions import (
+    FayeSyncError,
+    HandshakeError,
     NetworkError,
     NetworkTimeoutError,
     ProxyError,
+)
+from faye_sync.net import (
+    ResponseHead,
     TLSTunnelSocket,
     connect,
     proxy_for,
-    read_response_head,
     receive_response_head,
 )
-from faye_sync.exceptions import FayeSyncError, HandshakeError
-from tests.blocking.transport_peers import (
+from tests.net.peers import (
     HOST,
     OK_101,
     ScriptedServer,
@@ -141,7 +145,12 @@ def https_proxy(proxy: Tinyproxy, ca: trustme.CA) -> Iterator[TLSFront]:
         yield front
 
 
-def exchange_101(sock: socket.socket, host: str = "localhost") -> transport.ResponseHead:
+def read_response_head(sock: socket.socket, request: bytes, **options: Any) -> ResponseHead:
+    head, _ = receive_response_head(sock, request, **options)
+    return head
+
+
+def exchange_101(sock: socket.socket, host: str = "localhost") -> ResponseHead:
     head = read_response_head(sock, upgrade_request(host), timeout=5)
     assert head.status == 101
     return head
@@ -704,18 +713,18 @@ def test_proxy_option_forms() -> None:
 
 
 def test_tls_context_options(ca: trustme.CA, ca_path: str, tmp_path: Path) -> None:
-    context, name = transport.tls_context({"ca": [ca_path, ca.cert_pem.bytes()]})
+    context, name = net.tls_context({"ca": [ca_path, ca.cert_pem.bytes()]})
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert name is None
-    context, name = transport.tls_context({"verify": False, "server_hostname": "x.test"})
+    context, name = net.tls_context({"verify": False, "server_hostname": "x.test"})
     assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
     assert name == "x.test"
     client = ca.issue_cert("client.test")
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     client.cert_chain_pems[0].write_to_path(str(cert_path))
     client.private_key_pem.write_to_path(str(key_path))
-    transport.tls_context({"cert": cert_path, "key": key_path})
+    net.tls_context({"cert": cert_path, "key": key_path})
     given = ssl.create_default_context()
-    assert transport.tls_context(given) == (given, None)
+    assert net.tls_context(given) == (given, None)
     with pytest.raises(TypeError):
-        transport.tls_context(given, ca=ca_path)
+        net.tls_context(given, ca=ca_path)

@@ -1,4 +1,4 @@
-"""Peers for the transport tests: a scripted HTTP(S) server, a TLS front, and tinyproxy.
+"""Peers for the client network tests: a scripted HTTP(S) server, a TLS front, and tinyproxy.
 
 Everything listens on 127.0.0.1 only, every socket operation has a timeout, and
 ``stop()`` joins every thread it started (and fails the test if one is stuck).
