@@ -167,7 +167,17 @@ class EventSource:
         self._max_buffered = _byte_limit(max_buffered)
         self.status = "200 OK"
         self.headers = sse.response_headers(headers)
-        self._environ = environ
+        self._path = str(environ.get("PATH_INFO", ""))
+        # Read now: servers clear the environ when the request ends, and a
+        # producer failing after that is logged with the URL.
+        self.url: str = _request_url(environ)
+        """The full URL of the request (faye's ``url``), query string included."""
+        self.last_event_id: str = _last_event_id(environ)
+        """The id the client saw last, for resuming; ``""`` on a first connection.
+
+        From the ``Last-Event-ID`` header, else a ``lastEventId`` query
+        parameter (set by polyfills that cannot send headers).
+        """
 
         self.ready_state = self.CONNECTING
         self.onopen: Listener | None = None
@@ -215,28 +225,6 @@ class EventSource:
             start_response(self.status, list(self.headers))
 
     # -- request values ---------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The full URL of the request (faye's ``url``), query string included."""
-        return request_uri(dict(self._environ))
-
-    @property
-    def last_event_id(self) -> str:
-        """The id the client saw last, for resuming; ``""`` on a first connection.
-
-        From the ``Last-Event-ID`` header, else a ``lastEventId`` query
-        parameter (set by polyfills that cannot send headers).
-        """
-        header = self._environ.get("HTTP_LAST_EVENT_ID")
-        if header is not None:
-            # WSGI hands header bytes over as latin-1 text; the client sent the
-            # id it received, which was UTF-8.
-            try:
-                header = header.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                pass
-        return sse.parse_last_event_id(header, self._environ.get("QUERY_STRING"))
 
     @property
     def buffered_amount(self) -> int:
@@ -524,7 +512,7 @@ class EventSource:
 
     def __repr__(self) -> str:
         state = {0: "CONNECTING", 1: "OPEN", 3: "CLOSED"}[self.ready_state]
-        return f"<EventSource {state} {self._environ.get('PATH_INFO', '')!r}>"
+        return f"<EventSource {state} {self._path!r}>"
 
 
 class _Response:
@@ -602,6 +590,25 @@ def _byte_limit(limit: int | None) -> int | None:
     if limit <= 0:
         raise ValueError(f"max_buffered must be > 0 bytes or None, not {limit!r}")
     return limit
+
+
+def _request_url(environ: Mapping[str, Any]) -> str:
+    try:
+        return request_uri(dict(environ))
+    except KeyError:  # a hand-made environ without the URL's parts
+        return str(environ.get("PATH_INFO", ""))
+
+
+def _last_event_id(environ: Mapping[str, Any]) -> str:
+    header = environ.get("HTTP_LAST_EVENT_ID")
+    if header is not None:
+        # WSGI hands header bytes over as latin-1 text; the client sent the id
+        # it received, which was UTF-8.
+        try:
+            header = header.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
+    return sse.parse_last_event_id(header, environ.get("QUERY_STRING"))
 
 
 def _waitress_check(environ: Mapping[str, Any]) -> Callable[[], bool] | None:

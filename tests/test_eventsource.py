@@ -118,6 +118,29 @@ def test_url_and_last_event_id() -> None:
     assert EventSource(make_environ(), StartResponse()).last_event_id == ""
 
 
+def test_url_is_kept_after_the_server_clears_the_environ(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Servers clear the environ once the request is over; a producer failing
+    # after that is logged with the URL, not with a KeyError (seen with the hub).
+    environ = make_environ(QUERY_STRING="room=1")
+    es = EventSource(environ, StartResponse())
+    stream = iter(es.response)
+    next(stream)
+    environ.clear()
+    assert es.url == "http://example.org/events?room=1"
+    failed = threading.Event()
+
+    def producer() -> None:
+        failed.set()
+        raise RuntimeError("boom")
+
+    es.spawn(producer)
+    assert failed.wait(2) and es.wait_closed(2)
+    assert "producer failed: http://example.org/events?room=1" in caplog.text
+    assert "KeyError" not in caplog.text
+
+
 def test_eventlet_buffering_switched_off() -> None:
     environ = make_environ()
     EventSource(environ, StartResponse())
