@@ -237,12 +237,18 @@ class EventSource:
 
     # -- faye's API -------------------------------------------------------
 
-    def send(self, data: object, *, event: str | None = None, id: str | int | None = None) -> bool:
+    def send(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        *,
+        event: str | None = None,
+        id: str | int | None = None,
+    ) -> bool:
         """Queue one event for the client.
 
         Args:
-            data: the data; ``str`` (``bytes`` are decoded as UTF-8, anything
-                else goes through ``str()``). Lines are split on CRLF, CR and LF.
+            data: the data: ``str``, or ``bytes`` of UTF-8 text. Lines are
+                split on CRLF, CR and LF.
             event: the event type (the client's ``addEventListener`` name).
             id: the event id, which the client sends back as ``Last-Event-ID``
                 when it reconnects.
@@ -255,7 +261,10 @@ class EventSource:
             producer should stop, as after any close.
 
         Raises:
-            ValueError: ``event`` or ``id`` holds CR, LF or NUL.
+            TypeError: ``data`` is not text or bytes (as ``WebSocket.send``):
+                convert it first, e.g. ``send(json.dumps(value))``.
+            ValueError: ``event`` or ``id`` holds CR, LF or NUL, or ``data``
+                is bytes that are not UTF-8.
         """
         return self._enqueue(sse.encode_event(data, event=event, id=id))
 

@@ -200,6 +200,18 @@ def test_send_refuses_bad_fields() -> None:
         es.send("x", id="1\0")
 
 
+def test_send_refuses_what_it_cannot_send_faithfully() -> None:
+    # A dict used to go out as its Python repr; WebSocket.send refuses it too.
+    es, stream = new()
+    with pytest.raises(TypeError, match=r"not dict; convert it first.*json\.dumps"):
+        es.send({"n": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not int"):
+        es.send(1)  # type: ignore[arg-type]
+    assert es.send(b"caf\xc3\xa9") and es.ready_state != EventSource.CLOSED
+    first = next(stream)  # the preamble and what was queued: nothing refused got in
+    assert first.endswith(b"\r\n\r\ndata: caf\xc3\xa9\r\n\r\n") and first.count(b"data:") == 1
+
+
 def test_pings_on_schedule_and_sends_from_another_thread() -> None:
     es, stream = new(ping=0.2)
     start = time.monotonic()

@@ -210,12 +210,16 @@ def split_lines(text: str) -> list[str]:
     return _LINE_BREAK.split(text)
 
 
-def encode_event(data: object, *, event: str | None = None, id: str | int | None = None) -> bytes:
+def encode_event(
+    data: str | bytes | bytearray | memoryview,
+    *,
+    event: str | None = None,
+    id: str | int | None = None,
+) -> bytes:
     """One event, ready to write.
 
     Args:
-        data: the event's data; ``str`` as is, ``bytes`` decoded as UTF-8,
-            anything else through ``str()`` (faye's ``String(data)``). Each line
+        data: the event's data: ``str``, or ``bytes`` of UTF-8 text. Each line
             becomes one ``data:`` line.
         event: the event type; omitted when None or empty (the client then
             dispatches a ``message`` event).
@@ -227,13 +231,21 @@ def encode_event(data: object, *, event: str | None = None, id: str | int | None
         dispatches it.
 
     Raises:
+        TypeError: ``data`` is neither text nor bytes. faye writes
+            ``String(data)``, which for a dict or a list is rarely what the
+            client expects: the caller converts (``str()``, ``json.dumps()``).
         ValueError: ``event`` or ``id`` holds CR, LF or NUL; ``data`` is bytes
             that are not UTF-8, or a str holding a lone surrogate.
     """
-    if isinstance(data, (bytes, bytearray, memoryview)):
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, bytes | bytearray | memoryview):
         text = bytes(data).decode("utf-8")
     else:
-        text = data if isinstance(data, str) else str(data)
+        raise TypeError(
+            f"send() takes str or UTF-8 bytes, not {type(data).__name__}; "
+            "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
+        )
     parts: list[str] = []
     if event:
         parts.append(f"event: {_field('event', event)}\r\n")
