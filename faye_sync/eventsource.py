@@ -55,11 +55,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from wsgiref.util import request_uri
 
 from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from .blocking.backends import Backend, Signal, Timer, detect_backend
+from .blocking.emitter import Event, EventEmitter
+from .blocking.emitter import Listener as EmitterListener
 from .protocol import sse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
@@ -70,12 +72,11 @@ Listener = Callable[["EventSourceEvent"], object]
 StartResponse = Callable[..., object]
 
 
-@dataclass(frozen=True)
-class EventSourceEvent:
-    """What ``open`` and ``close`` listeners receive (faye's ``Event``)."""
+@dataclass(frozen=True, slots=True)
+class EventSourceEvent(Event):
+    """What ``open`` and ``close`` listeners receive (faye's ``Event``, with its ``target``)."""
 
-    type: str
-    target: EventSource
+    target: EventSource | None = None
 
 
 def is_eventsource(environ: Mapping[str, Any]) -> bool:
@@ -89,7 +90,7 @@ def is_eventsource(environ: Mapping[str, Any]) -> bool:
     )
 
 
-class EventSource:
+class EventSource(EventEmitter):
     """A server-sent event stream, returned to the WSGI server as ``es.response``.
 
     Example::
@@ -143,6 +144,8 @@ class EventSource:
             is not a number.
     """
 
+    EVENTS = ("open", "close")
+
     CONNECTING: ClassVar[int] = 0
     OPEN: ClassVar[int] = 1
     CLOSED: ClassVar[int] = 3
@@ -179,10 +182,8 @@ class EventSource:
         parameter (set by polyfills that cannot send headers).
         """
 
+        super().__init__()
         self.ready_state = self.CONNECTING
-        self.onopen: Listener | None = None
-        self.onclose: Listener | None = None
-        self._listeners: dict[str, list[Listener]] = {"open": [], "close": []}
 
         self._backend: Backend = detect_backend()
         self._lock = self._backend.lock()
@@ -289,23 +290,26 @@ class EventSource:
         self._dispatch("close")
         return True
 
-    def on(self, event_type: str, listener: Listener) -> None:
+    def on(self, name: str, listener: Listener) -> None:
         """Call ``listener(event)`` on ``"open"`` or ``"close"``.
 
         Listeners run after the ``onopen``/``onclose`` attribute, in the order
-        added. An exception in a listener is logged and does not stop the
-        stream or the other listeners.
+        added; :meth:`off` removes one. An exception in a listener is logged
+        and does not stop the stream or the other listeners.
 
         Raises:
-            ValueError: ``event_type`` is not ``"open"`` or ``"close"``.
+            ValueError: ``name`` is not ``"open"`` or ``"close"``.
         """
-        self._listeners_for(event_type).append(listener)
+        # Typed for EventSourceEvent, the Event its listeners get.
+        super().on(name, cast(EmitterListener, listener))
 
-    def remove_listener(self, event_type: str, listener: Listener) -> None:
+    def off(self, name: str, listener: Listener) -> None:
         """Stop calling a listener added with :meth:`on`; no error if absent."""
-        listeners = self._listeners_for(event_type)
-        if listener in listeners:
-            listeners.remove(listener)
+        super().off(name, cast(EmitterListener, listener))
+
+    add_event_listener = on
+    # remove_listener: this class's name for off() until 0.x's tidying.
+    remove_event_listener = remove_listener = off
 
     # -- producers --------------------------------------------------------
 
@@ -343,14 +347,6 @@ class EventSource:
         return self._closed.wait(timeout)
 
     # -- internals --------------------------------------------------------
-
-    def _listeners_for(self, event_type: str) -> list[Listener]:
-        try:
-            return self._listeners[event_type]
-        except KeyError:
-            raise ValueError(
-                f"an EventSource dispatches 'open' and 'close', not {event_type!r}"
-            ) from None
 
     def _enqueue(self, chunk: bytes) -> bool:
         with self._lock:
@@ -476,14 +472,14 @@ class EventSource:
         if self._mark_closed():
             self._dispatch("close")
 
-    def _dispatch(self, event_type: str) -> None:
-        event = EventSourceEvent(event_type, self)
-        handler = self.onopen if event_type == "open" else self.onclose
-        for listener in ([handler] if handler else []) + list(self._listeners[event_type]):
+    def _dispatch(self, name: str) -> None:
+        event = EventSourceEvent(name, target=self)
+        handler = getattr(self, "on" + name)
+        for listener in ([handler] if handler else []) + list(self._listeners.get(name, ())):
             try:
                 listener(event)
             except Exception:
-                logger.exception("EventSource %s listener failed", event_type)
+                logger.exception("EventSource %s listener failed", name)
 
     def _peer_gone(self) -> bool:
         """Whether the client has closed its end, looking without blocking."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from faye_sync.blocking.emitter import EventEmitter
 from faye_sync.eventsource import EventSource, EventSourceEvent, is_eventsource
 from tests.servers import Server, serve
 
@@ -175,6 +176,21 @@ def test_listener_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture)
     assert "open listener failed" in caplog.text
     with pytest.raises(ValueError):
         es.on("message", seen.append)
+
+
+def test_listeners_are_the_emitters_off_and_remove_listener_alike() -> None:
+    es, stream = new()
+    seen: list[str] = []
+    by_off, by_alias = (lambda e: seen.append("off")), (lambda e: seen.append("alias"))
+    kept = lambda e: seen.append(f"kept {type(e).__name__} {e.type}")  # noqa: E731
+    for listener in (by_off, by_alias, kept):
+        es.on("open", listener)
+    es.off("open", by_off)
+    es.remove_listener("open", by_alias)
+    es.off("open", by_off)  # absent: no error
+    next(stream)
+    assert seen == ["kept EventSourceEvent open"]
+    assert isinstance(es, EventEmitter) and es.has_listeners("open")
 
 
 def test_send_after_close_and_queue_flushed_before_end() -> None:
