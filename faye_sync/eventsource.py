@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
-import select
 import socket
-import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -59,6 +57,7 @@ from typing import Any, ClassVar, cast
 from wsgiref.util import request_uri
 
 from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
+from .adapters.connection import find_connection
 from .blocking.backends import Backend, Signal, Timer, detect_backend
 from .blocking.emitter import Event, EventEmitter
 from .blocking.emitter import Listener as EmitterListener
@@ -206,8 +205,9 @@ class EventSource(EventEmitter):
         # Whoever serves the request can end the stream when its client leaves
         # (faye_sync.testing does; a server notices only at the next ping).
         environ["faye_sync.eventsource"] = self
-        self._client_disconnected = _waitress_check(environ)
-        self._socket = _find_socket(environ)
+        self._connection = find_connection(environ)
+        self._client_disconnected = self._connection.client_disconnected
+        self._socket = self._connection.socket  # for peeking; None once peeking fails
 
         self.response: Iterable[bytes] = _Response(self)
         """The WSGI response: return it from the application."""
@@ -436,14 +436,7 @@ class EventSource(EventEmitter):
             self.url,
             idle,
         )
-        # gevent's own shutdown() cancels the write waiting on the socket with
-        # an error pywsgi logs as a traceback; the system call underneath makes
-        # that write fail as any broken connection does.
-        sock = getattr(self._socket, "_sock", self._socket)
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError, ValueError, TypeError):
-            pass  # already closed, or a socket that refuses: the server's own limits apply
+        self._connection.shut_down()
 
     def _open(self) -> None:
         with self._lock:
@@ -494,10 +487,10 @@ class EventSource(EventEmitter):
         if sock is None:
             return False
         try:
-            fileno = sock.fileno()
-            if fileno < 0:
+            if sock.fileno() < 0:
                 return True
-            if not _readable_now(fileno):
+            # One look (the OS's poll, even under gevent), no wait.
+            if not self._backend.wait_readable(sock, 0):
                 return False
             # Readable with nothing to read is end-of-file. MSG_PEEK leaves any
             # pipelined request bytes for the server.
@@ -614,64 +607,3 @@ def _last_event_id(environ: Mapping[str, Any]) -> str:
         except UnicodeError:
             pass
     return sse.parse_last_event_id(header, environ.get("QUERY_STRING"))
-
-
-def _waitress_check(environ: Mapping[str, Any]) -> Callable[[], bool] | None:
-    check = environ.get("waitress.client_disconnected")
-    return check if callable(check) else None
-
-
-def _find_socket(environ: Mapping[str, Any]) -> Any:
-    """The client connection, if the server lets it be found; only ever peeked at.
-
-    gunicorn and werkzeug name it; gevent.pywsgi and wsgiref hold it under
-    ``wsgi.input`` (a buffered reader over ``SocketIO``); waitress's
-    ``client_disconnected`` hook is a method of the channel that owns it.
-    """
-    for key in ("gunicorn.socket", "werkzeug.socket", "gunicorn.sock"):
-        if _is_socket(environ.get(key)):
-            return environ[key]
-    candidates: list[object] = [environ.get("wsgi.input")]
-    channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
-    if channel is not None:
-        candidates.append(getattr(channel, "socket", None))
-    for obj in candidates:
-        for _ in range(4):  # Input -> rfile -> BufferedReader.raw -> SocketIO._sock
-            if obj is None:
-                break
-            if _is_socket(obj):
-                return obj
-            obj = (
-                getattr(obj, "_sock", None)
-                or getattr(obj, "rfile", None)
-                or getattr(obj, "raw", None)
-            )
-    return None
-
-
-def _is_socket(obj: object) -> bool:
-    # gevent's socket is not a socket.socket subclass unless monkey-patched.
-    return isinstance(obj, socket.socket) or (
-        type(obj).__module__.startswith("gevent")
-        and hasattr(obj, "recv")
-        and hasattr(obj, "fileno")
-    )
-
-
-def _readable_now(fileno: int) -> bool:
-    poll = _original_select("poll")
-    if poll is not None:
-        poller = poll()
-        poller.register(fileno, select.POLLIN)
-        return bool(poller.poll(0))
-    readable, _, _ = _original_select("select")([fileno], [], [], 0)
-    return bool(readable)
-
-
-def _original_select(name: str) -> Any:
-    # gevent's monkey-patched poll() answers a zero timeout before its watchers
-    # ever run, so it would always say "not readable": use the original.
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        return monkey.get_original("select", name)
-    return getattr(select, name, None)
