@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import socket
 import time
 import weakref
@@ -58,6 +59,7 @@ from wsgiref.util import request_uri
 
 from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from .adapters.connection import find_connection
+from .blocking import live
 from .blocking.backends import Backend, Signal, Timer, detect_backend
 from .blocking.emitter import Event, EventEmitter
 from .blocking.emitter import Listener as EmitterListener
@@ -66,6 +68,9 @@ from .protocol import sse
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_RETRY_SPREAD = 10.0
+"""Seconds over which :func:`~faye_sync.close_all` spreads the browsers' return."""
 
 Listener = Callable[["EventSourceEvent"], object]
 StartResponse = Callable[..., object]
@@ -164,7 +169,9 @@ class EventSource(EventEmitter):
         ping: float | None = None,
         max_buffered: int | None = sse.DEFAULT_MAX_BUFFERED,
     ) -> None:
-        self._preamble = sse.encode_retry(sse.DEFAULT_RETRY if retry is None else retry)
+        retry = sse.DEFAULT_RETRY if retry is None else retry
+        self._preamble = sse.encode_retry(retry)  # checks it: a number of seconds, >= 0
+        self._retry = float(retry)
         self._ping = _ping_interval(ping)
         self._max_buffered = _byte_limit(max_buffered)
         self.status = "200 OK"
@@ -221,6 +228,7 @@ class EventSource(EventEmitter):
         else:
             self.on("close", lambda event: slot.release())
             weakref.finalize(self, slot.release)  # a stream never returned to the server
+            live.add(self)  # for close_all(); weakly held, as for the slot
 
         if start_response is not None:
             start_response(self.status, list(self.headers))
@@ -288,6 +296,30 @@ class EventSource(EventEmitter):
             return False
         self._watch_drain()
         self._dispatch("close")
+        return True
+
+    def go_away(self, code: int = 1001, reason: str = "") -> bool:
+        """End the stream for a shutdown: what :func:`faye_sync.close_all` calls.
+
+        As :meth:`close`, but the stream's last field is a ``retry`` of its own
+        reconnection time plus a random share of :data:`SHUTDOWN_RETRY_SPREAD`
+        seconds: the browsers of a whole server then come back spread over those
+        seconds instead of all in the same one. Never blocks (it may run in a
+        signal handler): the ``close`` listeners run in a task of their own.
+        ``code`` and ``reason`` are a WebSocket's; an event stream has no field
+        for them.
+
+        Returns:
+            True, or False if it was already closed.
+        """
+        retry = sse.encode_retry(self._retry + random.uniform(0, SHUTDOWN_RETRY_SPREAD))
+        with self._lock:
+            if self._closing:
+                return False
+            self._queue.append(retry)
+            self._queued += len(retry)
+            self._close_locked()
+        self._closed_elsewhere()
         return True
 
     def on(self, name: str, listener: Listener) -> None:
@@ -378,10 +410,16 @@ class EventSource(EventEmitter):
             size,
             self._max_buffered,
         )
+        self._closed_elsewhere()
+
+    def _closed_elsewhere(self) -> None:
+        """Wake the stream closed under the lock; dispatch ``close`` in a task of its own.
+
+        The caller (a publisher fanning out to many streams, a signal handler)
+        must not run the close listeners itself.
+        """
         self._signal_closed()
         self._watch_drain()
-        # The caller may be a publisher fanning out to many streams: the close
-        # listeners run in a task of their own, not in its send().
         self._backend.spawn(lambda: self._dispatch("close"))
 
     def _take(self) -> tuple[bytes, bool]:
@@ -409,6 +447,7 @@ class EventSource(EventEmitter):
         self.ready_state = self.CLOSED
         self._closing = True
         self._producers.clear()
+        live.discard(self)
         return True
 
     def _signal_closed(self) -> None:

@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 
+from faye_sync import close_all
 from faye_sync.blocking.emitter import EventEmitter
-from faye_sync.eventsource import EventSource, EventSourceEvent, is_eventsource
+from faye_sync.blocking.live import live_connections
+from faye_sync.eventsource import (
+    SHUTDOWN_RETRY_SPREAD,
+    EventSource,
+    EventSourceEvent,
+    is_eventsource,
+)
 from tests.servers import Server, serve
 
 APP = "tests.apps.eventsource_app:app"
@@ -305,6 +312,32 @@ def test_a_failing_producer_closes_the_stream(caplog: pytest.LogCaptureFixture) 
     assert list(stream) == []
 
 
+def test_close_all_ends_streams_with_a_jittered_retry() -> None:
+    streams = [new(retry=2) for _ in range(20)]
+    closed: list[EventSource] = []
+    for es, stream in streams:
+        es.on("close", lambda e: closed.append(e.target))  # type: ignore[arg-type]
+        next(stream)
+        es.send("last")
+    assert close_all() >= len(streams)
+    retries = set()
+    for es, stream in streams:
+        assert es.ready_state == EventSource.CLOSED
+        tail = b"".join(stream)  # ends: what was queued, then the retry field
+        assert tail.startswith(b"data: last\r\n\r\nretry: "), tail
+        retry = int(tail.removeprefix(b"data: last\r\n\r\nretry: ").removesuffix(b"\r\n\r\n"))
+        assert 2000 <= retry <= 2000 + SHUTDOWN_RETRY_SPREAD * 1000
+        retries.add(retry)
+    assert len(retries) > 10  # spread, not one second for all (20 draws from 10,000 ms)
+    deadline = time.monotonic() + 5
+    while len(closed) < len(streams) and time.monotonic() < deadline:
+        time.sleep(0.01)  # close is dispatched in a task of its own
+    assert sorted(map(id, closed)) == sorted(id(es) for es, _ in streams)
+    assert all(es.go_away() is False for es, _ in streams)  # once only
+    live = live_connections()
+    assert not any(es in live for es, _ in streams)  # a closed stream is no longer counted
+
+
 def test_a_gone_client_is_noticed_at_the_next_ping() -> None:
     import socket
 
@@ -516,3 +549,26 @@ def test_custom_headers_and_retry_zero(server: Server) -> None:
     assert stream.header("Content-Type") == ["text/event-stream"]  # replaced, not doubled
     assert stream.header("X-Custom") == ["yes"]
     assert stream.body == b"retry: 0\r\n\r\ndata: hello\r\n\r\n"
+
+
+def test_close_all_ends_every_stream_with_a_jittered_retry(server: Server) -> None:
+    streams = [Stream(server.port, path=f"/stream?name={uuid.uuid4().hex}") for _ in range(8)]
+    try:
+        for stream in streams:
+            stream.read_until(lambda s: s.body.startswith(b"retry: 5000\r\n\r\n"))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            conn.request("GET", "/close_all")
+            assert int(conn.getresponse().read()) >= len(streams)
+        finally:
+            conn.close()
+        retries = []
+        for stream in streams:
+            stream.read_to_end()  # the server ends each response (bounded: 5 s)
+            assert stream.ended, stream.body
+            retries.append(int(stream.blocks[-1][1]["retry"]))
+        assert all(5000 <= r <= 5000 + SHUTDOWN_RETRY_SPREAD * 1000 for r in retries), retries
+        assert len(set(retries)) > 1, retries  # 8 draws from 10,000 ms: not all the same
+    finally:
+        for stream in streams:
+            stream.close()
