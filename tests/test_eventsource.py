@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +26,7 @@ from faye_sync.eventsource import (
     EventSourceEvent,
     is_eventsource,
 )
+from tests.processes import run
 from tests.servers import Server, serve
 
 APP = "tests.apps.eventsource_app:app"
@@ -572,3 +577,36 @@ def test_close_all_ends_every_stream_with_a_jittered_retry(server: Server) -> No
     finally:
         for stream in streams:
             stream.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("kind", ["wsgiref", "gevent", "werkzeug", "waitress"])
+def test_the_clock_script_ends_its_streams_and_exits_on_sigterm(kind: str) -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "wsgi_examples.clock", "--port", str(port), "--server", kind]
+    with run(command, r"serving on http://127\.0\.0\.1:(\d+)/") as server:
+        deadline = time.monotonic() + 10
+        while True:  # the line is printed just before the server listens
+            try:
+                stream = Stream(server.port)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.05)
+        try:
+            stream.read_until(lambda s: len(s.events) >= 2)
+            os.kill(server.process.pid, signal.SIGTERM)
+            stream.read_to_end()
+            assert stream.ended, stream.body
+        finally:
+            stream.close()
+        retry = int(stream.blocks[-1][1]["retry"])  # clock.RETRY (1 s) plus the spread
+        assert 1000 <= retry <= 1000 + SHUTDOWN_RETRY_SPREAD * 1000, stream.body[-200:]
+        assert server.process.wait(timeout=10) is not None
+        assert "Traceback" not in server.log(), server.log()
