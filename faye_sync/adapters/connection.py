@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from faye_sync.adapters import ADAPTERS
 from faye_sync.adapters.base import Environ
+from faye_sync.blocking.backends import Backend
 
 __all__ = ["ClientConnection", "find_connection"]
 
 
-@dataclass(frozen=True)
 class ClientConnection:
     """What a streaming response may use of its client's connection.
 
-    Attributes:
+    Args:
         socket: The connection socket, only ever peeked at (``MSG_PEEK``) or shut
             down, never read, written or closed: the server still owns it.
             ``None`` where the server does not let it be found.
@@ -36,8 +35,44 @@ class ClientConnection:
             (waitress's ``waitress.client_disconnected``), or ``None``.
     """
 
-    socket: socket.socket | None
-    client_disconnected: Callable[[], bool] | None
+    def __init__(
+        self, socket: socket.socket | None, client_disconnected: Callable[[], bool] | None
+    ) -> None:
+        self.socket = socket
+        self.client_disconnected = client_disconnected
+        self._peekable = socket  # None once a peek is refused (TLS)
+
+    def client_left(self, backend: Backend) -> bool:
+        """Whether the client has closed its end, looking without blocking or reading.
+
+        The server's hook first, then one poll of the socket (the OS's, even
+        under gevent): readable with nothing to read is end-of-file. ``MSG_PEEK``
+        leaves any pipelined request bytes for the server.
+        """
+        check = self.client_disconnected
+        if check is not None:
+            try:
+                if check():
+                    return True
+            except Exception:  # a server hook must not break the stream
+                self.client_disconnected = None
+        sock = self._peekable
+        if sock is None:
+            return False
+        try:
+            if sock.fileno() < 0:
+                return True
+            if not backend.wait_readable(sock, 0):
+                return False
+            return bool(sock.recv(1, socket.MSG_PEEK) == b"")
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (ValueError, TypeError):
+            # TLS sockets refuse recv flags: rely on failed writes there.
+            self._peekable = None
+            return False
+        except OSError:
+            return True
 
     def shut_down(self) -> None:
         """Shut the connection down, so that a server's write blocked on it fails.
@@ -71,7 +106,7 @@ def find_connection(environ: Environ) -> ClientConnection:
     if sock is None and check is not None:
         # waitress: the hook is a method of the channel, which holds the socket.
         sock = getattr(getattr(check, "__self__", None), "socket", None)
-    return ClientConnection(socket=sock if _is_socket(sock) else None, client_disconnected=check)
+    return ClientConnection(sock if _is_socket(sock) else None, check)
 
 
 def _is_socket(obj: object) -> bool:

@@ -271,11 +271,16 @@ def parse_last_event_id(header: str | None, query_string: str | None = None) -> 
     that cannot set headers on cross-origin requests put it there.
 
     Args:
-        header: the header value as text, or None when absent.
+        header: the header value as WSGI text (its bytes as latin-1), or None
+            when absent. The client sent back the id it received, which was
+            UTF-8: it is decoded so (a value that is not UTF-8 is kept as is).
         query_string: the raw query string (``QUERY_STRING``), or None.
     """
     if header is not None:
-        return header
+        try:
+            return header.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return header
     if query_string:
         values = parse_qs(query_string, keep_blank_values=True).get("lastEventId")
         if values:

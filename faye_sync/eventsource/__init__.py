@@ -6,37 +6,17 @@ so it is returned as an iterable and the server sends each chunk as it comes.
 That works on every WSGI server (waitress, mod_wsgi and uWSGI included), and
 the server frames the response itself (chunked, or until close).
 
-How it runs:
+How it runs (the server's side is in :mod:`.response`):
 
 * ``EventSource(environ, start_response)`` calls ``start_response`` at once and
-  queues nothing; the application returns ``es.response``.
-* When the server starts iterating, the stream opens: ``open`` is dispatched
-  (so handlers attached right after construction see it), and the first chunk
-  is ``retry: <ms>`` plus whatever was sent already.
-* Each further step blocks until events are queued or a ping is due. Every
-  queued event goes out in one chunk: a ``send`` costs about one socket write
-  whatever happens, so coalescing is the only large saving under load. The
-  wait is a blocking one (a gevent ``Event`` under gevent), so the iterating
-  greenlet always yields to the hub and never starves the other clients.
+  queues nothing; the application returns ``es.response``, which the server
+  iterates: the stream opens then.
 * ``send``, ``ping`` and ``close`` may be called from any thread or greenlet:
   they append to a queue under a lock and wake the iterator. They never block.
 * What is buffered is bounded in bytes (``max_buffered``): the queue plus the
-  chunk the server is still writing. The server's write is what blocks when a
-  client does not read (no server tested has a write timeout: gevent.pywsgi,
-  gunicorn's gthread, werkzeug and wsgiref block in ``sendall`` for as long as
-  the client keeps its window shut), so the queue is what grows behind it. A
-  send that would go over ends the stream after what is queued and returns
-  False; the browser reconnects and resumes from its ``Last-Event-ID``.
-* A stream that ends with bytes still buffered (``close()`` or an overflow)
-  gives the client two ping intervals without progress to take them; then its
-  connection is shut down, which makes the server's blocked write fail and
-  release the request. A client that leaves drops whatever was queued for it.
-* A client that leaves is noticed when a write fails (the server then calls the
-  iterable's ``close()``) and, so that it is noticed within one ping interval
-  rather than two (the first write after a FIN still succeeds), by a
-  non-blocking look at the connection before each ping: end-of-file there means
-  the client has gone. ``close`` is then dispatched and the request's thread or
-  greenlet is released.
+  chunk the server is still writing. A send that would go over ends the stream
+  after what is queued and returns False; the browser reconnects and resumes
+  from its ``Last-Event-ID``. A client that leaves drops whatever was queued.
 
 States (faye's, shared with the WebSocket API): CONNECTING (0) until the server
 starts iterating, OPEN (1), CLOSED (3). ``close`` is dispatched exactly once,
@@ -49,21 +29,20 @@ from __future__ import annotations
 import logging
 import math
 import random
-import socket
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 from wsgiref.util import request_uri
 
-from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
-from .adapters.connection import find_connection
-from .blocking import live
-from .blocking.backends import Backend, Signal, Timer, detect_backend
-from .blocking.emitter import Event, EventEmitter
-from .blocking.emitter import Listener as EmitterListener
-from .protocol import sse
+from ..adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
+from ..adapters.connection import find_connection
+from ..blocking import live
+from ..blocking.backends import Backend, Signal, detect_backend
+from ..blocking.emitter import Event, EventEmitter
+from ..blocking.emitter import Listener as EmitterListener
+from ..protocol import sse
+from .response import StreamResponse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
 
@@ -181,7 +160,9 @@ class EventSource(EventEmitter):
         # producer failing after that is logged with the URL.
         self.url: str = _request_url(environ)
         """The full URL of the request (faye's ``url``), query string included."""
-        self.last_event_id: str = _last_event_id(environ)
+        self.last_event_id = sse.parse_last_event_id(
+            environ.get("HTTP_LAST_EVENT_ID"), environ.get("QUERY_STRING")
+        )
         """The id the client saw last, for resuming; ``""`` on a first connection.
 
         From the ``Last-Event-ID`` header, else a ``lastEventId`` query
@@ -200,11 +181,6 @@ class EventSource(EventEmitter):
         self._in_flight = 0  # bytes of the chunk the server is writing
         self._closing = False
         self._producers: list[Callable[[], object]] = []
-        # Set by the response: when the server last came back for a chunk, and
-        # whether it has let the response go (finished or closed it).
-        self._progress_at = 0.0
-        self._released = False
-        self._drain_timer: Timer | None = None
 
         # eventlet holds writes under 4096 bytes until the response ends unless
         # told otherwise (observed: four events all arrived at the end).
@@ -212,13 +188,16 @@ class EventSource(EventEmitter):
         # Whoever serves the request can end the stream when its client leaves
         # (faye_sync.testing does; a server notices only at the next ping).
         environ["faye_sync.eventsource"] = self
-        self._connection = find_connection(environ)
-        self._client_disconnected = self._connection.client_disconnected
-        self._socket = self._connection.socket  # for peeking; None once peeking fails
-
-        self.response: Iterable[bytes] = _Response(self)
+        self._stream = StreamResponse(self, find_connection(environ))
+        self.response: Iterable[bytes] = self._stream
         """The WSGI response: return it from the application."""
 
+        self._admit(environ)
+        if start_response is not None:
+            start_response(self.status, list(self.headers))
+
+    def _admit(self, environ: MutableMapping[str, Any]) -> None:
+        """Take a place under the process's limit, or answer 503 and start closed."""
         slot = admit(environ, "eventsource")  # None: over the process's connection limit
         if slot is None:
             self.status, self.headers = REFUSAL_STATUS, [("Content-Type", "text/plain")]
@@ -229,11 +208,6 @@ class EventSource(EventEmitter):
             self.on("close", lambda event: slot.release())
             weakref.finalize(self, slot.release)  # a stream never returned to the server
             live.add(self)  # for close_all(); weakly held, as for the slot
-
-        if start_response is not None:
-            start_response(self.status, list(self.headers))
-
-    # -- request values ---------------------------------------------------
 
     @property
     def buffered_amount(self) -> int:
@@ -294,7 +268,7 @@ class EventSource(EventEmitter):
         """
         if not self._mark_closed():
             return False
-        self._watch_drain()
+        self._stream.watch_drain()
         self._dispatch("close")
         return True
 
@@ -419,7 +393,7 @@ class EventSource(EventEmitter):
         must not run the close listeners itself.
         """
         self._signal_closed()
-        self._watch_drain()
+        self._stream.watch_drain()
         self._backend.spawn(lambda: self._dispatch("close"))
 
     def _take(self) -> tuple[bytes, bool]:
@@ -454,29 +428,6 @@ class EventSource(EventEmitter):
         self._wakeup.set()
         self._closed.set()
 
-    def _watch_drain(self) -> None:
-        """Bound how long a closing stream may wait on a client that does not read."""
-        if self._socket is not None and self._progress_at and self.buffered_amount:
-            self._drain_timer = self._backend.call_later(2 * self._ping, self._check_drain)
-
-    def _check_drain(self) -> None:
-        """Shut the connection down if the server's write made no progress for 2 pings.
-
-        Runs on the timer service: it must not block, and shutdown() does not.
-        """
-        if self._released:
-            return
-        idle = time.monotonic() - self._progress_at
-        if idle < 2 * self._ping:
-            self._drain_timer = self._backend.call_later(2 * self._ping - idle, self._check_drain)
-            return
-        logger.info(
-            "EventSource %s: the client took nothing for %g s; shutting its connection down",
-            self.url,
-            idle,
-        )
-        self._connection.shut_down()
-
     def _open(self) -> None:
         with self._lock:
             if self.ready_state != self.CONNECTING:
@@ -495,12 +446,8 @@ class EventSource(EventEmitter):
         EventSource, or a reference cycle awaiting the garbage collector).
         """
         with self._lock:
-            self._released = True
             self._queue.clear()
             self._queued = self._in_flight = 0
-            timer, self._drain_timer = self._drain_timer, None
-        if timer is not None:
-            timer.cancel()
         if self._mark_closed():
             self._dispatch("close")
 
@@ -513,36 +460,6 @@ class EventSource(EventEmitter):
             except Exception:
                 logger.exception("EventSource %s listener failed", name)
 
-    def _peer_gone(self) -> bool:
-        """Whether the client has closed its end, looking without blocking."""
-        check = self._client_disconnected
-        if check is not None:
-            try:
-                if check():
-                    return True
-            except Exception:  # a server hook must not break the stream
-                self._client_disconnected = None
-        sock = self._socket
-        if sock is None:
-            return False
-        try:
-            if sock.fileno() < 0:
-                return True
-            # One look (the OS's poll, even under gevent), no wait.
-            if not self._backend.wait_readable(sock, 0):
-                return False
-            # Readable with nothing to read is end-of-file. MSG_PEEK leaves any
-            # pipelined request bytes for the server.
-            return bool(sock.recv(1, socket.MSG_PEEK) == b"")
-        except (BlockingIOError, InterruptedError):
-            return False
-        except (ValueError, TypeError):
-            # TLS sockets refuse recv flags: rely on failed writes there.
-            self._socket = None
-            return False
-        except OSError:
-            return True
-
     def __iter__(self) -> Iterator[bytes]:
         """Iterating the EventSource iterates :attr:`response`."""
         return iter(self.response)
@@ -550,63 +467,6 @@ class EventSource(EventEmitter):
     def __repr__(self) -> str:
         state = {0: "CONNECTING", 1: "OPEN", 3: "CLOSED"}[self.ready_state]
         return f"<EventSource {state} {self._path!r}>"
-
-
-class _Response:
-    """The WSGI iterable of one EventSource.
-
-    The server iterates it in the request's thread or greenlet and calls
-    ``close()`` when it stops, whether the stream ended or a write failed.
-    """
-
-    def __init__(self, es: EventSource) -> None:
-        self._es = es
-        self._started = False
-        self._done = False
-        self._next_ping = 0.0
-
-    def __iter__(self) -> _Response:
-        return self
-
-    def __next__(self) -> bytes:
-        es = self._es
-        if self._done:
-            raise StopIteration
-        # The server is back: the chunk it was given has been written.
-        es._progress_at = time.monotonic()
-        es._in_flight = 0
-        if not self._started:
-            self._started = True
-            es._open()
-            self._next_ping = time.monotonic() + es._ping
-            chunk, _ = es._take()
-            return es._preamble + chunk
-        while True:
-            chunk, closing = es._take()
-            now = time.monotonic()
-            if now >= self._next_ping and not closing:
-                self._next_ping += es._ping
-                if self._next_ping <= now:  # the server was slow to come back
-                    self._next_ping = now + es._ping
-                if es._peer_gone():
-                    self._end()
-                chunk += sse.PING
-                es._in_flight = len(chunk)
-            if chunk:
-                return chunk
-            if closing:
-                self._end()
-            es._wakeup.wait(max(self._next_ping - now, 0.0))
-
-    def _end(self) -> None:
-        self._done = True
-        self._es._finish()
-        raise StopIteration
-
-    def close(self) -> None:
-        """Called by the WSGI server when it stops iterating, for any reason."""
-        self._done = True
-        self._es._finish()
 
 
 def _ping_interval(ping: float | None) -> float:
@@ -634,15 +494,3 @@ def _request_url(environ: Mapping[str, Any]) -> str:
         return request_uri(dict(environ))
     except KeyError:  # a hand-made environ without the URL's parts
         return str(environ.get("PATH_INFO", ""))
-
-
-def _last_event_id(environ: Mapping[str, Any]) -> str:
-    header = environ.get("HTTP_LAST_EVENT_ID")
-    if header is not None:
-        # WSGI hands header bytes over as latin-1 text; the client sent the id
-        # it received, which was UTF-8.
-        try:
-            header = header.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            pass
-    return sse.parse_last_event_id(header, environ.get("QUERY_STRING"))
