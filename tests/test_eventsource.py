@@ -26,7 +26,7 @@ from faye_sync.eventsource import (
     EventSourceEvent,
     is_eventsource,
 )
-from tests.processes import run
+from tests.processes import free_port, run
 from tests.servers import Server, serve
 
 APP = "tests.apps.eventsource_app:app"
@@ -344,7 +344,6 @@ def test_close_all_ends_streams_with_a_jittered_retry() -> None:
 
 
 def test_a_gone_client_is_noticed_at_the_next_ping() -> None:
-    import socket
 
     server_side, client_side = socket.socketpair()
     with server_side, client_side:
@@ -579,16 +578,9 @@ def test_close_all_ends_every_stream_with_a_jittered_retry(server: Server) -> No
             stream.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.parametrize("kind", ["wsgiref", "gevent", "werkzeug", "waitress"])
 def test_the_clock_script_ends_its_streams_and_exits_on_sigterm(kind: str) -> None:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "wsgi_examples.clock", "--port", str(port), "--server", kind]
     with run(command, r"serving on http://127\.0\.0\.1:(\d+)/") as server:
         deadline = time.monotonic() + 10
