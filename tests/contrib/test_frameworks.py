@@ -79,17 +79,27 @@ def test_echo_runs_the_frameworks_hooks_and_leaves_no_traceback(site: Site) -> N
     assert "Traceback" not in site.log_since(start)
 
 
-def test_server_close_is_the_last_thing_on_the_wire(site: Site) -> None:
-    path = f"{site.prefix}echo"
-    start = len(site.server.log())
+def closed_by_the_server(site: Site, path: str, message: bytes) -> tuple[bytes, bytes, float]:
+    """Open a WebSocket at ``path``, send ``message`` and answer the server's close.
+
+    Returns the close frame's payload, what came after it, and how long the FIN took.
+    """
     sock, head, rest = open_websocket(site.server, path)
     with sock:
         assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), head
-        sock.sendall(masked(0x1, b"close 4001 bye"))
+        sock.sendall(masked(0x1, message))
         opcode, payload, rest = read_frame(sock, rest)
-        assert (opcode, payload, rest) == (0x8, struct.pack("!H", 4001) + b"bye", b"")
+        assert (opcode, rest) == (0x8, b""), (opcode, rest)
         sock.sendall(masked(0x8, payload))
         trailing, elapsed = read_to_eof(sock)
+    return payload, trailing, elapsed
+
+
+def test_server_close_is_the_last_thing_on_the_wire(site: Site) -> None:
+    path = f"{site.prefix}echo"
+    start = len(site.server.log())
+    payload, trailing, elapsed = closed_by_the_server(site, path, b"close 4001 bye")
+    assert payload == struct.pack("!H", 4001) + b"bye"
     assert trailing == b"", f"bytes after the close frame: {trailing!r}"
     assert elapsed < 1.0
     site.server.wait_for_log(r"^close 4001 bye$", timeout=5, start=start)
@@ -127,14 +137,8 @@ def test_rejected_handshake_gets_fayes_error_without_the_view(site: Site) -> Non
 def test_view_that_raises_closes_1011_and_the_framework_logs_it(site: Site) -> None:
     path = f"{site.prefix}fail"
     start = len(site.server.log())
-    sock, head, rest = open_websocket(site.server, path)
-    with sock:
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        sock.sendall(masked(0x1, b"go"))
-        opcode, payload, rest = read_frame(sock, rest)
-        assert (opcode, payload[:2], rest) == (0x8, struct.pack("!H", 1011), b"")
-        sock.sendall(masked(0x8, payload[:2]))
-        trailing, _ = read_to_eof(sock)
+    payload, trailing, _ = closed_by_the_server(site, path, b"go")
+    assert payload[:2] == struct.pack("!H", 1011)
     assert trailing == b"", f"the framework's error page reached the wire: {trailing!r}"
     # The framework's own error handling saw the exception: logged, and a 500 for its hooks.
     site.server.wait_for_log(r"RuntimeError: boom in the view", timeout=5, start=start)
