@@ -28,32 +28,9 @@ from faye_sync.eventsource import (
 )
 from tests.processes import free_port, run
 from tests.servers import Server, serve
+from tests.wsgi_call import StartResponse, make_environ
 
 APP = "tests.apps.eventsource_app:app"
-
-
-def make_environ(**extra: Any) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/events",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "example.org",
-        "SERVER_PORT": "80",
-        "HTTP_HOST": "example.org",
-        "HTTP_ACCEPT": "text/event-stream",
-        "wsgi.url_scheme": "http",
-    }
-    environ.update(extra)
-    return environ
-
-
-class StartResponse:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        self.calls.append((status, headers))
-        return lambda data: None
 
 
 def new(**options: Any) -> tuple[EventSource, Iterator[bytes]]:
