@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .adapters.admission import set_connection_limit
-from .blocking.connection import close_all
+from .blocking.live import close_all
 from .client import Client, connect
 from .eventsource import EventSource
 from .eventsource_client import EventSourceClient, EventTooLargeError, ServerSentEvent

@@ -406,7 +406,7 @@ class EventSourceClient(ClosedOnExit):
                 except EventTooLargeError as exc:
                     error = exc
                 if parser.retry is not None:
-                    self.retry = min(parser.retry / 1000, MAX_RECONNECTION_TIME)
+                    self.retry = min(parser.retry, MAX_RECONNECTION_TIME)
                 for sse in parser.events_received():
                     if self._closed.is_set():
                         return "closed"

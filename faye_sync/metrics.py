@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blocking import stats as counters
-from .blocking.connection import _live, _live_lock
+from .blocking.live import live_connections
 from .websocket import WebSocket
 
 __all__ = ["Stats", "add_gauge", "remove_gauge", "stats"]
@@ -80,8 +80,7 @@ def remove_gauge(name: str) -> None:
 def stats() -> Stats:
     """The counters now: open sockets and streams, messages, bytes, closes, refusals."""
     totals = counters.counts()
-    with _live_lock:
-        live = [c for c in _live if isinstance(c, WebSocket)]
+    live = [c for c in live_connections() if isinstance(c, WebSocket)]
     # Live connections' own counts, read without their locks: each is an int.
     messages_in = totals["messages_in"] + sum(c._messages_in for c in live)
     messages_out = totals["messages_out"] + sum(c._messages_out for c in live)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +20,18 @@ from pathlib import Path
 
 from tests.servers import ROOT
 
-__all__ = ["Process", "run"]
+__all__ = ["Process", "free_port", "run"]
+
+
+def free_port() -> int:
+    """A port no one listens on now, for a command that takes ``--port`` and cannot say 0.
+
+    Another process may take it before the command binds it: a rare, loud failure.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Process:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -13,34 +17,20 @@ from typing import Any
 
 import pytest
 
-from faye_sync.eventsource import EventSource, EventSourceEvent, is_eventsource
+from faye_sync import close_all
+from faye_sync.blocking.emitter import EventEmitter
+from faye_sync.blocking.live import live_connections
+from faye_sync.eventsource import (
+    SHUTDOWN_RETRY_SPREAD,
+    EventSource,
+    EventSourceEvent,
+    is_eventsource,
+)
+from tests.processes import free_port, run
 from tests.servers import Server, serve
+from tests.wsgi_call import StartResponse, make_environ
 
 APP = "tests.apps.eventsource_app:app"
-
-
-def make_environ(**extra: Any) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/events",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "example.org",
-        "SERVER_PORT": "80",
-        "HTTP_HOST": "example.org",
-        "HTTP_ACCEPT": "text/event-stream",
-        "wsgi.url_scheme": "http",
-    }
-    environ.update(extra)
-    return environ
-
-
-class StartResponse:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        self.calls.append((status, headers))
-        return lambda data: None
 
 
 def new(**options: Any) -> tuple[EventSource, Iterator[bytes]]:
@@ -118,6 +108,29 @@ def test_url_and_last_event_id() -> None:
     assert EventSource(make_environ(), StartResponse()).last_event_id == ""
 
 
+def test_url_is_kept_after_the_server_clears_the_environ(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Servers clear the environ once the request is over; a producer failing
+    # after that is logged with the URL, not with a KeyError (seen with the hub).
+    environ = make_environ(QUERY_STRING="room=1")
+    es = EventSource(environ, StartResponse())
+    stream = iter(es.response)
+    next(stream)
+    environ.clear()
+    assert es.url == "http://example.org/events?room=1"
+    failed = threading.Event()
+
+    def producer() -> None:
+        failed.set()
+        raise RuntimeError("boom")
+
+    es.spawn(producer)
+    assert failed.wait(2) and es.wait_closed(2)
+    assert "producer failed: http://example.org/events?room=1" in caplog.text
+    assert "KeyError" not in caplog.text
+
+
 def test_eventlet_buffering_switched_off() -> None:
     environ = make_environ()
     EventSource(environ, StartResponse())
@@ -154,6 +167,21 @@ def test_listener_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture)
         es.on("message", seen.append)
 
 
+def test_listeners_are_the_emitters_off_and_remove_listener_alike() -> None:
+    es, stream = new()
+    seen: list[str] = []
+    by_off, by_alias = (lambda e: seen.append("off")), (lambda e: seen.append("alias"))
+    kept = lambda e: seen.append(f"kept {type(e).__name__} {e.type}")  # noqa: E731
+    for listener in (by_off, by_alias, kept):
+        es.on("open", listener)
+    es.off("open", by_off)
+    es.remove_listener("open", by_alias)
+    es.off("open", by_off)  # absent: no error
+    next(stream)
+    assert seen == ["kept EventSourceEvent open"]
+    assert isinstance(es, EventEmitter) and es.has_listeners("open")
+
+
 def test_send_after_close_and_queue_flushed_before_end() -> None:
     es, stream = new()
     next(stream)
@@ -175,6 +203,18 @@ def test_send_refuses_bad_fields() -> None:
         es.send("x", id="1\r")
     with pytest.raises(ValueError):
         es.send("x", id="1\0")
+
+
+def test_send_refuses_what_it_cannot_send_faithfully() -> None:
+    # A dict used to go out as its Python repr; WebSocket.send refuses it too.
+    es, stream = new()
+    with pytest.raises(TypeError, match=r"not dict; convert it first.*json\.dumps"):
+        es.send({"n": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not int"):
+        es.send(1)  # type: ignore[arg-type]
+    assert es.send(b"caf\xc3\xa9") and es.ready_state != EventSource.CLOSED
+    first = next(stream)  # the preamble and what was queued: nothing refused got in
+    assert first.endswith(b"\r\n\r\ndata: caf\xc3\xa9\r\n\r\n") and first.count(b"data:") == 1
 
 
 def test_pings_on_schedule_and_sends_from_another_thread() -> None:
@@ -254,8 +294,33 @@ def test_a_failing_producer_closes_the_stream(caplog: pytest.LogCaptureFixture) 
     assert list(stream) == []
 
 
+def test_close_all_ends_streams_with_a_jittered_retry() -> None:
+    streams = [new(retry=2) for _ in range(20)]
+    closed: list[EventSource] = []
+    for es, stream in streams:
+        es.on("close", lambda e: closed.append(e.target))  # type: ignore[arg-type]
+        next(stream)
+        es.send("last")
+    assert close_all() >= len(streams)
+    retries = set()
+    for es, stream in streams:
+        assert es.ready_state == EventSource.CLOSED
+        tail = b"".join(stream)  # ends: what was queued, then the retry field
+        assert tail.startswith(b"data: last\r\n\r\nretry: "), tail
+        retry = int(tail.removeprefix(b"data: last\r\n\r\nretry: ").removesuffix(b"\r\n\r\n"))
+        assert 2000 <= retry <= 2000 + SHUTDOWN_RETRY_SPREAD * 1000
+        retries.add(retry)
+    assert len(retries) > 10  # spread, not one second for all (20 draws from 10,000 ms)
+    deadline = time.monotonic() + 5
+    while len(closed) < len(streams) and time.monotonic() < deadline:
+        time.sleep(0.01)  # close is dispatched in a task of its own
+    assert sorted(map(id, closed)) == sorted(id(es) for es, _ in streams)
+    assert all(es.go_away() is False for es, _ in streams)  # once only
+    live = live_connections()
+    assert not any(es in live for es, _ in streams)  # a closed stream is no longer counted
+
+
 def test_a_gone_client_is_noticed_at_the_next_ping() -> None:
-    import socket
 
     server_side, client_side = socket.socketpair()
     with server_side, client_side:
@@ -465,3 +530,52 @@ def test_custom_headers_and_retry_zero(server: Server) -> None:
     assert stream.header("Content-Type") == ["text/event-stream"]  # replaced, not doubled
     assert stream.header("X-Custom") == ["yes"]
     assert stream.body == b"retry: 0\r\n\r\ndata: hello\r\n\r\n"
+
+
+def test_close_all_ends_every_stream_with_a_jittered_retry(server: Server) -> None:
+    streams = [Stream(server.port, path=f"/stream?name={uuid.uuid4().hex}") for _ in range(8)]
+    try:
+        for stream in streams:
+            stream.read_until(lambda s: s.body.startswith(b"retry: 5000\r\n\r\n"))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            conn.request("GET", "/close_all")
+            assert int(conn.getresponse().read()) >= len(streams)
+        finally:
+            conn.close()
+        retries = []
+        for stream in streams:
+            stream.read_to_end()  # the server ends each response (bounded: 5 s)
+            assert stream.ended, stream.body
+            retries.append(int(stream.blocks[-1][1]["retry"]))
+        assert all(5000 <= r <= 5000 + SHUTDOWN_RETRY_SPREAD * 1000 for r in retries), retries
+        assert len(set(retries)) > 1, retries  # 8 draws from 10,000 ms: not all the same
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+@pytest.mark.parametrize("kind", ["wsgiref", "gevent", "werkzeug", "waitress"])
+def test_the_clock_script_ends_its_streams_and_exits_on_sigterm(kind: str) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "wsgi_examples.clock", "--port", str(port), "--server", kind]
+    with run(command, r"serving on http://127\.0\.0\.1:(\d+)/") as server:
+        deadline = time.monotonic() + 10
+        while True:  # the line is printed just before the server listens
+            try:
+                stream = Stream(server.port)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.05)
+        try:
+            stream.read_until(lambda s: len(s.events) >= 2)
+            os.kill(server.process.pid, signal.SIGTERM)
+            stream.read_to_end()
+            assert stream.ended, stream.body
+        finally:
+            stream.close()
+        retry = int(stream.blocks[-1][1]["retry"])  # clock.RETRY (1 s) plus the spread
+        assert 1000 <= retry <= 1000 + SHUTDOWN_RETRY_SPREAD * 1000, stream.body[-200:]
+        assert server.process.wait(timeout=10) is not None
+        assert "Traceback" not in server.log(), server.log()

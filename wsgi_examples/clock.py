@@ -43,15 +43,13 @@ def _patch_gevent(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
     _patch_gevent(sys.argv[1:])
 
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from faye_sync.eventsource import EventSource
 
-from .serving import HOST, parse_args
+from .serving import HOST, parse_args, serve
 
 SERVERS = ("wsgiref", "gevent", "werkzeug", "waitress")  # the first is the default
 TICK = 0.1  # seconds between events
@@ -69,10 +67,6 @@ PAGE = b"""<!doctype html>
   });
 </script>
 """
-
-# Open streams, so that a shutdown can end them before the server stops.
-_streams: set[EventSource] = set()
-_streams_lock = threading.Lock()
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -93,16 +87,8 @@ def _events(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iter
     last_id = es.last_event_id
     # isascii: str.isdigit() admits digits such as "²" that int() refuses
     first = int(last_id) + 1 if last_id.isascii() and last_id.isdigit() else 1
-    with _streams_lock:
-        _streams.add(es)
-    es.on("close", lambda event: _forget(es))
     es.spawn(_tick, es, first)
     return es.response
-
-
-def _forget(es: EventSource) -> None:
-    with _streams_lock:
-        _streams.discard(es)
 
 
 def _tick(es: EventSource, n: int) -> None:
@@ -115,89 +101,12 @@ def _tick(es: EventSource, n: int) -> None:
             return
 
 
-def close_streams() -> None:
-    """End every open stream; their clients see a clean end and reconnect."""
-    with _streams_lock:
-        streams = list(_streams)
-    for es in streams:
-        es.close()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the clock on 127.0.0.1 until SIGINT or SIGTERM."""
+    """Serve the clock on 127.0.0.1 until SIGINT or SIGTERM (which end every stream)."""
     args = parse_args("faye_sync EventSource clock", SERVERS, argv)
-    if args.server != "gevent":
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _interrupt)
     print(f"clock on http://{HOST}:{args.port}/events with {args.server}", file=sys.stderr)
-    if args.server == "gevent":
-        _serve_gevent(args.port)
-    else:
-        _serve_blocking(args.server, args.port)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    # End the streams first: waitress's run() answers KeyboardInterrupt by
-    # waiting for its threads, which a stream would hold for ever.
-    close_streams()
-    # Then leave serve_forever()/run() in the main thread, as Ctrl-C does.
-    raise KeyboardInterrupt
-
-
-def _serve_gevent(port: int) -> None:
-    import gevent
-    from gevent.pywsgi import WSGIServer
-
-    server = WSGIServer((HOST, port), app)
-
-    def stop() -> None:
-        close_streams()
-        server.stop(timeout=1)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop)
-    server.serve_forever()
-
-
-def _serve_blocking(kind: str, port: int) -> None:
-    server: Any = {"werkzeug": _werkzeug, "wsgiref": _wsgiref, "waitress": _waitress}[kind](port)
-    waitress = kind == "waitress"
-    try:
-        if waitress:
-            server.run()
-        else:
-            server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        close_streams()
-        if waitress:
-            server.close()
-        else:
-            server.server_close()
-
-
-def _werkzeug(port: int) -> Any:
-    from werkzeug.serving import make_server
-
-    return make_server(HOST, port, app, threaded=True)
-
-
-def _wsgiref(port: int) -> Any:
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIServer, make_server
-
-    class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-        daemon_threads = True
-
-    return make_server(HOST, port, app, server_class=ThreadingWSGIServer)
-
-
-def _waitress(port: int) -> Any:
-    from waitress import create_server  # type: ignore[import-untyped]
-
     # waitress's default of 4 threads would serve only 4 streams at once.
-    return create_server(app, host=HOST, port=port, threads=100)
+    serve(app, args.port, args.server, threads=100)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Run a WSGI app on 127.0.0.1 with one of the servers faye_sync supports.
 
 Shared by the examples: ``--port`` and ``--server`` mean the same everywhere,
-and SIGINT/SIGTERM stop the server cleanly.
+and SIGINT/SIGTERM stop the server cleanly, closing every WebSocket and event
+stream first (:func:`faye_sync.close_all`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from faye_sync import close_all
 
 HOST = "127.0.0.1"
 
@@ -33,8 +36,14 @@ def parse_args(
     return parser.parse_args(argv)
 
 
-def serve(app: WSGIApp, port: int, server: str) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM."""
+def serve(app: WSGIApp, port: int, server: str, *, threads: int = 4) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM.
+
+    On either signal :func:`faye_sync.close_all` first closes every WebSocket
+    (1001) and ends every event stream, which would otherwise keep the server
+    waiting on their threads or greenlets; then the server stops. ``threads``
+    is waitress's pool (each open stream holds one).
+    """
     print(f"serving on http://{HOST}:{port}/ with {server}", file=sys.stderr, flush=True)
     if server == "gevent":
         _serve_gevent(app, port)
@@ -45,11 +54,15 @@ def serve(app: WSGIApp, port: int, server: str) -> None:
     elif server == "wsgiref":
         _serve_blocking(_threaded_wsgiref(app, port))
     elif server == "waitress":
-        import waitress
+        from waitress import create_server  # type: ignore[import-untyped]
 
-        waitress.serve(app, host=HOST, port=port)
+        _serve_blocking(create_server(app, host=HOST, port=port, threads=threads))
     else:
         raise SystemExit(f"unknown server {server!r}")
+
+
+def _close_connections() -> None:
+    close_all(1001, "server shutting down")
 
 
 def _serve_gevent(app: WSGIApp, port: int) -> None:
@@ -57,22 +70,39 @@ def _serve_gevent(app: WSGIApp, port: int) -> None:
     from gevent.pywsgi import WSGIServer
 
     server = WSGIServer((HOST, port), app)
+
+    def stop() -> None:
+        _close_connections()
+        server.stop(timeout=1)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, server.stop, 1)
+        gevent.signal_handler(signum, stop)
     server.serve_forever()
 
 
 def _serve_blocking(server: Any) -> None:
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        # waitress's run() answers KeyboardInterrupt by waiting for its threads,
+        # which an open connection would hold for ever: end them first.
+        _close_connections()
+        raise KeyboardInterrupt  # leaves serve_forever()/run() as Ctrl-C does
 
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    waitress = not hasattr(server, "serve_forever")
     try:
-        server.serve_forever()
+        if waitress:
+            server.run()
+        else:
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        _close_connections()
+        if waitress:
+            server.close()
+        else:
+            server.server_close()
 
 
 def _threaded_wsgiref(app: WSGIApp, port: int) -> Any:

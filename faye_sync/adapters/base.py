@@ -35,8 +35,10 @@ __all__ = [
     "Hijack",
     "buffered_reader_of",
     "drain_buffered_reader",
+    "drain_stream",
     "server_software",
     "socket_of",
+    "socket_under",
 ]
 
 #: A WSGI environ as adapters read it (never written to).
@@ -132,6 +134,29 @@ def socket_of(reader: io.BufferedReader) -> socket.socket | None:
     if all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
         return cast(socket.socket, sock)
     return None
+
+
+def socket_under(stream: object) -> socket.socket | None:
+    """The socket under a server's stream (``wsgi.input``), or ``None``.
+
+    :func:`buffered_reader_of`, then :func:`socket_of`: the way to the connection
+    on the servers that put no socket in environ (gevent.pywsgi, wsgiref, Django).
+    """
+    reader = buffered_reader_of(stream)
+    return None if reader is None else socket_of(reader)
+
+
+def drain_stream(stream: object, sock: socket.socket) -> bytes:
+    """What the server's reader under ``stream`` read ahead from ``sock`` (or ``b""``).
+
+    Nothing is taken from a reader over another socket (a middleware's stream,
+    a chunked request body): a WebSocket handshake has no body, so nothing was
+    read ahead there in practice.
+    """
+    reader = buffered_reader_of(stream)
+    if reader is None or socket_of(reader) is not sock:
+        return b""
+    return drain_buffered_reader(reader, sock)
 
 
 def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> bytes:

@@ -25,6 +25,7 @@ from faye_sync.adapters.base import (
     drain_buffered_reader,
     server_software,
     socket_of,
+    socket_under,
 )
 
 __all__ = ["GeventPyWSGIAdapter"]
@@ -47,8 +48,7 @@ class GeventPyWSGIAdapter(Adapter):
         sock: socket.socket | None = environ.get("gunicorn.sock")
         if sock is not None:
             return sock
-        reader = buffered_reader_of(environ.get("wsgi.input"))
-        return None if reader is None else socket_of(reader)
+        return socket_under(environ.get("wsgi.input"))
 
     def missing_socket_hint(self) -> str:
         return "wsgi.input is not pywsgi's reader over the connection socket"

@@ -21,14 +21,7 @@ import socket
 import socketserver
 import sys
 
-from faye_sync.adapters.base import (
-    Adapter,
-    Environ,
-    buffered_reader_of,
-    drain_buffered_reader,
-    server_software,
-    socket_of,
-)
+from faye_sync.adapters.base import Adapter, Environ, drain_stream, server_software, socket_under
 from faye_sync.adapters.operator import tell_operator
 
 __all__ = ["WsgirefAdapter"]
@@ -76,15 +69,13 @@ class WsgirefAdapter(Adapter):
         return "django" if stream_module.startswith("django.") else self.name
 
     def find_socket(self, environ: Environ) -> socket.socket | None:
-        reader = buffered_reader_of(environ.get("wsgi.input"))
-        return None if reader is None else socket_of(reader)
+        return socket_under(environ.get("wsgi.input"))
 
     def missing_socket_hint(self) -> str:
         return "wsgi.input is not the handler's reader over the connection socket"
 
     def take_buffered(self, environ: Environ, sock: socket.socket) -> bytes:
-        reader = buffered_reader_of(environ.get("wsgi.input"))
-        return b"" if reader is None else drain_buffered_reader(reader, sock)
+        return drain_stream(environ.get("wsgi.input"), sock)
 
     def before_hijack(self, environ: Environ) -> None:
         global _checked_threading

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 import weakref
 from collections import deque
@@ -56,9 +55,12 @@ from typing import Any
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import FrameProtocol
 from ..protocol.events import Close, Error, Message, Open, Pong
-from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
+from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN
 from .backends import Backend, SendNow, SendWait, Signal, Timer, unacknowledged
 from .emitter import Event, EventEmitter
+from .live import add as add_live
+from .live import close_all
+from .live import discard as discard_live
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
 
@@ -72,30 +74,6 @@ _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
 _URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
 _LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
-
-_live: weakref.WeakSet[Connection] = weakref.WeakSet()
-_live_lock = threading.Lock()
-
-
-def close_all(code: int = 1001, reason: str = "") -> int:
-    """Start closing every open connection of this process; return how many.
-
-    Never blocks, so it may run from a signal handler or a gunicorn
-    ``worker_int``/``worker_exit`` hook; each connection ends within its close
-    timeout. 1001 means "going away" (RFC 6455 §7.4.1).
-
-    Raises:
-        ValueError: ``code`` may not be sent, or ``reason`` is too long.
-    """
-    validate_close_arguments(code, reason, strict=False)
-    with _live_lock:
-        connections = list(_live)
-    for connection in connections:
-        try:
-            connection.go_away(code, reason)
-        except Exception:  # one broken connection must not spare the others
-            log.exception("close_all: could not close %r", connection)
-    return len(connections)
 
 
 class Connection(EventEmitter):
@@ -239,8 +217,7 @@ class Connection(EventEmitter):
         self._reader_wanted = False
         self._messages_in = self._messages_out = self._bytes_in = 0  # out: _written
         if sock is not None:
-            with _live_lock:
-                _live.add(self)
+            add_live(self)
 
     # ------------------------------------------------------------ attributes
 
@@ -584,8 +561,7 @@ class Connection(EventEmitter):
         if self._closing_reported:
             return
         self._closing_reported = True
-        with _live_lock:
-            _live.discard(self)
+        discard_live(self)
         for timer in (self._ping_timer, self._pong_timer, self._idle_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()

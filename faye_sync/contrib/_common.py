@@ -1,21 +1,34 @@
-"""What the Flask and Django helpers share: the options and ending a session."""
+"""What the Flask and Django helpers share: checking options and views, and a session's skeleton.
+
+Both frameworks' helpers follow one naming rule: a helper is named after what it
+gives the view. ``event_source`` gives an :class:`~faye_sync.eventsource.EventSource`
+(and the response to return) in both; the WebSocket decorators follow each
+framework's own idiom for routes (Flask's ``@sock.route`` beside ``@app.route``,
+Django's ``@websocket_view`` beside its view decorators).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..blocking.connection import CLOSING
 from ..websocket import WebSocket
 
 __all__ = [
     "NOT_A_WEBSOCKET",
     "WEBSOCKET_OPTIONS",
+    "Session",
+    "check_options",
+    "check_view",
     "close_after_failure",
     "finish_session",
     "is_same_host",
     "same_origin_only",
+    "serve_websocket",
 ]
 
 #: The body of the 400 a plain request to a WebSocket view gets.
@@ -33,7 +46,63 @@ WEBSOCKET_OPTIONS = frozenset(
 )
 
 
-def finish_session(ws: WebSocket) -> tuple[str, list[tuple[str, str]], bytes]:
+def check_options(options: Mapping[str, Any], where: str) -> None:
+    """Refuse, where they are given, options that ``WebSocket`` would refuse per request.
+
+    Raises:
+        TypeError: an option :class:`~faye_sync.websocket.WebSocket` does not take.
+    """
+    unknown = sorted(set(options) - WEBSOCKET_OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"{where}: unknown WebSocket option(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(sorted(WEBSOCKET_OPTIONS))}"
+        )
+
+
+def check_view(view: Callable[..., object], where: str) -> None:
+    """Refuse an ``async def`` view when it is decorated, not on its first request.
+
+    Raises:
+        TypeError: the view is a coroutine function.
+    """
+    if inspect.iscoroutinefunction(view):
+        raise TypeError(
+            f"{where} needs a plain function, not async {view.__qualname__}: "
+            "the WebSocket runs in the request's own thread"
+        )
+
+
+#: The status, headers and body a framework answers with once the session is over.
+Session = tuple[str, list[tuple[str, str]], bytes]
+
+
+def serve_websocket(
+    environ: Any,
+    options: Mapping[str, Any],
+    run_view: Callable[[WebSocket], object],
+    around_view: contextlib.AbstractContextManager[object] | None = None,
+) -> tuple[WebSocket, Session]:
+    """Both helpers' request: the handshake, the view and its session, then the WSGI end.
+
+    ``run_view(ws)`` runs only for an accepted handshake, inside ``around_view``
+    (Django's database connections); an event-style view returns at once and its
+    session runs here. A view that raises closes the WebSocket with 1011 and the
+    exception goes on to the framework's error handling.
+    """
+    ws = WebSocket(environ, None, **options)  # a server that keeps its socket: a 501 below
+    if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
+        with around_view or contextlib.nullcontext():
+            try:
+                run_view(ws)
+                ws.run()
+            except Exception:
+                close_after_failure(ws)
+                raise
+    return ws, finish_session(ws)
+
+
+def finish_session(ws: WebSocket) -> Session:
     """End the WSGI side now: shut the socket, or build the rejection's HTTP error.
 
     Returns the status, headers and body the framework should answer with

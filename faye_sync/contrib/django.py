@@ -2,7 +2,7 @@
 
 ::
 
-    from faye_sync.contrib.django import event_source_response, websocket_view
+    from faye_sync.contrib.django import event_source, websocket_view
 
     @websocket_view(ping=20)                  # any WebSocket option
     def echo(request, ws):                    # urls.py: path("ws/echo", echo)
@@ -10,7 +10,7 @@
             ws.send(message)
 
     def clock(request):
-        es, response = event_source_response(request, retry=2)
+        es, response = event_source(request, retry=2)
         es.spawn(tick, es)                    # runs once the stream opens
         return response
 
@@ -41,10 +41,10 @@ EventSource responses work on every WSGI server.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, overload
 
 from django.conf import settings
@@ -52,20 +52,21 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils.http import is_same_domain
 
-from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
+from ..protocol.sse import DEFAULT_MAX_BUFFERED
 from ..websocket import WebSocket
 from ._common import (
     NOT_A_WEBSOCKET,
-    WEBSOCKET_OPTIONS,
-    close_after_failure,
-    finish_session,
+    check_options,
+    check_view,
     is_same_host,
     same_origin_only,
+    serve_websocket,
 )
 
 __all__ = [
     "WebSocketResponse",
+    "event_source",
     "event_source_response",
     "release_database_connections",
     "websocket_view",
@@ -141,19 +142,10 @@ def websocket_view(
         TypeError: an unknown option, or an ``async def`` view (a WebSocket
             here lives in the request's thread; under ASGI use Channels).
     """
-    unknown = sorted(set(options) - WEBSOCKET_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"websocket_view(): unknown WebSocket option(s) {', '.join(unknown)}; "
-            f"expected some of {', '.join(sorted(WEBSOCKET_OPTIONS))}"
-        )
+    check_options(options, "websocket_view()")
 
     def decorate(view: WebSocketView) -> View:
-        if inspect.iscoroutinefunction(view):
-            raise TypeError(
-                f"websocket_view() needs a plain function, not async {view.__qualname__}: "
-                "the WebSocket runs in the request's own thread"
-            )
+        check_view(view, "websocket_view()")
 
         @functools.wraps(view)
         def websocket_endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -178,18 +170,29 @@ def _serve(
     if not WebSocket.is_websocket(environ):
         return HttpResponseBadRequest(NOT_A_WEBSOCKET, content_type="text/plain; charset=utf-8")
     options = same_origin_only(options, request.headers.get("Origin"), _trusts(request))
-    ws = WebSocket(environ, None, **options)  # a server that keeps its socket: a 501 below
-    if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
-        release_database_connections()
-        try:
-            view(request, ws, *args, **kwargs)
-            ws.run()  # an event-style view returns at once; its session runs here
-        except Exception:
-            close_after_failure(ws)
-            raise
-        finally:
-            _close_old_connections()
-    return _finish(ws)
+    ws, (status, headers, body) = serve_websocket(
+        environ,
+        options,
+        lambda ws: view(request, ws, *args, **kwargs),
+        around_view=_database_released(),
+    )
+    code, _, reason = status.partition(" ")
+    if code == "101":
+        return WebSocketResponse(ws)
+    response = HttpResponse(body, status=int(code), reason=reason)
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
+@contextlib.contextmanager
+def _database_released() -> Iterator[None]:
+    """Release the thread's connections before the session, tidy them after it."""
+    release_database_connections()
+    try:
+        yield
+    finally:
+        _close_old_connections()
 
 
 def _trusts(request: HttpRequest) -> Callable[[str], bool]:
@@ -215,12 +218,13 @@ def _trusts(request: HttpRequest) -> Callable[[str], bool]:
     return is_trusted
 
 
-def event_source_response(
+def event_source(
     request: HttpRequest,
     *,
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     retry: float | None = None,
     ping: float | None = None,
+    max_buffered: int | None = DEFAULT_MAX_BUFFERED,
 ) -> tuple[EventSource, StreamingHttpResponse]:
     """An event stream for ``request``, and the streaming response to return.
 
@@ -229,7 +233,7 @@ def event_source_response(
         def clock(request):
             if not EventSource.is_eventsource(request.META):
                 return HttpResponse(status=406)
-            es, response = event_source_response(request, ping=15)
+            es, response = event_source(request, ping=15)
             es.spawn(tick, es)
             return response
 
@@ -247,17 +251,24 @@ def event_source_response(
         headers: extra response headers; one named like a default replaces it.
         retry: seconds a client waits before reconnecting (default 5).
         ping: seconds between keep-alive comments (default 10).
+        max_buffered: bytes held for a client that does not read (1 MiB).
 
     Returns:
         The :class:`~faye_sync.eventsource.EventSource` and a
         ``StreamingHttpResponse`` over it.
     """
-    es = EventSource(request.META, None, headers=headers, retry=retry, ping=ping)
+    es = EventSource(
+        request.META, None, headers=headers, retry=retry, ping=ping, max_buffered=max_buffered
+    )
     es.on("open", _release_on_open)
     response = StreamingHttpResponse(es.response, status=int(es.status.partition(" ")[0]))
     for name, value in es.headers:
         response.headers[name] = value
     return es, response
+
+
+#: ``event_source``'s name before 0.x's tidying (one name in both frameworks).
+event_source_response = event_source
 
 
 def release_database_connections() -> None:
@@ -282,15 +293,3 @@ def _close_old_connections() -> None:
 
 def _release_on_open(event: EventSourceEvent) -> None:
     release_database_connections()
-
-
-def _finish(ws: WebSocket) -> HttpResponse:
-    """End the session now; answer 101, or the rejection's HTTP error."""
-    status, headers, body = finish_session(ws)
-    code, _, reason = status.partition(" ")
-    if code == "101":
-        return WebSocketResponse(ws)
-    response = HttpResponse(body, status=int(code), reason=reason)
-    for name, value in headers:
-        response.headers[name] = value
-    return response

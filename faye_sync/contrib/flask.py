@@ -41,7 +41,6 @@ once; EventSource responses work on every server.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -50,16 +49,17 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.routing import WebsocketMismatch
 
-from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
+from ..protocol.sse import DEFAULT_MAX_BUFFERED
 from ..websocket import WebSocket
 from ._common import (
     NOT_A_WEBSOCKET,
     WEBSOCKET_OPTIONS,
-    close_after_failure,
-    finish_session,
+    check_options,
+    check_view,
     is_same_host,
     same_origin_only,
+    serve_websocket,
 )
 
 __all__ = ["CONFIG_KEY", "Sock", "WebSocketResponse", "event_source"]
@@ -119,7 +119,7 @@ class Sock:
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        _check_options(options, "Sock()")
+        check_options(options, "Sock()")
         self.options = options
         self._routes: list[tuple[str, str | None, Callable[..., Response], dict[str, Any]]] = []
         self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
@@ -132,7 +132,7 @@ class Sock:
         Raises:
             TypeError: ``app.config["FAYE_SYNC_OPTIONS"]`` holds an unknown option.
         """
-        _check_options(app.config.get(CONFIG_KEY) or {}, f'app.config["{CONFIG_KEY}"]')
+        check_options(app.config.get(CONFIG_KEY) or {}, f'app.config["{CONFIG_KEY}"]')
         self._apps.add(app)
         app.register_error_handler(WebsocketMismatch, _explain_websocket_mismatch)
         for rule, endpoint, view, rule_options in self._routes:
@@ -168,11 +168,7 @@ class Sock:
         endpoint: str | None = rule_options.pop("endpoint", None)
 
         def decorator(view: WebSocketView) -> WebSocketView:
-            if inspect.iscoroutinefunction(view):
-                raise TypeError(
-                    f"Sock.route() needs a plain function, not async {view.__qualname__}: "
-                    "the WebSocket runs in the request's own thread"
-                )
+            check_view(view, "Sock.route()")
 
             @functools.wraps(view)
             def websocket_endpoint(**url_values: Any) -> Response:
@@ -198,15 +194,12 @@ class Sock:
         }
         origin = request.headers.get("Origin")
         options = same_origin_only(options, origin, lambda o: is_same_host(o, request.host))
-        ws = WebSocket(request.environ, None, **options)  # a server that keeps its socket: 501
-        if ws.ready_state < CLOSING:  # accepted: a rejected handshake is already closing
-            try:
-                view(ws, **url_values)
-                ws.run()  # an event-style view returns at once; its session runs here
-            except Exception:
-                close_after_failure(ws)
-                raise
-        return _finish(ws)
+        ws, (status, headers, body) = serve_websocket(
+            request.environ, options, lambda ws: view(ws, **url_values)
+        )
+        if status == _SWITCHING_PROTOCOLS:
+            return WebSocketResponse(ws)
+        return Response(body, status=status, headers=headers)
 
 
 def event_source(
@@ -214,6 +207,7 @@ def event_source(
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     retry: float | None = None,
     ping: float | None = None,
+    max_buffered: int | None = DEFAULT_MAX_BUFFERED,
 ) -> tuple[EventSource, Response]:
     """An event stream for the current request, and the response to return.
 
@@ -242,12 +236,15 @@ def event_source(
         headers: extra response headers; one named like a default replaces it.
         retry: seconds a client waits before reconnecting (default 5).
         ping: seconds between keep-alive comments (default 10).
+        max_buffered: bytes held for a client that does not read (1 MiB).
 
     Returns:
         The :class:`~faye_sync.eventsource.EventSource` and a Flask response
         streaming it.
     """
-    es = EventSource(request.environ, None, headers=headers, retry=retry, ping=ping)
+    es = EventSource(
+        request.environ, None, headers=headers, retry=retry, ping=ping, max_buffered=max_buffered
+    )
     # The response's close(), which the server calls when the client leaves or the
     # stream ends, closes the stream (and runs call_on_close functions).
     return es, Response(es.response, status=es.status, headers=es.headers)
@@ -260,20 +257,3 @@ def _explain_websocket_mismatch(error: WebsocketMismatch) -> Response:
     else:
         why = NOT_A_WEBSOCKET
     return Response(why, status=400, mimetype="text/plain")
-
-
-def _check_options(options: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(options) - WEBSOCKET_OPTIONS)
-    if unknown:
-        raise TypeError(
-            f"{where}: unknown WebSocket option(s) {', '.join(unknown)}; "
-            f"expected some of {', '.join(sorted(WEBSOCKET_OPTIONS))}"
-        )
-
-
-def _finish(ws: WebSocket) -> Response:
-    """End the session now; answer 101, or the rejection's HTTP error."""
-    status, headers, body = finish_session(ws)
-    if status == _SWITCHING_PROTOCOLS:
-        return WebSocketResponse(ws)
-    return Response(body, status=status, headers=headers)

@@ -1,4 +1,4 @@
-"""gunicorn hooks that close every WebSocket with 1001 when a worker stops.
+"""gunicorn hooks that close every WebSocket (1001) and event stream when a worker stops.
 
 ::
 
@@ -10,11 +10,12 @@ or, in your own ``gunicorn.conf.py``::
 
 On SIGTERM (what systemd, Docker and Kubernetes send) gunicorn's worker stops
 accepting and waits up to ``--graceful-timeout`` (30 s) for its requests to
-finish; an open WebSocket never finishes by itself, so without these hooks the
-client waits that long and then gets 1006. ``post_worker_init`` adds
-:func:`~faye_sync.close_all` in front of the worker's own SIGTERM handler: every
-socket is sent a close frame at once, each session ends within a round trip, and
-the worker exits as soon as they have. SIGINT and SIGQUIT (``worker_int``) and a
+finish; an open WebSocket or event stream never finishes by itself, so without
+these hooks the client waits that long and then gets 1006. ``post_worker_init``
+adds :func:`~faye_sync.close_all` in front of the worker's own SIGTERM handler:
+every socket is sent a close frame at once, each session ends within a round
+trip, every event stream ends with a ``retry`` that spreads its browser's return,
+and the worker exits as soon as they have. SIGINT and SIGQUIT (``worker_int``) and a
 worker's exit (``worker_exit``) close them too.
 """
 
@@ -24,7 +25,7 @@ import signal
 from types import FrameType
 from typing import Any
 
-from ..blocking.connection import close_all
+from ..blocking.live import close_all
 
 __all__ = ["REASON", "post_worker_init", "worker_exit", "worker_int"]
 

@@ -209,12 +209,16 @@ def split_lines(text: str) -> list[str]:
     return _LINE_BREAK.split(text)
 
 
-def encode_event(data: object, *, event: str | None = None, id: str | int | None = None) -> bytes:
+def encode_event(
+    data: str | bytes | bytearray | memoryview,
+    *,
+    event: str | None = None,
+    id: str | int | None = None,
+) -> bytes:
     """One event, ready to write.
 
     Args:
-        data: the event's data; ``str`` as is, ``bytes`` decoded as UTF-8,
-            anything else through ``str()`` (faye's ``String(data)``). Each line
+        data: the event's data: ``str``, or ``bytes`` of UTF-8 text. Each line
             becomes one ``data:`` line.
         event: the event type; omitted when None or empty (the client then
             dispatches a ``message`` event).
@@ -226,13 +230,21 @@ def encode_event(data: object, *, event: str | None = None, id: str | int | None
         dispatches it.
 
     Raises:
+        TypeError: ``data`` is neither text nor bytes. faye writes
+            ``String(data)``, which for a dict or a list is rarely what the
+            client expects: the caller converts (``str()``, ``json.dumps()``).
         ValueError: ``event`` or ``id`` holds CR, LF or NUL; ``data`` is bytes
             that are not UTF-8, or a str holding a lone surrogate.
     """
-    if isinstance(data, (bytes, bytearray, memoryview)):
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, bytes | bytearray | memoryview):
         text = bytes(data).decode("utf-8")
     else:
-        text = data if isinstance(data, str) else str(data)
+        raise TypeError(
+            f"send() takes str or UTF-8 bytes, not {type(data).__name__}; "
+            "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
+        )
     parts: list[str] = []
     if event:
         parts.append(f"event: {_field('event', event)}\r\n")
@@ -258,11 +270,16 @@ def parse_last_event_id(header: str | None, query_string: str | None = None) -> 
     that cannot set headers on cross-origin requests put it there.
 
     Args:
-        header: the header value as text, or None when absent.
+        header: the header value as WSGI text (its bytes as latin-1), or None
+            when absent. The client sent back the id it received, which was
+            UTF-8: it is decoded so (a value that is not UTF-8 is kept as is).
         query_string: the raw query string (``QUERY_STRING``), or None.
     """
     if header is not None:
-        return header
+        try:
+            return header.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return header
     if query_string:
         values = parse_qs(query_string, keep_blank_values=True).get("lastEventId")
         if values:

@@ -52,7 +52,7 @@ DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 """1 MiB, the default proposed for httpx-sse (httpx2 PR #1071)."""
 
 MAX_RETRY = 2**63 - 1
-"""The largest reconnection time kept, in milliseconds; larger ``retry`` values are clamped.
+"""The largest ``retry`` field kept, in the field's milliseconds; larger ones are clamped.
 
 ``int()`` refuses strings of more than 4300 digits, and no clock needs more than 63 bits.
 """
@@ -73,13 +73,14 @@ class ServerSentEvent:
         id: the last event id at dispatch: this event's ``id`` field, or the one
             before it when it had none (the standard's ``lastEventId``).
         retry: the reconnection time set by a valid ``retry`` field in this
-            event's lines, in milliseconds as sent; ``None`` when there was none.
+            event's lines, in seconds (the field is in milliseconds: ``retry:
+            1500`` is 1.5); ``None`` when there was none.
     """
 
     type: str = "message"
     data: str = ""
     id: str = ""
-    retry: int | None = None
+    retry: float | None = None
 
 
 class EventStreamParser:
@@ -140,14 +141,14 @@ class EventStreamParser:
         return self._last_event_id
 
     @property
-    def retry(self) -> int | None:
-        """The reconnection time from the latest valid ``retry`` field, in milliseconds.
+    def retry(self) -> float | None:
+        """The reconnection time from the latest valid ``retry`` field, in seconds.
 
         It takes effect as soon as its line is read, blank line or not (a stream
         commonly opens with ``retry: 5000`` followed by a blank line and no data).
         ``None`` until the stream sets one.
         """
-        return self._retry
+        return _seconds(self._retry)
 
     def events_received(self) -> list[ServerSentEvent]:
         """The events dispatched since the last call, oldest first."""
@@ -270,10 +271,15 @@ class EventStreamParser:
                     # one decode of the joined lines: LF never splits a UTF-8 sequence
                     data=self._data.decode("utf-8", "replace"),
                     id=self._last_event_id,
-                    retry=self._event_retry,
+                    retry=_seconds(self._event_retry),
                 )
             )
         self._data = bytearray()
         self._has_data = False
         self._type = ""
         self._event_retry = None
+
+
+def _seconds(milliseconds: int | None) -> float | None:
+    # The wire counts milliseconds; the API counts seconds, as every option does.
+    return None if milliseconds is None else milliseconds / 1000

@@ -9,6 +9,10 @@
 * ``/burst?n=N``: N events queued at once, then ``close()``: the client must get
   all of them and then the end of the response.
 * ``/custom``: custom headers (a ``Content-Type`` among them) and ``retry=0``.
+* ``/close_all``: calls :func:`faye_sync.close_all` and answers how many it closed.
+* ``/connection``: what :func:`~faye_sync.adapters.connection.find_connection`
+  finds for this request, in JSON: the socket's peer address (the client's own
+  address, or None) and whether the server has a client-disconnected hook.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+from faye_sync import close_all
+from faye_sync.adapters.connection import find_connection
 from faye_sync.eventsource import EventSource
 from wsgi_examples import clock
 
@@ -51,6 +57,15 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         es.send("hello")
         es.close()
         return es.response
+    if path == "/close_all":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(close_all()).encode()]
+    if path == "/connection":
+        found = find_connection(environ)
+        peer = None if found.socket is None else list(found.socket.getpeername()[:2])
+        hook = found.client_disconnected is not None
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"peer": peer, "hook": hook}).encode()]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found\n"]
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+from faye_sync.adapters.connection import find_connection
 from faye_sync.eventsource import EventSource
 
 _records: dict[str, dict[str, Any]] = {}
@@ -80,7 +81,8 @@ def _flood_stream(
         # A small send buffer, so that what is left queued when the stream closes
         # cannot all fit in the kernel (tcp_wmem lets it grow to 4 MiB), and the
         # server's write really blocks on a client that does not read.
-        sock = getattr(es._socket, "_sock", es._socket)
+        sock = find_connection(environ).socket
+        assert sock is not None, "the server's socket was not found"
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(query["sndbuf"]))
     record: dict[str, Any] = {"sent": 0, "refused": False, "peak": 0}
     record.update(done=None, closed=None, released=None)

@@ -1,9 +1,8 @@
-"""``faye_sync.contrib.flask`` on real servers: werkzeug with its debugger, gunicorn, waitress.
+"""``faye_sync.contrib.flask`` on real servers: what only Flask's helpers do.
 
-Each check reads the wire (nothing after the close frame, a prompt FIN) and the
-server's log (Flask's ``after_request`` and ``teardown_request`` ran, ``101`` in
-the access line, no traceback). One test runs ``flask run --debug`` itself, with
-the reloader and the debugger on.
+What the Flask and Django helpers do alike (the wire, the framework's hooks, a
+view that raises, waitress) is in ``test_frameworks.py``. One test runs
+``flask run --debug`` itself, with the reloader and the debugger on.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import http.client
 import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,69 +24,22 @@ from websockets.sync.client import connect
 
 from faye_sync.testing import TestClient
 from tests.apps.contrib_flask import app as flask_app
-from tests.contrib import (
-    http_get,
-    masked,
-    open_websocket,
-    read_body,
-    read_frame,
-    read_head,
-    read_to_eof,
-)
+from tests.contrib import http_get
+from tests.contrib.conftest import APPS, KINDS, ContribServer
+from tests.processes import free_port
 from tests.servers import ROOT, Server, is_available, serve
 
-APP = "tests.apps.contrib_flask:app"
-KINDS = ["werkzeug", "gunicorn-gthread", "gunicorn-gevent"]
+APP = APPS["flask"]
 SSE = {"Accept": "text/event-stream"}
 
 
-@pytest.fixture(scope="module", params=KINDS)
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    kind = request.param
-    if not is_available(kind):
-        pytest.skip(f"{kind} is not installed")
-    # werkzeug as `flask run --debug` serves it: inside DebuggedApplication.
-    options: dict[str, object] = {"debugger": True} if kind == "werkzeug" else {"timeout": 30}
-    with serve(kind, APP, **options) as running:
-        yield running
+@pytest.fixture(params=KINDS["flask"])
+def server(request: pytest.FixtureRequest, contrib_server: ContribServer) -> Server:
+    return contrib_server("flask", request.param)
 
 
 def log_since(server: Server, start: int) -> str:
     return server.log()[start:]
-
-
-def test_echo_runs_flask_hooks_and_leaves_no_traceback(server: Server) -> None:
-    start = len(server.log())
-    with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5) as ws:
-        # Sock(extensions=[PerMessageDeflate()]) reached the WebSocket.
-        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
-        ws.send("héllo")
-        assert ws.recv(timeout=5) == "héllo"
-        ws.send(b"\x00\xff" * 1000)
-        assert ws.recv(timeout=5) == b"\x00\xff" * 1000
-    server.wait_for_log(r"^close 1000 $", timeout=5, start=start)
-    server.wait_for_log(r"^handler-end$", timeout=5, start=start)
-    server.wait_for_log(r"^after_request /echo 101$", timeout=5, start=start)
-    server.wait_for_log(r"^teardown /echo None$", timeout=5, start=start)
-    server.wait_for_log(r'"GET /echo HTTP/1\.1" 101', timeout=5, start=start)
-    assert "Traceback" not in log_since(server, start)
-
-
-def test_server_close_is_the_last_thing_on_the_wire(server: Server) -> None:
-    start = len(server.log())
-    sock, head, rest = open_websocket(server, "/echo")
-    with sock:
-        assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), head
-        sock.sendall(masked(0x1, b"close 4001 bye"))
-        opcode, payload, rest = read_frame(sock, rest)
-        assert (opcode, payload, rest) == (0x8, struct.pack("!H", 4001) + b"bye", b"")
-        sock.sendall(masked(0x8, payload))
-        trailing, elapsed = read_to_eof(sock)
-    assert trailing == b"", f"bytes after the close frame: {trailing!r}"
-    assert elapsed < 1.0
-    server.wait_for_log(r"^close 4001 bye$", timeout=5, start=start)
-    server.wait_for_log(r"^teardown /echo None$", timeout=5, start=start)
-    assert "Traceback" not in log_since(server, start)
 
 
 def test_event_style_view_has_the_request_context(capfd: pytest.CaptureFixture[str]) -> None:
@@ -102,12 +52,8 @@ def test_event_style_view_has_the_request_context(capfd: pytest.CaptureFixture[s
     )
 
 
-def test_plain_request_to_a_websocket_route_gets_400(server: Server) -> None:
+def test_a_websocket_route_and_an_ordinary_route_share_a_path(server: Server) -> None:
     start = len(server.log())
-    status, _, body = http_get(server, "/echo")
-    assert status == 400
-    assert body.startswith(b"This URL is a WebSocket endpoint: connect with a WebSocket client")
-    # A WebSocket route and an ordinary route can share a path.
     assert http_get(server, "/shared")[::2] == (200, b"page")
     with connect(f"ws://127.0.0.1:{server.port}/shared", open_timeout=5) as ws:
         assert ws.recv(timeout=5) == "ws"
@@ -115,82 +61,10 @@ def test_plain_request_to_a_websocket_route_gets_400(server: Server) -> None:
     assert "Traceback" not in log_since(server, start)
 
 
-def test_rejected_handshake_gets_fayes_error_without_the_view(server: Server) -> None:
-    sock = server.connect()
-    with sock:
-        sock.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        head, rest = read_head(sock)
-        body = read_body(sock, head, rest)
-    assert head.startswith(b"HTTP/1.1 426 "), head
-    assert b"Sec-WebSocket-Version: 13" in head
-    assert body == b"Unsupported WebSocket version: 8"
-
-
-def test_view_that_raises_closes_1011_and_flask_logs_it(server: Server) -> None:
-    start = len(server.log())
-    sock, head, rest = open_websocket(server, "/fail")
-    with sock:
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        sock.sendall(masked(0x1, b"go"))
-        opcode, payload, rest = read_frame(sock, rest)
-        assert (opcode, payload[:2], rest) == (0x8, struct.pack("!H", 1011), b"")
-        sock.sendall(masked(0x8, payload[:2]))
-        trailing, _ = read_to_eof(sock)
-    assert trailing == b"", f"Flask's error page reached the wire: {trailing!r}"
-    # Flask's own error handling saw the exception: logged, and given to teardown.
-    server.wait_for_log(r"RuntimeError: boom in the view", timeout=5, start=start)
-    server.wait_for_log(r"^teardown /fail RuntimeError", timeout=5, start=start)
-
-
-def test_event_source_streams_and_resumes(server: Server) -> None:
-    start = len(server.log())
-    status, headers, body = http_get(server, "/events", SSE)
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/event-stream")
-    assert headers["X-Accel-Buffering"] == "no"
-    assert body.startswith(b"retry: 1000\r\n\r\n")
-    assert re.findall(rb"id: (\d+)\r\ndata: tick \1", body) == [b"1", b"2", b"3"]
-    _, _, body = http_get(server, "/events", {**SSE, "Last-Event-ID": "5"})
-    assert re.findall(rb"id: (\d+)\r\n", body) == [b"6", b"7", b"8"]
-    server.wait_for_log(r"^after_request /events 200$", timeout=5, start=start)
-    assert "Traceback" not in log_since(server, start)
-
-
 # -- waitress: no hijack, a clear refusal -----------------------------------
 
 
-@pytest.mark.skipif(not is_available("waitress"), reason="waitress is not installed")
-def test_waitress_refuses_with_501_and_logs_once() -> None:
-    with serve("waitress", APP) as server:
-        for _ in range(2):
-            sock, head, rest = open_websocket(server, "/echo")
-            with sock:
-                body = read_body(sock, head, rest)
-            assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n"), head
-            assert b"waitress cannot hand a WebSocket its socket" in body
-            assert b"gunicorn" in body  # the fix
-        server.wait_for_log(r"^teardown /echo None$", timeout=5)
-        log = server.log()
-        assert len(re.findall(r"ERROR faye_sync: WebSocket refused .*waitress", log)) == 1
-        # EventSource needs no hijack: it streams on waitress too.
-        status, _, body = http_get(server, "/events", SSE)
-        assert status == 200
-        assert body.count(b"event: tick") == 3
-        assert "Traceback" not in server.log()
-
-
 # -- flask run --debug, reloader and debugger on ---------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -240,7 +114,7 @@ def _wait_for(log_path: Path, pattern: str, timeout: float) -> str:
 
 
 def test_flask_run_debug_with_reloader() -> None:
-    port = _free_port()
+    port = free_port()
     with _flask_run_debug(port) as log_path:
         _wait_for(log_path, r"Debugger is active", timeout=15)
         deadline = time.monotonic() + 10
@@ -353,3 +227,18 @@ def test_unknown_options_and_async_views_are_refused_early() -> None:
 
         @sock.route("/async")
         async def view(ws: object) -> None: ...
+
+
+def test_event_source_takes_every_option_the_django_helper_takes() -> None:
+    from flask import Flask
+
+    from faye_sync.contrib.flask import event_source
+
+    app = Flask(__name__)
+    with app.test_request_context("/events", headers=SSE):
+        es, response = event_source(headers={"X-A": "1"}, retry=0, ping=5, max_buffered=100)
+        assert response.headers["X-A"] == "1"
+        stream = iter(response.response)
+        assert next(stream) == b"retry: 0\r\n\r\n"
+        assert es.send("x" * 60)
+        assert not es.send("y" * 60)  # over max_buffered=100: the stream ends

@@ -25,7 +25,7 @@ from faye_sync.protocol.sse import DEFAULT_MAX_BUFFERED
 from faye_sync.protocol.sse_parser import EventStreamParser
 from tests.apps.eventsource_flood_app import rss_kib
 from tests.servers import Server, serve
-from tests.test_eventsource import StartResponse, make_environ
+from tests.wsgi_call import StartResponse, make_environ
 
 APP = "tests.apps.eventsource_flood_app:app"
 WAIT = 10.0  # the bound on waits that should end within a few pings

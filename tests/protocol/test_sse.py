@@ -111,7 +111,14 @@ def test_unicode_is_utf8() -> None:
 
 def test_data_types() -> None:
     assert sse.encode_event(b"caf\xc3\xa9") == "data: café\r\n\r\n".encode()
-    assert sse.encode_event(42) == b"data: 42\r\n\r\n"
+    assert (
+        sse.encode_event(bytearray(b"a"))
+        == sse.encode_event(memoryview(b"a"))
+        == b"data: a\r\n\r\n"
+    )
+    for value in (42, {"a": 1}, ["a"], None):
+        with pytest.raises(TypeError, match=r"send\(json\.dumps\(value\)\)"):
+            sse.encode_event(value)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         sse.encode_event(b"\xff")
     with pytest.raises(ValueError):

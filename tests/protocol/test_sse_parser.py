@@ -44,7 +44,7 @@ def parse(data: bytes, how: str = "whole", **options: object) -> list[ServerSent
     return events + parser.events_received()
 
 
-def message(data: str, id: str = "", type: str = "message", retry: int | None = None) -> object:
+def message(data: str, id: str = "", type: str = "message", retry: float | None = None) -> object:
     return ServerSentEvent(type=type, data=data, id=id, retry=retry)
 
 
@@ -254,17 +254,18 @@ def test_retry_takes_ascii_digits_only(line: bytes, retry: int | None, how: str)
     parser = EventStreamParser()
     for piece in pieces(line + b"\ndata: x\n\n", how):
         parser.receive_data(piece)
-    assert parser.retry == retry
-    assert parser.events_received() == [message("x", retry=retry)]
+    seconds = None if retry is None else retry / 1000  # the field's ms, the API's seconds
+    assert parser.retry == seconds
+    assert parser.events_received() == [message("x", retry=seconds)]
 
 
 def test_retry_applies_at_once_and_without_an_event() -> None:
     parser = EventStreamParser()
     parser.receive_data(b"retry: 5000\r\n")
-    assert parser.retry == 5000
+    assert parser.retry == 5.0
     parser.receive_data(b"\r\ndata: a\r\n\r\nretry: oops\r\ndata: b\r\n\r\n")
     assert parser.events_received() == [message("a"), message("b")]  # retry is per block
-    assert parser.retry == 5000  # an invalid value changes nothing
+    assert parser.retry == 5.0  # an invalid value changes nothing
 
 
 def test_faye_server_output_parses() -> None:
@@ -280,7 +281,7 @@ def test_faye_server_output_parses() -> None:
         message("one\ntwo", id="1", type="tick"),
         message("three", id=""),
     ]
-    assert parser.retry == 5000
+    assert parser.retry == 5.0  # what the server was given: encode_retry(5)
 
 
 # -- end of stream, misuse --------------------------------------------------------------

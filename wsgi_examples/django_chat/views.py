@@ -13,7 +13,7 @@ import threading
 from django.http import HttpRequest, HttpResponse
 
 from faye_sync import PerMessageDeflate
-from faye_sync.contrib.django import event_source_response, websocket_view
+from faye_sync.contrib.django import event_source, websocket_view
 from faye_sync.eventsource import EventSource
 from faye_sync.websocket import WebSocket
 
@@ -102,7 +102,7 @@ def events(request: HttpRequest) -> HttpResponse:
     """``/events``: ``chat`` events (every chat line) and ``presence`` (how many chat)."""
     if not EventSource.is_eventsource(request.META):
         return HttpResponse("an event stream: ask for text/event-stream\n", status=406)
-    es, response = event_source_response(request, retry=2, ping=15)
+    es, response = event_source(request, retry=2, ping=15)
     room.follow(es)
     return response
 

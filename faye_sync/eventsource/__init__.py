@@ -6,37 +6,17 @@ so it is returned as an iterable and the server sends each chunk as it comes.
 That works on every WSGI server (waitress, mod_wsgi and uWSGI included), and
 the server frames the response itself (chunked, or until close).
 
-How it runs:
+How it runs (the server's side is in :mod:`.response`):
 
 * ``EventSource(environ, start_response)`` calls ``start_response`` at once and
-  queues nothing; the application returns ``es.response``.
-* When the server starts iterating, the stream opens: ``open`` is dispatched
-  (so handlers attached right after construction see it), and the first chunk
-  is ``retry: <ms>`` plus whatever was sent already.
-* Each further step blocks until events are queued or a ping is due. Every
-  queued event goes out in one chunk: a ``send`` costs about one socket write
-  whatever happens, so coalescing is the only large saving under load. The
-  wait is a blocking one (a gevent ``Event`` under gevent), so the iterating
-  greenlet always yields to the hub and never starves the other clients.
+  queues nothing; the application returns ``es.response``, which the server
+  iterates: the stream opens then.
 * ``send``, ``ping`` and ``close`` may be called from any thread or greenlet:
   they append to a queue under a lock and wake the iterator. They never block.
 * What is buffered is bounded in bytes (``max_buffered``): the queue plus the
-  chunk the server is still writing. The server's write is what blocks when a
-  client does not read (no server tested has a write timeout: gevent.pywsgi,
-  gunicorn's gthread, werkzeug and wsgiref block in ``sendall`` for as long as
-  the client keeps its window shut), so the queue is what grows behind it. A
-  send that would go over ends the stream after what is queued and returns
-  False; the browser reconnects and resumes from its ``Last-Event-ID``.
-* A stream that ends with bytes still buffered (``close()`` or an overflow)
-  gives the client two ping intervals without progress to take them; then its
-  connection is shut down, which makes the server's blocked write fail and
-  release the request. A client that leaves drops whatever was queued for it.
-* A client that leaves is noticed when a write fails (the server then calls the
-  iterable's ``close()``) and, so that it is noticed within one ping interval
-  rather than two (the first write after a FIN still succeeds), by a
-  non-blocking look at the connection before each ping: end-of-file there means
-  the client has gone. ``close`` is then dispatched and the request's thread or
-  greenlet is released.
+  chunk the server is still writing. A send that would go over ends the stream
+  after what is queued and returns False; the browser reconnects and resumes
+  from its ``Last-Event-ID``. A client that leaves drops whatever was queued.
 
 States (faye's, shared with the WebSocket API): CONNECTING (0) until the server
 starts iterating, OPEN (1), CLOSED (3). ``close`` is dispatched exactly once,
@@ -48,34 +28,38 @@ from __future__ import annotations
 
 import logging
 import math
-import select
-import socket
-import sys
-import time
+import random
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from wsgiref.util import request_uri
 
-from .adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
-from .blocking.backends import Backend, Signal, Timer, detect_backend
-from .protocol import sse
+from ..adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
+from ..adapters.connection import find_connection
+from ..blocking import live
+from ..blocking.backends import Backend, Signal, detect_backend
+from ..blocking.emitter import Event, EventEmitter
+from ..blocking.emitter import Listener as EmitterListener
+from ..protocol import sse
+from .response import StreamResponse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_RETRY_SPREAD = 10.0
+"""Seconds over which :func:`~faye_sync.close_all` spreads the browsers' return."""
+
 Listener = Callable[["EventSourceEvent"], object]
 StartResponse = Callable[..., object]
 
 
-@dataclass(frozen=True)
-class EventSourceEvent:
-    """What ``open`` and ``close`` listeners receive (faye's ``Event``)."""
+@dataclass(frozen=True, slots=True)
+class EventSourceEvent(Event):
+    """What ``open`` and ``close`` listeners receive (faye's ``Event``, with its ``target``)."""
 
-    type: str
-    target: EventSource
+    target: EventSource | None = None
 
 
 def is_eventsource(environ: Mapping[str, Any]) -> bool:
@@ -89,7 +73,7 @@ def is_eventsource(environ: Mapping[str, Any]) -> bool:
     )
 
 
-class EventSource:
+class EventSource(EventEmitter):
     """A server-sent event stream, returned to the WSGI server as ``es.response``.
 
     Example::
@@ -143,6 +127,8 @@ class EventSource:
             is not a number.
     """
 
+    EVENTS = ("open", "close")
+
     CONNECTING: ClassVar[int] = 0
     OPEN: ClassVar[int] = 1
     CLOSED: ClassVar[int] = 3
@@ -162,17 +148,29 @@ class EventSource:
         ping: float | None = None,
         max_buffered: int | None = sse.DEFAULT_MAX_BUFFERED,
     ) -> None:
-        self._preamble = sse.encode_retry(sse.DEFAULT_RETRY if retry is None else retry)
+        retry = sse.DEFAULT_RETRY if retry is None else retry
+        self._preamble = sse.encode_retry(retry)  # checks it: a number of seconds, >= 0
+        self._retry = float(retry)
         self._ping = _ping_interval(ping)
         self._max_buffered = _byte_limit(max_buffered)
         self.status = "200 OK"
         self.headers = sse.response_headers(headers)
-        self._environ = environ
+        self._path = str(environ.get("PATH_INFO", ""))
+        # Read now: servers clear the environ when the request ends, and a
+        # producer failing after that is logged with the URL.
+        self.url: str = _request_url(environ)
+        """The full URL of the request (faye's ``url``), query string included."""
+        self.last_event_id = sse.parse_last_event_id(
+            environ.get("HTTP_LAST_EVENT_ID"), environ.get("QUERY_STRING")
+        )
+        """The id the client saw last, for resuming; ``""`` on a first connection.
 
+        From the ``Last-Event-ID`` header, else a ``lastEventId`` query
+        parameter (set by polyfills that cannot send headers).
+        """
+
+        super().__init__()
         self.ready_state = self.CONNECTING
-        self.onopen: Listener | None = None
-        self.onclose: Listener | None = None
-        self._listeners: dict[str, list[Listener]] = {"open": [], "close": []}
 
         self._backend: Backend = detect_backend()
         self._lock = self._backend.lock()
@@ -183,11 +181,6 @@ class EventSource:
         self._in_flight = 0  # bytes of the chunk the server is writing
         self._closing = False
         self._producers: list[Callable[[], object]] = []
-        # Set by the response: when the server last came back for a chunk, and
-        # whether it has let the response go (finished or closed it).
-        self._progress_at = 0.0
-        self._released = False
-        self._drain_timer: Timer | None = None
 
         # eventlet holds writes under 4096 bytes until the response ends unless
         # told otherwise (observed: four events all arrived at the end).
@@ -195,12 +188,16 @@ class EventSource:
         # Whoever serves the request can end the stream when its client leaves
         # (faye_sync.testing does; a server notices only at the next ping).
         environ["faye_sync.eventsource"] = self
-        self._client_disconnected = _waitress_check(environ)
-        self._socket = _find_socket(environ)
-
-        self.response: Iterable[bytes] = _Response(self)
+        self._stream = StreamResponse(self, find_connection(environ))
+        self.response: Iterable[bytes] = self._stream
         """The WSGI response: return it from the application."""
 
+        self._admit(environ)
+        if start_response is not None:
+            start_response(self.status, list(self.headers))
+
+    def _admit(self, environ: MutableMapping[str, Any]) -> None:
+        """Take a place under the process's limit, or answer 503 and start closed."""
         slot = admit(environ, "eventsource")  # None: over the process's connection limit
         if slot is None:
             self.status, self.headers = REFUSAL_STATUS, [("Content-Type", "text/plain")]
@@ -210,33 +207,7 @@ class EventSource:
         else:
             self.on("close", lambda event: slot.release())
             weakref.finalize(self, slot.release)  # a stream never returned to the server
-
-        if start_response is not None:
-            start_response(self.status, list(self.headers))
-
-    # -- request values ---------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The full URL of the request (faye's ``url``), query string included."""
-        return request_uri(dict(self._environ))
-
-    @property
-    def last_event_id(self) -> str:
-        """The id the client saw last, for resuming; ``""`` on a first connection.
-
-        From the ``Last-Event-ID`` header, else a ``lastEventId`` query
-        parameter (set by polyfills that cannot send headers).
-        """
-        header = self._environ.get("HTTP_LAST_EVENT_ID")
-        if header is not None:
-            # WSGI hands header bytes over as latin-1 text; the client sent the
-            # id it received, which was UTF-8.
-            try:
-                header = header.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                pass
-        return sse.parse_last_event_id(header, self._environ.get("QUERY_STRING"))
+            live.add(self)  # for close_all(); weakly held, as for the slot
 
     @property
     def buffered_amount(self) -> int:
@@ -249,12 +220,18 @@ class EventSource:
 
     # -- faye's API -------------------------------------------------------
 
-    def send(self, data: object, *, event: str | None = None, id: str | int | None = None) -> bool:
+    def send(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        *,
+        event: str | None = None,
+        id: str | int | None = None,
+    ) -> bool:
         """Queue one event for the client.
 
         Args:
-            data: the data; ``str`` (``bytes`` are decoded as UTF-8, anything
-                else goes through ``str()``). Lines are split on CRLF, CR and LF.
+            data: the data: ``str``, or ``bytes`` of UTF-8 text. Lines are
+                split on CRLF, CR and LF.
             event: the event type (the client's ``addEventListener`` name).
             id: the event id, which the client sends back as ``Last-Event-ID``
                 when it reconnects.
@@ -267,7 +244,10 @@ class EventSource:
             producer should stop, as after any close.
 
         Raises:
-            ValueError: ``event`` or ``id`` holds CR, LF or NUL.
+            TypeError: ``data`` is not text or bytes (as ``WebSocket.send``):
+                convert it first, e.g. ``send(json.dumps(value))``.
+            ValueError: ``event`` or ``id`` holds CR, LF or NUL, or ``data``
+                is bytes that are not UTF-8.
         """
         return self._enqueue(sse.encode_event(data, event=event, id=id))
 
@@ -288,27 +268,54 @@ class EventSource:
         """
         if not self._mark_closed():
             return False
-        self._watch_drain()
+        self._stream.watch_drain()
         self._dispatch("close")
         return True
 
-    def on(self, event_type: str, listener: Listener) -> None:
+    def go_away(self, code: int = 1001, reason: str = "") -> bool:
+        """End the stream for a shutdown: what :func:`faye_sync.close_all` calls.
+
+        As :meth:`close`, but the stream's last field is a ``retry`` of its own
+        reconnection time plus a random share of :data:`SHUTDOWN_RETRY_SPREAD`
+        seconds: the browsers of a whole server then come back spread over those
+        seconds instead of all in the same one. Never blocks (it may run in a
+        signal handler): the ``close`` listeners run in a task of their own.
+        ``code`` and ``reason`` are a WebSocket's; an event stream has no field
+        for them.
+
+        Returns:
+            True, or False if it was already closed.
+        """
+        retry = sse.encode_retry(self._retry + random.uniform(0, SHUTDOWN_RETRY_SPREAD))
+        with self._lock:
+            if self._closing:
+                return False
+            self._queue.append(retry)
+            self._queued += len(retry)
+            self._close_locked()
+        self._closed_elsewhere()
+        return True
+
+    def on(self, name: str, listener: Listener) -> None:
         """Call ``listener(event)`` on ``"open"`` or ``"close"``.
 
         Listeners run after the ``onopen``/``onclose`` attribute, in the order
-        added. An exception in a listener is logged and does not stop the
-        stream or the other listeners.
+        added; :meth:`off` removes one. An exception in a listener is logged
+        and does not stop the stream or the other listeners.
 
         Raises:
-            ValueError: ``event_type`` is not ``"open"`` or ``"close"``.
+            ValueError: ``name`` is not ``"open"`` or ``"close"``.
         """
-        self._listeners_for(event_type).append(listener)
+        # Typed for EventSourceEvent, the Event its listeners get.
+        super().on(name, cast(EmitterListener, listener))
 
-    def remove_listener(self, event_type: str, listener: Listener) -> None:
+    def off(self, name: str, listener: Listener) -> None:
         """Stop calling a listener added with :meth:`on`; no error if absent."""
-        listeners = self._listeners_for(event_type)
-        if listener in listeners:
-            listeners.remove(listener)
+        super().off(name, cast(EmitterListener, listener))
+
+    add_event_listener = on
+    # remove_listener: this class's name for off() until 0.x's tidying.
+    remove_event_listener = remove_listener = off
 
     # -- producers --------------------------------------------------------
 
@@ -347,14 +354,6 @@ class EventSource:
 
     # -- internals --------------------------------------------------------
 
-    def _listeners_for(self, event_type: str) -> list[Listener]:
-        try:
-            return self._listeners[event_type]
-        except KeyError:
-            raise ValueError(
-                f"an EventSource dispatches 'open' and 'close', not {event_type!r}"
-            ) from None
-
     def _enqueue(self, chunk: bytes) -> bool:
         with self._lock:
             if self._closing:
@@ -385,10 +384,16 @@ class EventSource:
             size,
             self._max_buffered,
         )
+        self._closed_elsewhere()
+
+    def _closed_elsewhere(self) -> None:
+        """Wake the stream closed under the lock; dispatch ``close`` in a task of its own.
+
+        The caller (a publisher fanning out to many streams, a signal handler)
+        must not run the close listeners itself.
+        """
         self._signal_closed()
-        self._watch_drain()
-        # The caller may be a publisher fanning out to many streams: the close
-        # listeners run in a task of their own, not in its send().
+        self._stream.watch_drain()
         self._backend.spawn(lambda: self._dispatch("close"))
 
     def _take(self) -> tuple[bytes, bool]:
@@ -416,41 +421,12 @@ class EventSource:
         self.ready_state = self.CLOSED
         self._closing = True
         self._producers.clear()
+        live.discard(self)
         return True
 
     def _signal_closed(self) -> None:
         self._wakeup.set()
         self._closed.set()
-
-    def _watch_drain(self) -> None:
-        """Bound how long a closing stream may wait on a client that does not read."""
-        if self._socket is not None and self._progress_at and self.buffered_amount:
-            self._drain_timer = self._backend.call_later(2 * self._ping, self._check_drain)
-
-    def _check_drain(self) -> None:
-        """Shut the connection down if the server's write made no progress for 2 pings.
-
-        Runs on the timer service: it must not block, and shutdown() does not.
-        """
-        if self._released:
-            return
-        idle = time.monotonic() - self._progress_at
-        if idle < 2 * self._ping:
-            self._drain_timer = self._backend.call_later(2 * self._ping - idle, self._check_drain)
-            return
-        logger.info(
-            "EventSource %s: the client took nothing for %g s; shutting its connection down",
-            self.url,
-            idle,
-        )
-        # gevent's own shutdown() cancels the write waiting on the socket with
-        # an error pywsgi logs as a traceback; the system call underneath makes
-        # that write fail as any broken connection does.
-        sock = getattr(self._socket, "_sock", self._socket)
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError, ValueError, TypeError):
-            pass  # already closed, or a socket that refuses: the server's own limits apply
 
     def _open(self) -> None:
         with self._lock:
@@ -470,53 +446,19 @@ class EventSource:
         EventSource, or a reference cycle awaiting the garbage collector).
         """
         with self._lock:
-            self._released = True
             self._queue.clear()
             self._queued = self._in_flight = 0
-            timer, self._drain_timer = self._drain_timer, None
-        if timer is not None:
-            timer.cancel()
         if self._mark_closed():
             self._dispatch("close")
 
-    def _dispatch(self, event_type: str) -> None:
-        event = EventSourceEvent(event_type, self)
-        handler = self.onopen if event_type == "open" else self.onclose
-        for listener in ([handler] if handler else []) + list(self._listeners[event_type]):
+    def _dispatch(self, name: str) -> None:
+        event = EventSourceEvent(name, target=self)
+        handler = getattr(self, "on" + name)
+        for listener in ([handler] if handler else []) + list(self._listeners.get(name, ())):
             try:
                 listener(event)
             except Exception:
-                logger.exception("EventSource %s listener failed", event_type)
-
-    def _peer_gone(self) -> bool:
-        """Whether the client has closed its end, looking without blocking."""
-        check = self._client_disconnected
-        if check is not None:
-            try:
-                if check():
-                    return True
-            except Exception:  # a server hook must not break the stream
-                self._client_disconnected = None
-        sock = self._socket
-        if sock is None:
-            return False
-        try:
-            fileno = sock.fileno()
-            if fileno < 0:
-                return True
-            if not _readable_now(fileno):
-                return False
-            # Readable with nothing to read is end-of-file. MSG_PEEK leaves any
-            # pipelined request bytes for the server.
-            return bool(sock.recv(1, socket.MSG_PEEK) == b"")
-        except (BlockingIOError, InterruptedError):
-            return False
-        except (ValueError, TypeError):
-            # TLS sockets refuse recv flags: rely on failed writes there.
-            self._socket = None
-            return False
-        except OSError:
-            return True
+                logger.exception("EventSource %s listener failed", name)
 
     def __iter__(self) -> Iterator[bytes]:
         """Iterating the EventSource iterates :attr:`response`."""
@@ -524,64 +466,7 @@ class EventSource:
 
     def __repr__(self) -> str:
         state = {0: "CONNECTING", 1: "OPEN", 3: "CLOSED"}[self.ready_state]
-        return f"<EventSource {state} {self._environ.get('PATH_INFO', '')!r}>"
-
-
-class _Response:
-    """The WSGI iterable of one EventSource.
-
-    The server iterates it in the request's thread or greenlet and calls
-    ``close()`` when it stops, whether the stream ended or a write failed.
-    """
-
-    def __init__(self, es: EventSource) -> None:
-        self._es = es
-        self._started = False
-        self._done = False
-        self._next_ping = 0.0
-
-    def __iter__(self) -> _Response:
-        return self
-
-    def __next__(self) -> bytes:
-        es = self._es
-        if self._done:
-            raise StopIteration
-        # The server is back: the chunk it was given has been written.
-        es._progress_at = time.monotonic()
-        es._in_flight = 0
-        if not self._started:
-            self._started = True
-            es._open()
-            self._next_ping = time.monotonic() + es._ping
-            chunk, _ = es._take()
-            return es._preamble + chunk
-        while True:
-            chunk, closing = es._take()
-            now = time.monotonic()
-            if now >= self._next_ping and not closing:
-                self._next_ping += es._ping
-                if self._next_ping <= now:  # the server was slow to come back
-                    self._next_ping = now + es._ping
-                if es._peer_gone():
-                    self._end()
-                chunk += sse.PING
-                es._in_flight = len(chunk)
-            if chunk:
-                return chunk
-            if closing:
-                self._end()
-            es._wakeup.wait(max(self._next_ping - now, 0.0))
-
-    def _end(self) -> None:
-        self._done = True
-        self._es._finish()
-        raise StopIteration
-
-    def close(self) -> None:
-        """Called by the WSGI server when it stops iterating, for any reason."""
-        self._done = True
-        self._es._finish()
+        return f"<EventSource {state} {self._path!r}>"
 
 
 def _ping_interval(ping: float | None) -> float:
@@ -604,62 +489,8 @@ def _byte_limit(limit: int | None) -> int | None:
     return limit
 
 
-def _waitress_check(environ: Mapping[str, Any]) -> Callable[[], bool] | None:
-    check = environ.get("waitress.client_disconnected")
-    return check if callable(check) else None
-
-
-def _find_socket(environ: Mapping[str, Any]) -> Any:
-    """The client connection, if the server lets it be found; only ever peeked at.
-
-    gunicorn and werkzeug name it; gevent.pywsgi and wsgiref hold it under
-    ``wsgi.input`` (a buffered reader over ``SocketIO``); waitress's
-    ``client_disconnected`` hook is a method of the channel that owns it.
-    """
-    for key in ("gunicorn.socket", "werkzeug.socket", "gunicorn.sock"):
-        if _is_socket(environ.get(key)):
-            return environ[key]
-    candidates: list[object] = [environ.get("wsgi.input")]
-    channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
-    if channel is not None:
-        candidates.append(getattr(channel, "socket", None))
-    for obj in candidates:
-        for _ in range(4):  # Input -> rfile -> BufferedReader.raw -> SocketIO._sock
-            if obj is None:
-                break
-            if _is_socket(obj):
-                return obj
-            obj = (
-                getattr(obj, "_sock", None)
-                or getattr(obj, "rfile", None)
-                or getattr(obj, "raw", None)
-            )
-    return None
-
-
-def _is_socket(obj: object) -> bool:
-    # gevent's socket is not a socket.socket subclass unless monkey-patched.
-    return isinstance(obj, socket.socket) or (
-        type(obj).__module__.startswith("gevent")
-        and hasattr(obj, "recv")
-        and hasattr(obj, "fileno")
-    )
-
-
-def _readable_now(fileno: int) -> bool:
-    poll = _original_select("poll")
-    if poll is not None:
-        poller = poll()
-        poller.register(fileno, select.POLLIN)
-        return bool(poller.poll(0))
-    readable, _, _ = _original_select("select")([fileno], [], [], 0)
-    return bool(readable)
-
-
-def _original_select(name: str) -> Any:
-    # gevent's monkey-patched poll() answers a zero timeout before its watchers
-    # ever run, so it would always say "not readable": use the original.
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        return monkey.get_original("select", name)
-    return getattr(select, name, None)
+def _request_url(environ: Mapping[str, Any]) -> str:
+    try:
+        return request_uri(dict(environ))
+    except KeyError:  # a hand-made environ without the URL's parts
+        return str(environ.get("PATH_INFO", ""))

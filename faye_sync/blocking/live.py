@@ -1,0 +1,72 @@
+"""The open connections of this process, WebSockets and event streams: what close_all ends.
+
+A connection registers itself when it starts serving and leaves when it has
+closed; the set holds it weakly, so one dropped without a close leaves too. The
+engine (``connection.py``) and ``eventsource.py`` both register here, and nothing
+here knows either: each brings its own ``go_away``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Protocol
+
+from ..protocol.hybi import validate_close_arguments
+
+__all__ = ["GoesAway", "add", "close_all", "discard", "live_connections"]
+
+log = logging.getLogger("faye_sync")
+
+
+class GoesAway(Protocol):
+    """What a registered connection does when the process shuts down."""
+
+    def go_away(self, code: int, reason: str) -> object:
+        """Start ending without blocking: a close frame, or the end of an event stream."""
+
+
+_live: weakref.WeakSet[GoesAway] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def add(connection: GoesAway) -> None:
+    """Count ``connection`` among the open ones until :func:`discard`."""
+    with _lock:
+        _live.add(connection)
+
+
+def discard(connection: GoesAway) -> None:
+    """``connection`` has closed; no error if it was not there."""
+    with _lock:
+        _live.discard(connection)
+
+
+def live_connections() -> list[GoesAway]:
+    """The connections open now (a copy: they may close while it is read)."""
+    with _lock:
+        return list(_live)
+
+
+def close_all(code: int = 1001, reason: str = "") -> int:
+    """Start closing every open WebSocket and event stream of this process; return how many.
+
+    Never blocks, so it may run from a signal handler or a gunicorn
+    ``worker_int``/``worker_exit`` hook. Each WebSocket is sent a close frame
+    with ``code`` and ``reason`` (1001 means "going away", RFC 6455 §7.4.1) and
+    ends within its close timeout. Each event stream ends after what is queued,
+    with a ``retry`` field that spreads its browser's return over the next
+    seconds (see :meth:`EventSource.go_away <faye_sync.EventSource.go_away>`).
+
+    Raises:
+        ValueError: ``code`` may not be sent, or ``reason`` is too long.
+    """
+    validate_close_arguments(code, reason, strict=False)
+    connections = live_connections()
+    for connection in connections:
+        try:
+            connection.go_away(code, reason)
+        except Exception:  # one broken connection must not spare the others
+            log.exception("close_all: could not close %r", connection)
+    return len(connections)
