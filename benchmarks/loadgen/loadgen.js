@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A WebSocket / EventSource load generator on raw `net` sockets (no npm package).
 //
-//   node loadgen.js echo    --port P [--conns 50] [--size 32] [--text] [--warmup 0.5] [--duration 3]
+//   node loadgen.js echo    --port P [--conns 50] [--size 32] [--text] [--inflight 1]
+//                           [--warmup 0.5] [--duration 3]
 //   node loadgen.js connect --port P [--conns 16] [--warmup 0.5] [--duration 3]
 //   node loadgen.js idle    --port P [--conns 5000] [--parallel 64] [--hold 60]
 //   node loadgen.js sse     --port P [--conns 100] [--warmup 0.5] [--duration 3]
@@ -15,6 +16,10 @@
 //
 // Everything is bounded: the process exits by itself after warmup + duration
 // (+ 2 s of grace to close), or after --hold seconds in idle mode.
+//
+// echo keeps --inflight messages in flight per connection (default 1, a closed loop
+// of one round trip at a time); each echo received sends the next message. With
+// more than one, latency is measured from the latest send, so it reads low.
 //
 // Client frames are masked with one fixed key and are built once per run: the
 // generator does no per-message masking, so its cost per round trip is a
@@ -145,6 +150,7 @@ function readHead(sock, onHead, onData) {
 function echo() {
   const conns = Number(args.conns ?? 50);
   const size = Number(args.size ?? 32);
+  const inflight = Math.max(1, Number(args.inflight ?? 1));
   const payload = Buffer.alloc(size);
   if (args.text) payload.fill(0x61); // 'a': ASCII text
   else for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
@@ -228,11 +234,11 @@ function echo() {
       return total;
     }, (r) => {
       const per = Array.from(perConn, (c, k) => c - perConnStart[k]).sort((a, b) => a - b);
-      Object.assign(r, { conns: opened, failed, size, text: !!args.text }, lat.summary());
+      Object.assign(r, { conns: opened, failed, size, text: !!args.text, inflight }, lat.summary());
       r.per_conn_min = per[0]; r.per_conn_median = percentile(per, 0.5); r.per_conn_max = per[per.length - 1];
       finish(r, sockets);
     });
-    for (const s of sockets) if (s.wsOpen) s.handler().send();
+    for (const s of sockets) if (s.wsOpen) for (let k = 0; k < inflight; k++) s.handler().send();
   }
   setTimeout(() => { if (!state) { console.error(`only ${opened}/${conns} connections opened`); process.exit(1); } }, 15000).unref();
 }
