@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """faye_sync against the Python WebSocket peers, side by side, in one run.
 
-    python benchmarks/run.py            # the full run (several minutes)
-    python benchmarks/run.py --quick    # a short run to check the harness (about 3 minutes)
+    python benchmarks/run.py            # the full run (about an hour)
+    python benchmarks/run.py --quick    # a short run to check the harness (about 8 minutes)
 
 Every point starts a fresh server pinned to one core (``taskset``), runs the
 Node load generator (benchmarks/loadgen/loadgen.js) pinned to another, samples
