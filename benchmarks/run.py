@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """faye_sync against the Python WebSocket peers, side by side, in one run.
 
-    python benchmarks/run.py            # the full run (several minutes)
-    python benchmarks/run.py --quick    # a short run to check the harness (about 3 minutes)
+    python benchmarks/run.py            # the full run (about an hour)
+    python benchmarks/run.py --quick    # a short run to check the harness (about 8 minutes)
 
 Every point starts a fresh server pinned to one core (``taskset``), runs the
 Node load generator (benchmarks/loadgen/loadgen.js) pinned to another, samples
@@ -62,6 +62,7 @@ class Server:
     optional: bool = False  # skipped (with a note) when unavailable
     default: bool = True  # in the run unless --servers names others
     modes: frozenset[str] | None = None  # the loadgen modes it serves, if not all
+    root: Path = ROOT  # where its code is (cwd and first on PYTHONPATH): --baseline
 
     def command(self, port: int) -> list[str]:
         return [part.replace("{port}", str(port)) for part in self.cmd]
@@ -110,6 +111,26 @@ SERVERS: dict[str, Server] = {
             python_peer=True,
         ),
         Server(
+            "sw-gthread",
+            "simple-websocket + flask-sock on gunicorn gthread (threads)",
+            (
+                PY,
+                "-m",
+                "gunicorn",
+                "-k",
+                "gthread",
+                "--threads",
+                "5100",
+                "--worker-connections",
+                "10000",
+                "-b",
+                f"{HOST}:{{port}}",
+                "sw_gthread:app",
+            ),
+            frozenset({"ws"}),
+            python_peer=True,
+        ),
+        Server(
             "gevent-websocket",
             "gevent-websocket",
             _script("gevent_websocket_server.py"),
@@ -131,6 +152,13 @@ SERVERS: dict[str, Server] = {
             python_peer=True,
         ),
         Server(
+            "websockets-uvloop",
+            "websockets asyncio on uvloop",
+            _script("websockets_uvloop.py"),
+            frozenset({"ws"}),
+            python_peer=True,
+        ),
+        Server(
             "node-ws",
             "Node ws (ceiling)",
             (NODE, str(SERVERS_DIR / "node_ws.js"), "--port", "{port}"),
@@ -145,10 +173,9 @@ SERVERS: dict[str, Server] = {
         ),
         Server(
             "floor-pywsgi",
-            "raw upgrade on gevent.pywsgi, no library (handshake and memory floor)",
+            "raw upgrade and minimal frame echo on gevent.pywsgi, no library (the floor)",
             _script("floor_pywsgi.py"),
             frozenset({"ws"}),
-            modes=frozenset({"connect", "idle"}),  # its echo handles small frames only
         ),
         Server(
             "faye-gevent-exp",
@@ -174,7 +201,10 @@ SERVERS: dict[str, Server] = {
     ]
 }
 
-WEBSOCKETS_PEERS = ("websockets-sync", "websockets-asyncio")
+WEBSOCKETS_PEERS = ("websockets-sync", "websockets-asyncio", "websockets-uvloop")
+THREAD_PEERS = ("websockets-sync", "sw-gthread")  # the peers of faye-gthread
+FLOOR = "floor-pywsgi"
+GEN_CPU_WARN = 80.0  # % of a core: above it the generator may be what limits a point
 
 # -------------------------------------------------------------- workloads
 
@@ -192,14 +222,18 @@ def workloads(idle_conns: int) -> dict[str, Workload]:
     items = []
     for conns in (1, 50):
         for size, label in ((32, "32B"), (4096, "4KiB"), (1 << 20, "1MiB")):
-            items.append(
-                Workload(
-                    f"echo-{conns}c-{label}",
-                    "echo",
-                    "ws",
-                    ("--conns", str(conns), "--size", str(size)),
+            # text frames go through UTF-8 validation, binary ones do not; the old
+            # names (echo-50c-32B) still select both, as prefixes
+            for payload in ("text", "binary"):
+                items.append(
+                    Workload(
+                        f"echo-{conns}c-{label}-{payload}",
+                        "echo",
+                        "ws",
+                        ("--conns", str(conns), "--size", str(size))
+                        + (("--text",) if payload == "text" else ()),
+                    )
                 )
-            )
     items.append(Workload("connect-16c", "connect", "ws", ("--conns", "16"), unit="hs/s"))
     items.append(
         Workload(
@@ -247,13 +281,14 @@ def start_server(
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(SERVERS_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        [str(server.root), str(SERVERS_DIR)]
+        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
     env["PYTHONUNBUFFERED"] = "1"
     log = open(log_dir / f"{server.name}.log", "ab")
     proc = subprocess.Popen(
         pinned(server.command(port), core),
-        cwd=ROOT,
+        cwd=server.root,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -319,6 +354,17 @@ def group_cpu(session: int) -> float:
     return sum(int(f[11]) + int(f[12]) for _, f in group_pids(session)) / CLK_TCK
 
 
+def proc_cpu(pid: int) -> float | None:
+    """Seconds of CPU (user + system) used so far by one process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def group_rss(session: int) -> int:
     """Resident bytes of the server's processes."""
     return sum(int(f[21]) * PAGE for _, f in group_pids(session))
@@ -348,19 +394,23 @@ def loadgen(
 
 
 def run_window(cmd: list[str], session: int, limit: float) -> dict[str, Any]:
-    """Run the generator; sample the server's CPU at START and END."""
+    """Run the generator; sample the server's and the generator's CPU at START and END.
+
+    The generator's CPU comes from /proc as well (taskset execs node, so the pid is
+    node's), independent of what the generator says of itself.
+    """
     gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _running.append(gen)  # type: ignore[arg-type]
-    cpu0 = t0 = cpu1 = t1 = None
+    cpu0 = t0 = cpu1 = t1 = gen0 = gen1 = None
     result: dict[str, Any] | None = None
     deadline = time.monotonic() + limit
     try:
         assert gen.stdout is not None
         for line in gen.stdout:
             if line.startswith("START"):
-                cpu0, t0 = group_cpu(session), time.monotonic()
+                cpu0, gen0, t0 = group_cpu(session), proc_cpu(gen.pid), time.monotonic()
             elif line.startswith("END"):
-                cpu1, t1 = group_cpu(session), time.monotonic()
+                cpu1, gen1, t1 = group_cpu(session), proc_cpu(gen.pid), time.monotonic()
             elif line.startswith("RESULT "):
                 result = json.loads(line[7:])
             if time.monotonic() > deadline:
@@ -380,7 +430,16 @@ def run_window(cmd: list[str], session: int, limit: float) -> dict[str, Any]:
     cpu = cpu1 - cpu0
     result["server_cpu_pct"] = 100.0 * cpu / (t1 - t0)
     result["server_us_per_op"] = 1e6 * cpu / result["count"] if result["count"] else None
+    if gen0 is not None and gen1 is not None:
+        result["gen_cpu_proc_pct"] = 100.0 * (gen1 - gen0) / (t1 - t0)
     return result
+
+
+def gen_busy(point: dict[str, Any]) -> float | None:
+    """The generator's CPU % in a point if above GEN_CPU_WARN (the higher of its two readings)."""
+    readings = [point.get("gen_cpu_pct"), point.get("gen_cpu_proc_pct")]
+    busiest = max((r for r in readings if r is not None), default=None)
+    return busiest if busiest is not None and busiest > GEN_CPU_WARN else None
 
 
 def run_idle(port: int, session: int, conns: int, core: int | None) -> dict[str, Any]:
@@ -451,7 +510,12 @@ def run_point(
     try:
         if work.mode == "idle":
             return run_idle(port, proc.pid, int(work.args[1]), gen_core)
-        cmd = loadgen(work.mode, port, work.args, gen_core, opts.warmup, opts.duration)
+        extra = work.args
+        if work.mode == "echo" and opts.inflight > 1:
+            extra += ("--inflight", str(opts.inflight))
+        if work.mode == "echo" and opts.rounds:
+            extra += ("--rounds",)
+        cmd = loadgen(work.mode, port, extra, gen_core, opts.warmup, opts.duration)
         return run_window(cmd, proc.pid, limit=opts.warmup + opts.duration + 30)
     finally:
         stop(proc)
@@ -495,6 +559,46 @@ class Results:
     def med(self, server: str, work: str, key: str = "rate") -> float | None:
         return median([p.get(key) for p in self.points.get((server, work), [])])
 
+    def spread(self, server: str, work: str, key: str = "rate") -> tuple[float, float] | None:
+        """The lowest and highest repetition of a point."""
+        values = [p[key] for p in self.points.get((server, work), []) if p.get(key) is not None]
+        return (min(values), max(values)) if values else None
+
+    def cell(self, server: str, work: str, key: str = "rate") -> str:
+        """The median, and with several repetitions their range: "33,412 (32,001–34,120)"."""
+        value, spread = self.med(server, work, key), self.spread(server, work, key)
+        if spread is None or len(self.points.get((server, work), [])) < 2:
+            return fmt(value)
+        return f"{fmt(value)} ({fmt(spread[0])}–{fmt(spread[1])})"
+
+    def busy_generator(self, server: str, work: str) -> list[float]:
+        """The generator's CPU % in every repetition where it passed GEN_CPU_WARN."""
+        return [b for p in self.points.get((server, work), []) if (b := gen_busy(p)) is not None]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Median, min and max of every figure of every point, for the JSON file."""
+        rows = []
+        for (server, work), points in self.points.items():
+            keys = sorted({k for p in points for k, v in p.items() if type(v) in (int, float)})
+            for key in keys:
+                if key in ("rep", "conns", "size", "parallel"):
+                    continue
+                spread = self.spread(server, work, key)
+                if spread is None:
+                    continue
+                rows.append(
+                    {
+                        "server": server,
+                        "workload": work,
+                        "figure": key,
+                        "median": self.med(server, work, key),
+                        "min": spread[0],
+                        "max": spread[1],
+                        "reps": len(points),
+                    }
+                )
+        return rows
+
     def served(self, work: Workload) -> list[Server]:
         return [
             s
@@ -517,7 +621,7 @@ def report(res: Results, faye: str = "faye-gevent") -> str:
                 rows.append(
                     [
                         s.name,
-                        fmt(res.med(s.name, work.name)),
+                        res.cell(s.name, work.name),
                         f"{fmt(res.med(s.name, work.name, 'rss_base_mib'))} → "
                         f"{fmt(res.med(s.name, work.name, 'rss_mib'))} MiB",
                         fmt(res.med(s.name, work.name, "count")),
@@ -542,13 +646,15 @@ def report(res: Results, faye: str = "faye-gevent") -> str:
                     f"{fmt(res.med(s.name, work.name, 'p50_ms'))}/"
                     f"{fmt(res.med(s.name, work.name, 'p99_ms'))} ms"
                 )
+            busy = res.busy_generator(s.name, work.name)
             rows.append(
                 [
                     s.name,
-                    fmt(res.med(s.name, work.name)),
-                    fmt(res.med(s.name, work.name, "server_us_per_op")),
+                    res.cell(s.name, work.name),
+                    res.cell(s.name, work.name, "server_us_per_op"),
                     f"{fmt(res.med(s.name, work.name, 'server_cpu_pct'), 2)} / "
-                    f"{fmt(res.med(s.name, work.name, 'gen_cpu_pct'), 2)}",
+                    f"{fmt(res.med(s.name, work.name, 'gen_cpu_pct'), 2)}"
+                    + (f" (gen > {GEN_CPU_WARN:.0f} % in {len(busy)}/{n})" if busy else ""),
                     extra,
                     str(n),
                 ]
@@ -569,8 +675,13 @@ def report(res: Results, faye: str = "faye-gevent") -> str:
                 "connect": "p50/p99 hs latency",
             }[work.mode]
             headers = ["server", work.unit, "server µs/op", "server / gen CPU %", what, "reps"]
-        out.append(f"### {work.name} ({work.unit}, median)\n\n" + table(headers, rows))
+        out.append(
+            f"### {work.name} ({work.unit}, median (min–max of the repetitions))\n\n"
+            + table(headers, rows)
+        )
 
+    out.append(headline(res))
+    out.append(busy_generator_note(res))
     # The ratio tables: faye_sync / each peer, one column per workload.
     ws_works = [w for w in res.works.values() if w.kind == "ws"]
     for mine, where in ((faye, "gevent.pywsgi"), ("faye-gthread", "gunicorn gthread")):
@@ -617,67 +728,146 @@ def report(res: Results, faye: str = "faye-gevent") -> str:
     return "\n\n".join(out)
 
 
-def best_python_peer(res: Results, work: str, lower: bool = False) -> tuple[str, float] | None:
-    values = [(s.name, res.med(s.name, work)) for s in res.servers if s.python_peer]
-    values = [(n, v) for n, v in values if v]
-    if not values:
-        return None
-    return (min if lower else max)(values, key=lambda nv: nv[1])
+def best_of(
+    res: Results, work: str, names: tuple[str, ...] | None = None, lower: bool = False
+) -> tuple[str, float] | None:
+    """The best of ``names`` (default: every Python peer) at ``work``, and its median."""
+    if names is None:
+        names = tuple(s.name for s in res.servers if s.python_peer)
+    values = [(n, v) for n in names if (v := res.med(n, work))]
+    return (min if lower else max)(values, key=lambda nv: nv[1]) if values else None
+
+
+def busy_generator_note(res: Results) -> str:
+    """Every point where the load generator passed GEN_CPU_WARN: there it may be the limit."""
+    lines = [
+        f"* {work} {server}: {', '.join(f'{b:.0f} %' for b in busy)}"
+        for (server, work) in res.points
+        if (busy := res.busy_generator(server, work))
+    ]
+    if not lines:
+        return f"The load generator stayed under {GEN_CPU_WARN:.0f} % CPU in every point."
+    return (
+        f"**WARNING: the load generator was above {GEN_CPU_WARN:.0f} % of its core** in these "
+        "points (repetitions), so it may have limited them: read their rates as lower "
+        "bounds.\n\n" + "\n".join(lines)
+    )
+
+
+def headline(res: Results) -> str:
+    """The skeptic's table: faye_sync against the best Python peer (uvloop included) and the floor.
+
+    One row per workload, as the performance issue's table: the best peer is
+    picked per workload among every Python peer in the run; the floor is
+    floor-pywsgi (no library on the same server). On gunicorn gthread, the
+    peers are the thread servers (websockets sync, simple-websocket).
+    """
+    rows = []
+    for w in res.works.values():
+        if w.kind != "ws":
+            continue
+        lower = w.unit in LOWER_IS_BETTER
+        row = [w.name]
+        for mine, names in (("faye-gevent", None), ("faye-gthread", THREAD_PEERS)):
+            value = res.med(mine, w.name)
+            best = best_of(res, w.name, names, lower)
+            cpu = res.med(mine, w.name, "server_us_per_op")
+            best_cpu = res.med(best[0], w.name, "server_us_per_op") if best else None
+            row += [
+                res.cell(mine, w.name),
+                f"{best[0]} {res.cell(best[0], w.name)}" if best else "-",
+                fmt(value / best[1], 3) if value and best else "-",
+                fmt(cpu / best_cpu, 3) if cpu and best_cpu else "-",
+            ]
+            if mine == "faye-gevent":
+                floor = res.med(FLOOR, w.name)
+                if value and floor and lower:
+                    versus_floor = f"{value - floor:+.1f} KiB"
+                else:
+                    versus_floor = fmt(value / floor, 3) if value and floor else "-"
+                row += [res.cell(FLOOR, w.name), versus_floor]
+        rows.append(row)
+    return (
+        "### faye_sync against the best Python peer and the floor\n\n"
+        "Medians (min–max of the repetitions). The best peer is picked per workload among "
+        "every Python peer in the run, websockets on uvloop included; the floor is "
+        f"{FLOOR} (a raw upgrade and a minimal frame echo on the same server, no library). "
+        "Rates: higher is better. Idle KiB/conn: lower is better, and faye / floor is "
+        "given as the difference. CPU/op ratio: faye_sync's server CPU time per message "
+        "(or handshake) over the same peer's, lower is better; on a shared machine it is "
+        "steadier than the rates.\n\n"
+        + table(
+            [
+                "workload",
+                "faye-gevent",
+                "best Python peer",
+                "ratio",
+                "CPU/op ratio",
+                "floor-pywsgi",
+                "faye / floor",
+                "faye-gthread",
+                "best thread peer",
+                "ratio",
+                "CPU/op ratio",
+            ],
+            rows,
+        )
+    )
 
 
 def targets(res: Results) -> str:
+    """The targets of the performance issue (14), each against the best of its peers."""
     rows = []
 
     def check(
-        label: str,
         work: str,
         goal: float,
         against: str,
-        lower: bool = False,
-        server: str = "faye-gevent",
         names: tuple[str, ...] | None = None,
+        server: str = "faye-gevent",
+        over_floor: bool = False,
     ) -> None:
-        if work not in res.works:
+        if work not in res.works or not any(s.name == server for s in res.servers):
             return
-        if names is None:
-            best = best_python_peer(res, work, lower)
-        else:
-            values = [(n, res.med(n, work)) for n in names if res.med(n, work)]
-            best = (min if lower else max)(values, key=lambda nv: nv[1]) if values else None
+        lower = res.works[work].unit in LOWER_IS_BETTER
+        best = best_of(res, work, names, lower)
         mine = res.med(server, work)
+        label = f"{work} ({server})"
         if not best or not mine:
             rows.append([label, "-", against, "-", "not measured"])
             return
-        ratio = mine / best[1]
-        ok = ratio <= goal if lower else ratio >= goal
-        rows.append(
-            [
-                label,
-                f"{'<=' if lower else '>='} {goal}",
-                f"{against}: {best[0]}",
-                f"{ratio:.3f}",
-                "met" if ok else "NOT met",
-            ]
-        )
+        if over_floor:  # idle memory: at most the floor + goal KiB per connection
+            figure, ok, goal_text = mine - best[1], mine - best[1] <= goal, f"<= +{goal} KiB"
+        elif lower:
+            figure, ok, goal_text = mine / best[1], mine / best[1] <= goal, f"<= {goal}"
+        else:
+            figure, ok, goal_text = mine / best[1], mine / best[1] >= goal, f">= {goal}"
+        shown = f"{figure:+.2f} KiB" if over_floor else f"{figure:.3f}"
+        rows.append([label, goal_text, f"{against}: {best[0]}", shown, "met" if ok else "NOT met"])
 
-    for work in ("echo-50c-32B", "echo-50c-4KiB"):
-        check(f"{work} (50 conns)", work, 1.25, "best Python peer")
-    for work in ("echo-1c-1MiB", "echo-50c-1MiB"):
-        check(work, work, 1.0, "best websockets server", names=WEBSOCKETS_PEERS)
-    check("handshakes/s", "connect-16c", 1.25, "best Python peer")
+    floor = (FLOOR,)
+    for work in res.works:
+        if work.startswith(("echo-50c-32B", "echo-50c-4KiB")):
+            check(work, 1.10, "best Python peer")
+            check(work, 0.95, "floor", floor)
+        elif "-1MiB" in work:
+            check(work, 1.5, "best websockets server", WEBSOCKETS_PEERS)
+            check(work, 1.5, "best websockets server", WEBSOCKETS_PEERS, server="faye-gthread")
+        if res.works[work].mode in ("echo", "connect"):
+            check(work, 1.25, "best thread peer", THREAD_PEERS, server="faye-gthread")
+    check("connect-16c", 1.0, "best Python peer")
+    check("connect-16c", 0.90, "floor", floor)
     idle = next((w for w in res.works if w.startswith("idle")), None)
     if idle:
-        check(f"idle memory ({idle})", idle, 0.8, "best Python peer", lower=True)
-    if "sse-100c" in res.works:
-        check(
-            "EventSource 100 clients",
-            "sse-100c",
-            1.0,
-            "bare gevent generator",
-            server="faye-eventsource",
-            names=("bare-gevent-sse",),
-        )
-    return "### Targets (faye_sync on gevent.pywsgi)\n\n" + table(
+        check(idle, 0.5, "floor", floor, over_floor=True)
+    check(
+        "sse-100c",
+        1.0,
+        "bare gevent generator",
+        ("bare-gevent-sse",),
+        server="faye-eventsource",
+    )
+    return "### Targets (issue 14)\n\n" + table(
         ["target", "goal", "against", "ratio", "status"], rows
     )
 
@@ -760,6 +950,7 @@ def versions() -> str:
         "flask-sock",
         "flask",
         "gevent-websocket",
+        "uvloop",
     ):
         try:
             parts.append(f"{dist} {version(dist)}")
@@ -806,6 +997,8 @@ def available(server: Server) -> str | None:
         "gevent-websocket": "geventwebsocket",
         "websockets-sync": "websockets",
         "websockets-asyncio": "websockets",
+        "websockets-uvloop": "uvloop",
+        "sw-gthread": "flask_sock",
         "faye-gthread": "gunicorn",
     }
     if server.name in modules:
@@ -814,6 +1007,27 @@ def available(server: Server) -> str | None:
         if find_spec(modules[server.name]) is None:
             return f"pip install {modules[server.name]}"
     return None
+
+
+def baseline_server(rev: str) -> Server:
+    """faye-gevent from an older commit: its faye_sync and wsgi_examples in a temp directory."""
+    root = Path(tempfile.mkdtemp(prefix=f"faye-bench-{rev.replace('/', '_')}-"))
+    archive = subprocess.run(
+        ["git", "archive", rev, "faye_sync", "wsgi_examples"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    echo = SERVERS["faye-gevent"]
+    return Server(
+        f"faye-gevent@{rev}",
+        f"{echo.label}, faye_sync at {rev}",
+        echo.cmd,
+        echo.kinds,
+        faye=True,
+        root=root,
+    )
 
 
 def raise_fd_limit(need: int) -> None:
@@ -851,8 +1065,24 @@ def main(argv: list[str] | None = None) -> int:
         "--workloads", help="comma-separated subset (by name or prefix, e.g. echo-50c)"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    parser.add_argument(
+        "--inflight",
+        type=int,
+        default=1,
+        help="messages in flight per echo connection (default 1: one round trip at a time)",
+    )
+    parser.add_argument(
+        "--rounds",
+        action="store_true",
+        help="echo in lock-step rounds (every connection sends, then all echoes are awaited)",
+    )
     parser.add_argument("--json", type=Path, help="write every repetition's raw results here")
     parser.add_argument("--no-micro", action="store_true", help="skip benchmarks/micro.py")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run faye-gevent from git revision REV (server faye-gevent@REV), for A/B",
+    )
     opts = parser.parse_args(argv)
     opts.reps = opts.reps or (1 if opts.quick else 5)
     opts.duration = min(opts.duration or (1.0 if opts.quick else 3.0), 10.0)
@@ -877,6 +1107,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# skipping {name}: {why}", flush=True)
             continue
         servers.append(server)
+    if opts.baseline:
+        servers.append(baseline_server(opts.baseline))
     cores = pick_cores(opts.no_pin)
 
     print(f"# machine: {machine()} (at start)", flush=True)
@@ -912,9 +1144,12 @@ def main(argv: list[str] | None = None) -> int:
                         point["code"] = code_version()
                         versions_seen.add(point["code"].partition("+")[2])
                     res.points.setdefault((server.name, work.name), []).append(point)
+                    busy = gen_busy(point)
                     extra = (
                         f"server {point['server_cpu_pct']:.0f}% gen {point['gen_cpu_pct']:.0f}% "
+                        f"(/proc {fmt(point.get('gen_cpu_proc_pct'), 2)}%) "
                         f"server {fmt(point['server_us_per_op'])} µs/op"
+                        + (f"  WARNING: generator at {busy:.0f} % CPU" if busy else "")
                         if "server_cpu_pct" in point
                         else f"{point['count']} conns, "
                         f"RSS {point['rss_base_mib']:.1f}→{point['rss_mib']:.1f} MiB"
@@ -952,6 +1187,7 @@ def main(argv: list[str] | None = None) -> int:
                     "options": {
                         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()
                     },
+                    "summary": res.summary(),
                     "points": [
                         {"server": s, "workload": w, **p}
                         for (s, w), ps in res.points.items()

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A WebSocket / EventSource load generator on raw `net` sockets (no npm package).
 //
-//   node loadgen.js echo    --port P [--conns 50] [--size 32] [--text] [--warmup 0.5] [--duration 3]
+//   node loadgen.js echo    --port P [--conns 50] [--size 32] [--text] [--inflight 1]
+//                           [--rounds] [--warmup 0.5] [--duration 3]
 //   node loadgen.js connect --port P [--conns 16] [--warmup 0.5] [--duration 3]
 //   node loadgen.js idle    --port P [--conns 5000] [--parallel 64] [--hold 60]
 //   node loadgen.js sse     --port P [--conns 100] [--warmup 0.5] [--duration 3]
@@ -15,6 +16,13 @@
 //
 // Everything is bounded: the process exits by itself after warmup + duration
 // (+ 2 s of grace to close), or after --hold seconds in idle mode.
+//
+// echo keeps --inflight messages in flight per connection (default 1, a closed loop
+// of one round trip at a time); each echo received sends the next message. With
+// more than one, latency is measured from the latest send, so it reads low.
+// --rounds paces in lock-step instead: every connection sends one message, and
+// the next round starts when all of them have their echo (the server sees bursts
+// of 50 ready sockets, which favours event loops that batch).
 //
 // Client frames are masked with one fixed key and are built once per run: the
 // generator does no per-message masking, so its cost per round trip is a
@@ -30,7 +38,7 @@ function parseArgs(argv) {
     const a = argv[i];
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
     const key = a.slice(2);
-    if (key === 'text') { args.text = true; continue; }
+    if (key === 'text' || key === 'rounds') { args[key] = true; continue; }
     args[key] = argv[++i];
   }
   return args;
@@ -145,6 +153,9 @@ function readHead(sock, onHead, onData) {
 function echo() {
   const conns = Number(args.conns ?? 50);
   const size = Number(args.size ?? 32);
+  const inflight = Math.max(1, Number(args.inflight ?? 1));
+  const rounds = !!args.rounds;
+  let waiting = 0; // rounds: echoes still due in this round
   const payload = Buffer.alloc(size);
   if (args.text) payload.fill(0x61); // 'a': ASCII text
   else for (let i = 0; i < size; i++) payload[i] = (i * 131 + 7) & 0xff;
@@ -172,7 +183,8 @@ function echo() {
       perConn[index]++;
       if (state && state.measuring) lat.add(performance.now() - sentAt);
       if (state && state.done) return; // stop sending after the window
-      send();
+      if (!rounds) { send(); return; }
+      if (--waiting === 0) sendRound();
     }
     function onData(chunk) {
       let buf = hdr ? Buffer.concat([hdr, chunk]) : chunk;
@@ -221,6 +233,10 @@ function echo() {
     sock.handler = () => handler;
   }
 
+  function sendRound() {
+    for (const s of sockets) if (s.wsOpen) { waiting++; s.handler().send(); }
+  }
+
   function begin() {
     if (opened === 0) { finish({ error: 'no connection opened', failed }, sockets); return; }
     state = timeline(() => {
@@ -228,11 +244,13 @@ function echo() {
       return total;
     }, (r) => {
       const per = Array.from(perConn, (c, k) => c - perConnStart[k]).sort((a, b) => a - b);
-      Object.assign(r, { conns: opened, failed, size, text: !!args.text }, lat.summary());
+      Object.assign(r, { conns: opened, failed, size, text: !!args.text, inflight, rounds }, lat.summary());
+      r.total = total; // every echo since the first message, warm-up included
       r.per_conn_min = per[0]; r.per_conn_median = percentile(per, 0.5); r.per_conn_max = per[per.length - 1];
       finish(r, sockets);
     });
-    for (const s of sockets) if (s.wsOpen) s.handler().send();
+    if (rounds) { sendRound(); return; }
+    for (const s of sockets) if (s.wsOpen) for (let k = 0; k < inflight; k++) s.handler().send();
   }
   setTimeout(() => { if (!state) { console.error(`only ${opened}/${conns} connections opened`); process.exit(1); } }, 15000).unref();
 }

@@ -1,6 +1,8 @@
 """Peer: simple-websocket through flask-sock, on gevent.pywsgi (monkey-patched, as flask-sock asks).
 
 python benchmarks/servers/sw_gevent.py --port P
+
+The app is sw_gthread.py's, imported after monkey-patching.
 """
 
 from gevent import monkey
@@ -10,21 +12,9 @@ monkey.patch_all()
 import signal  # noqa: E402
 
 import gevent  # noqa: E402
-from _common import HOST, MAX_SIZE, port_arg  # noqa: E402
-from flask import Flask  # noqa: E402
-from flask_sock import Sock  # noqa: E402
+from _common import HOST, port_arg  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
-
-app = Flask(__name__)
-app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_SIZE}
-sock = Sock(app)
-
-
-@sock.route("/")
-def echo(ws):  # type: ignore[no-untyped-def]
-    while True:
-        ws.send(ws.receive())
-
+from sw_gthread import app  # noqa: E402
 
 if __name__ == "__main__":
     server = WSGIServer((HOST, port_arg(__doc__)), app)
