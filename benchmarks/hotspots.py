@@ -127,7 +127,14 @@ def memory(conns: int, cores: tuple[int | None, int | None], out: Path, top: int
     server = run.Server(
         "faye-gevent-tracemalloc",
         "",
-        (*run._script("faye_gevent_tracemalloc.py"), "--snapshot", str(snap)),
+        (
+            run.PY,
+            str(run.BENCH / "faye_gevent_tracemalloc.py"),
+            "--port",
+            "{port}",
+            "--snapshot",
+            str(snap),
+        ),
         frozenset({"ws"}),
     )
     proc = run.start_server(server, port, cores[0], out)

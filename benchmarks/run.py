@@ -60,7 +60,6 @@ class Server:
     python_peer: bool = False  # counts as a "Python peer" for the targets
     faye: bool = False
     optional: bool = False  # skipped (with a note) when unavailable
-    default: bool = True  # in the run unless --servers names others
     modes: frozenset[str] | None = None  # the loadgen modes it serves, if not all
 
     def command(self, port: int) -> list[str]:
@@ -149,14 +148,6 @@ SERVERS: dict[str, Server] = {
             _script("floor_pywsgi.py"),
             frozenset({"ws"}),
             modes=frozenset({"connect", "idle"}),  # its echo handles small frames only
-        ),
-        Server(
-            "faye-gevent-exp",
-            "faye_sync echo on gevent.pywsgi with suggested changes patched in (not by default)",
-            _script("faye_gevent_experiments.py"),
-            frozenset({"ws"}),
-            faye=True,
-            default=False,
         ),
         Server(
             "faye-eventsource",
@@ -864,11 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.workloads:
         wanted = [p.strip() for p in opts.workloads.split(",")]
         works = {n: w for n, w in works.items() if any(n == p or n.startswith(p) for p in wanted)}
-    names = (
-        [n.strip() for n in opts.servers.split(",")]
-        if opts.servers
-        else [n for n, s in SERVERS.items() if s.default]
-    )
+    names = [n.strip() for n in opts.servers.split(",")] if opts.servers else list(SERVERS)
     servers = []
     for name in names:
         server = SERVERS[name]
