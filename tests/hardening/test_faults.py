@@ -14,11 +14,13 @@ handler, and leave no thread, greenlet or file descriptor behind. Three rings:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
 import struct
+import termios
 import threading
 import time
 import urllib.request
@@ -284,6 +286,30 @@ def test_close_from_the_handler_to_a_peer_that_never_answers(env: Env) -> None:
     before.assert_no_leaks(greenlets=env.name == "gevent")
 
 
+def _send_queue(sock: socket.socket) -> int:
+    """Bytes in ``sock``'s kernel send queue the peer has not acknowledged (SIOCOUTQ)."""
+    queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    return int(struct.unpack("i", queued)[0])
+
+
+def _blocked(env: Env, sock: socket.socket, count: Callable[[], int], quiet: float = 0.2) -> int:
+    """Wait (bounded) until the sender on ``sock`` is blocked in the kernel; ``count()`` then.
+
+    Blocked: its bytes wait in the send queue (the peer's window is shut) and ``count``
+    has not moved for ``quiet`` seconds. A fixed sleep is not enough on a loaded machine,
+    where filling the two socket buffers (some MiB on loopback) can take longer than it.
+    """
+    deadline = time.monotonic() + WAIT
+    seen = count()
+    while time.monotonic() < deadline:
+        env.sleep(quiet)
+        now = count()
+        if now == seen and _send_queue(sock) > 0:
+            return now
+        seen = now
+    raise AssertionError(f"the sender never blocked ({seen} sends)")
+
+
 @pytest.mark.parametrize("backend_name", ["threads", "gevent"])
 def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: str) -> None:
     """Backpressure: the sender blocks in the socket, memory does not grow."""
@@ -292,8 +318,14 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
     before = Snapshot.take(greenlets=backend_name == "gevent")
     slow_sock, slow_peer = environment.tcp_pair()
     fast_sock, fast_peer = environment.tcp_pair()
+    # The ping timeout must outlast finding the sender blocked (_blocked's quiet time)
+    # and the echoes below, or the check that it stays blocked would prove nothing.
     slow = Connection(
-        slow_sock, HybiProtocol(is_client=False), backend=environment.backend, **PING_OPTIONS
+        slow_sock,
+        HybiProtocol(is_client=False),
+        backend=environment.backend,
+        ping=0.05,
+        ping_timeout=0.5,
     )
     fast = Connection(fast_sock, HybiProtocol(is_client=False), backend=environment.backend)
     slow_seen = record(slow)
@@ -310,8 +342,7 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
 
     flooder, echoer = environment.spawn(flood), environment.spawn(echo)
     try:
-        environment.sleep(0.1)
-        blocked_at = sent[0]
+        blocked_at = _blocked(environment, slow_sock, lambda: sent[0])
         # The other connection is served while the flood is blocked.
         fast_peer.settimeout(WAIT)
         for n in range(20):
@@ -323,7 +354,7 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
         # No pongs from the silent slow peer: the ping timeout frees the sender.
         assert environment.join(flooder, WAIT)
         # The pump may be the one reporting it, a moment after send returned False.
-        closed = ("close", 1006, "ping timeout: no pong within 0.2 s")
+        closed = ("close", 1006, "ping timeout: no pong within 0.5 s")
         assert wait_until(lambda: slow_seen[-1] == closed, WAIT), slow_seen
         fast_peer.sendall(frame(CLOSE, close_payload(1000), mask=b"abcd"))
         assert environment.join(echoer, WAIT)
