@@ -18,8 +18,9 @@ from faye_sync import Client, WebSocket
 from faye_sync.protocol.handshake import ClientHandshake
 from faye_sync.websocket import origin_allowed
 from tests.servers import Server, serve
+from tests.wire import WAIT, parse_head
 
-from .helpers import WAIT, Snapshot, parse_head
+from .helpers import Snapshot
 
 APP = "tests.hardening.fault_app:app"
 

@@ -34,8 +34,7 @@ from faye_sync.blocking.connection import Connection
 from faye_sync.client import Client
 from faye_sync.protocol.hybi import HybiProtocol
 from tests.servers import Server, serve
-
-from .helpers import (
+from tests.wire import (
     BINARY,
     CLOSE,
     CONTINUATION,
@@ -47,9 +46,10 @@ from .helpers import (
     FrameReader,
     close_payload,
     frame,
-    wait_until,
+    open_websocket,
 )
-from .test_faults import Env
+
+from .helpers import Env, wait_until
 
 APP = "tests.hardening.send_path_app:app"
 KIB, MIB = 1024, 1024 * 1024
@@ -75,28 +75,17 @@ def stats(server: Server, *, reset: bool = False) -> dict[str, int]:
 def open_ws(
     server: Server, query: str, *, deflate: bool = False, receive_buffer: int | None = None
 ) -> tuple[socket.socket, bytes]:
-    """A raw upgraded connection; returns it and the bytes read past the 101.
+    """A raw upgraded connection to ``/ws?query``; returns it and the bytes read past the 101.
 
     ``receive_buffer`` fixes the socket's receive buffer (no autotuning).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(WAIT)
-    sock.connect((server.host, server.port))
-    extension = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
-    sock.sendall(
-        f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extension}\r\n".encode()
+    sock, head, rest = open_websocket(
+        server,
+        f"/ws?{query}",
+        headers="Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else "",
+        receive_buffer=receive_buffer,
     )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"no response; log:\n{server.log()}"
-        head += chunk
-    head, _, rest = head.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
+    assert head.startswith(b"HTTP/1.1 101"), f"{head!r}; log:\n{server.log()}"
     assert (b"permessage-deflate" in head) == deflate, head
     return sock, rest
 
