@@ -31,6 +31,7 @@ from tests.wire import (
     frame,
     open_websocket,
     parse_head,
+    read_head,
     upgrade_101,
 )
 
@@ -266,13 +267,8 @@ def test_the_server_answers_a_request_without_host_with_400(echo: Server) -> Non
             b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    status, headers = parse_head(data.partition(b"\r\n\r\n")[0])
+        head, _ = read_head(sock)
+    status, headers = parse_head(head)
     assert status == 400
     assert "sec-websocket-accept" not in headers
 
