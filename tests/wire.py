@@ -251,7 +251,7 @@ def upgrade(
     return sock, rest
 
 
-def read_to_eof(sock: socket.socket, data: bytes = b"") -> bytes:
+def read_until_eof(sock: socket.socket, data: bytes = b"") -> bytes:
     """Everything up to the peer's FIN after ``data`` (bytes already read), bounded by ``WAIT``."""
     sock.settimeout(WAIT)
     while chunk := sock.recv(65536):

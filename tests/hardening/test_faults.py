@@ -46,7 +46,7 @@ from tests.wire import (
     frame,
     read_frame,
     read_frames,
-    read_to_eof,
+    read_until_eof,
     upgrade,
 )
 
@@ -163,7 +163,7 @@ def test_engine_fault_gives_one_close_and_leaks_nothing(env: Env, style: str, na
         assert seen[0] == ("open",) and seen[-1][0] == "close", seen
         assert elapsed < 2.0, f"{elapsed:.2f} s to notice"
         if name == "close-then-half-close":  # the peer still reads: it gets the echo
-            assert read_frames(read_to_eof(peer))[-1].close_code == 1000
+            assert read_frames(read_until_eof(peer))[-1].close_code == 1000
     finally:
         server_sock.close()  # a server socket belongs to the WSGI server: ours to close
         peer.close()
@@ -368,7 +368,7 @@ def warm_up(server: Server) -> None:
     # The close frame may come in the same read as the 101.
     assert read_frame(sock, rest)[0] == CLOSE
     sock.sendall(frame(CLOSE, close_payload(4000), mask=b"abcd"))
-    read_to_eof(sock)
+    read_until_eof(sock)
     sock.close()
     server.wait_for_log(r"handler-end id=warm-up", timeout=WAIT)
 
@@ -450,7 +450,7 @@ def test_real_server_fault_gives_one_close_and_leaks_nothing(
         events = server_events(real_server, tag)
         assert events == [["open"], ["close", code, reason]], events
         if sock.fileno() != -1:  # still ours: the server ends its side, we see EOF
-            frames = read_frames(read_to_eof(sock, rest))
+            frames = read_frames(read_until_eof(sock, rest))
             if name in ("unanswered-close", "close-then-half-close"):
                 assert frames[-1].opcode == CLOSE
     finally:
@@ -481,7 +481,7 @@ def test_real_server_client_that_never_reads(real_server: Server) -> None:
                 assert read_frame(other, b"")[1] == b"%d" % n
                 assert time.monotonic() - started < 0.5
             other.sendall(frame(CLOSE, close_payload(1000), mask=b"abcd"))
-            read_to_eof(other)
+            read_until_eof(other)
         rss_later = rss_kib(pid)
     finally:
         _reset(slow)  # the slow client goes away: its handler must end
