@@ -8,11 +8,14 @@ descriptors, threads, greenlets) are counted so fault tests can prove nothing le
 from __future__ import annotations
 
 import gc
+import json
 import os
+import re
 import socket
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,7 @@ from faye_sync.blocking.backends import get_backend
 from faye_sync.extensions.pipeline import Extensions
 from faye_sync.protocol.handshake import Acceptance, ClientHandshake, Request, server_handshake
 from faye_sync.protocol.hybi import MAX_LENGTH, HybiProtocol
+from tests.servers import Server
 from tests.wire import WAIT, parse_head
 
 #: Close codes a peer may put on the wire (RFC 6455 §7.4, faye's list).
@@ -149,6 +153,34 @@ class Env:
         peer.close()
         self.backend.call_later(0, lambda: None)
         self.sleep(0.01)
+
+
+# ------------------------------------------------------- the test apps' reports
+
+
+def stats(server: Server, *, reset: bool = False) -> dict[str, Any]:
+    """The counts a hardening app reports at ``/stats`` (``reset``: start its peaks anew)."""
+    url = f"{server.url}stats{'?reset=1' if reset else ''}"
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
+
+
+def server_events(server: Server, tag: str) -> list[list[Any]]:
+    """The events connection ``tag`` reported, once its handler ended and it closed.
+
+    The close event is waited for on its own: it may come after the handler
+    returned (see test_close_is_dispatched_before_run_returns).
+    """
+    server.wait_for_log(rf"^handler-end id={tag}$", timeout=WAIT)
+    server.wait_for_log(rf'^event id={tag} \["close"', timeout=WAIT)
+    return logged_events(server, tag)
+
+
+def logged_events(server: Server, tag: str) -> list[list[Any]]:
+    """The events connection ``tag`` has reported so far (the app logs one JSON list each)."""
+    pattern = re.compile(rf"^event id={tag} (.*)$", re.MULTILINE)
+    return [json.loads(match.group(1)) for match in pattern.finditer(server.log())]
 
 
 # ------------------------------------------------------------------- resources

@@ -15,14 +15,11 @@ handler, and leave no thread, greenlet or file descriptor behind. Three rings:
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 import socket
 import struct
 import termios
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,7 +47,16 @@ from tests.wire import (
     upgrade,
 )
 
-from .helpers import Env, Snapshot, rss_kib, thread_count, wait_until
+from .helpers import (
+    Env,
+    Snapshot,
+    logged_events,
+    rss_kib,
+    server_events,
+    stats,
+    thread_count,
+    wait_until,
+)
 
 pytest.importorskip("gevent.socket")  # the gevent half of every Env test
 
@@ -347,12 +353,6 @@ def test_client_fault_gives_one_close_and_leaks_nothing(name: str) -> None:
 # ------------------------------------------------------------ real servers
 
 
-def stats(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.url}stats", timeout=WAIT) as response:
-        result: dict[str, Any] = json.loads(response.read())
-    return result
-
-
 @pytest.fixture(scope="module", params=["gevent", "werkzeug"])
 def real_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with serve(request.param, APP) as server:
@@ -371,22 +371,6 @@ def warm_up(server: Server) -> None:
     read_until_eof(sock)
     sock.close()
     server.wait_for_log(r"handler-end id=warm-up", timeout=WAIT)
-
-
-def server_events(server: Server, tag: str) -> list[list[Any]]:
-    """The events connection ``tag`` reported, once its handler ended and it closed.
-
-    The close event is waited for on its own: it may come after the handler
-    returned (see test_close_is_dispatched_before_run_returns).
-    """
-    server.wait_for_log(rf"^handler-end id={tag}$", timeout=WAIT)
-    server.wait_for_log(rf'^event id={tag} \["close"', timeout=WAIT)
-    return logged_events(server, tag)
-
-
-def logged_events(server: Server, tag: str) -> list[list[Any]]:
-    pattern = re.compile(rf"^event id={tag} (.*)$", re.MULTILINE)
-    return [json.loads(match.group(1)) for match in pattern.finditer(server.log())]
 
 
 COUNTS = ("fds", "threads", "greenlets", "handlers")
