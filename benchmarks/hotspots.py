@@ -66,13 +66,15 @@ def function_of(frame: str) -> str:
     """``Connection._write (faye_sync/blocking/connection.py)``, without the line number."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("faye_sync/", "gevent/", "gunicorn/", "wsgi_examples/"):
+    return f"{name} ({short_path(path, 'faye_sync/', 'gevent/', 'gunicorn/', 'wsgi_examples/')})"
+
+
+def short_path(path: str, *markers: str) -> str:
+    """``path`` from the first of ``markers`` in it (``gevent/pywsgi.py``), else its file name."""
+    for marker in markers:
         if marker in path:
-            path = marker + path.split(marker, 1)[1]
-            break
-    else:
-        path = os.path.basename(path)
-    return f"{name} ({path})"
+            return marker + path.split(marker, 1)[1]
+    return os.path.basename(path)
 
 
 def _idle(frames: list[str]) -> bool:
@@ -127,7 +129,14 @@ def memory(conns: int, cores: tuple[int | None, int | None], out: Path, top: int
     server = run.Server(
         "faye-gevent-tracemalloc",
         "",
-        (*run._script("faye_gevent_tracemalloc.py"), "--snapshot", str(snap)),
+        (
+            run.PY,
+            str(run.BENCH / "faye_gevent_tracemalloc.py"),
+            "--port",
+            "{port}",
+            "--snapshot",
+            str(snap),
+        ),
         frozenset({"ws"}),
     )
     proc = run.start_server(server, port, cores[0], out)
@@ -198,13 +207,7 @@ def memory(conns: int, cores: tuple[int | None, int | None], out: Path, top: int
     print(f"per connection, by the line that allocated (top {top}):")
     for stat in after.compare_to(before, "lineno")[:top]:
         frame = stat.traceback[0]
-        name = frame.filename
-        for marker in ("faye_sync/", "gevent/", "greenlet/", "wsgi_examples/"):
-            if marker in name:
-                name = marker + name.split(marker, 1)[1]
-                break
-        else:
-            name = os.path.basename(name)
+        name = short_path(frame.filename, "faye_sync/", "gevent/", "greenlet/", "wsgi_examples/")
         print(
             f"  {stat.size_diff / conns:8.0f} B  {stat.count_diff / conns:5.1f} blocks  "
             f"{name}:{frame.lineno}"

@@ -60,7 +60,6 @@ class Server:
     python_peer: bool = False  # counts as a "Python peer" for the targets
     faye: bool = False
     optional: bool = False  # skipped (with a note) when unavailable
-    default: bool = True  # in the run unless --servers names others
     modes: frozenset[str] | None = None  # the loadgen modes it serves, if not all
     root: Path = ROOT  # where its code is (cwd and first on PYTHONPATH): --baseline
 
@@ -176,14 +175,6 @@ SERVERS: dict[str, Server] = {
             "raw upgrade and minimal frame echo on gevent.pywsgi, no library (the floor)",
             _script("floor_pywsgi.py"),
             frozenset({"ws"}),
-        ),
-        Server(
-            "faye-gevent-exp",
-            "faye_sync echo on gevent.pywsgi with suggested changes patched in (not by default)",
-            _script("faye_gevent_experiments.py"),
-            frozenset({"ws"}),
-            faye=True,
-            default=False,
         ),
         Server(
             "faye-eventsource",
@@ -1094,11 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.workloads:
         wanted = [p.strip() for p in opts.workloads.split(",")]
         works = {n: w for n, w in works.items() if any(n == p or n.startswith(p) for p in wanted)}
-    names = (
-        [n.strip() for n in opts.servers.split(",")]
-        if opts.servers
-        else [n for n, s in SERVERS.items() if s.default]
-    )
+    names = [n.strip() for n in opts.servers.split(",")] if opts.servers else list(SERVERS)
     servers = []
     for name in names:
         server = SERVERS[name]

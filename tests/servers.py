@@ -36,7 +36,15 @@ from pathlib import Path
 
 from tests.serve import HOST, READY
 
-__all__ = ["HIJACKABLE_KINDS", "KINDS", "Server", "ServerError", "is_available", "serve"]
+__all__ = [
+    "ACCESS_STATUS",
+    "HIJACKABLE_KINDS",
+    "KINDS",
+    "Server",
+    "ServerError",
+    "is_available",
+    "serve",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +64,24 @@ KINDS = (
 
 #: The kinds where faye_sync can take the connection over.
 HIJACKABLE_KINDS = tuple(kind for kind in KINDS if kind != "waitress")
+
+#: The status each server's access log shows for a hijacked connection (a WebSocket);
+#: None where the server logs nothing: wsgiref's BaseHandler.run returns quietly on
+#: BrokenPipeError before its log call (Django's runserver inherits it). gunicorn's
+#: pywsgi worker logs pywsgi's status string, which pywsgi overwrites with "socket
+#: error: …" when the late header write meets the shut socket (standalone pywsgi logs
+#: its saved "101").
+ACCESS_STATUS: dict[str, str | None] = {
+    "werkzeug": "101",
+    "gevent": "101",
+    "gunicorn-sync": "101",
+    "gunicorn-gthread": "101",
+    "gunicorn-gevent": "101",
+    "gunicorn-gevent_pywsgi": "socket",
+    "wsgiref": None,
+    "django": None,
+    "eventlet": "101",
+}
 
 # The package each kind needs; eventlet is deprecated and usually not installed.
 _PACKAGES = {"gevent": "gevent", "django": "django", "waitress": "waitress", "eventlet": "eventlet"}

@@ -7,35 +7,14 @@ Heroku's router is cut after 55-100 s unless the server sends something
 
 from __future__ import annotations
 
-import base64
-import os
 import select
-import socket
 import time
 
 import pytest
 
 from faye_sync.websocket import PING_INTERVAL
-from tests.servers import Server, serve
-
-HANDSHAKE = (
-    "GET /chat{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-    "Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
-def open_idle(server: Server, query: str) -> tuple[socket.socket, bytes]:
-    sock = server.connect(timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(HANDSHAKE.format(query=query, key=key).encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, "closed during the handshake"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 "), head
-    return sock, rest
+from tests.servers import serve
+from tests.wire import upgrade
 
 
 def test_the_default_is_under_every_common_proxy_timeout() -> None:
@@ -46,8 +25,8 @@ def test_the_default_is_under_every_common_proxy_timeout() -> None:
 @pytest.mark.slow
 def test_an_idle_websocket_gets_pings_by_default_and_none_when_off() -> None:
     with serve("gevent", "tests.apps.behind_proxy:app") as server:
-        default, default_rest = open_idle(server, "")
-        off, off_rest = open_idle(server, "?ping=off")
+        default, default_rest = upgrade(server, "/chat")
+        off, off_rest = upgrade(server, "/chat?ping=off")
         with default, off:
             opened = time.monotonic()
             received = default_rest

@@ -178,19 +178,20 @@ def test_eventsource_events_arrive_at_once(upstream: int, tmp_path: Path, buffer
 SHORT_TIMEOUT = r"proxy_read_timeout 75s;"
 
 
-@pytest.mark.parametrize(("ping", "survives"), [(1.0, True), (None, False)])
+@pytest.mark.parametrize(("ping", "survives"), [(0.5, True), (None, False)])
 def test_ping_under_proxy_read_timeout_keeps_the_socket(
     upstream: int, tmp_path: Path, ping: float | None, survives: bool
 ) -> None:
-    """proxy_read_timeout 3s: pings every second keep an idle socket; without, nginx cuts it."""
-    locations = with_directive(readme_locations(), "/chat", SHORT_TIMEOUT, "proxy_read_timeout 3s;")
+    """proxy_read_timeout 2s: pings every half second keep an idle socket; without, nginx
+    cuts it."""
+    locations = with_directive(readme_locations(), "/chat", SHORT_TIMEOUT, "proxy_read_timeout 2s;")
     query = f"?ping={ping or 'off'}"
     with nginx(locations, upstream, tmp_path) as port:
         url = f"ws://127.0.0.1:{port}/chat{query}"
         with connect(url, open_timeout=5, close_timeout=5, ping_interval=None) as ws:
-            idle_until = time.monotonic() + 6  # twice the timeout, sending nothing
+            idle_until = time.monotonic() + 4  # twice the timeout, sending nothing
             if survives:
-                time.sleep(6)
+                time.sleep(4)
                 ws.send("still here")
                 assert ws.recv(timeout=5) == "still here"
             else:

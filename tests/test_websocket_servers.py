@@ -10,7 +10,6 @@ and ends the handler.
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import struct
@@ -20,78 +19,13 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.client import connect
 
-from tests.servers import Server, is_available, serve
+from tests.servers import ACCESS_STATUS, HIJACKABLE_KINDS, Server, is_available, serve
+from tests.wire import masked, read_frame, upgrade
 
 APP = "tests.apps.ws_app:app"
-KINDS = [
-    "werkzeug",
-    "gevent",
-    "gunicorn-sync",
-    "gunicorn-gthread",
-    "gunicorn-gevent",
-    "gunicorn-gevent_pywsgi",
-    "wsgiref",
-    "django",
-    "eventlet",
-]
-# The status each server's access line shows for a WebSocket. wsgiref (and so
-# Django's runserver) writes no line when the client went away first; gunicorn's
-# gevent_pywsgi worker logs gevent's "socket error" status instead of 101.
-ACCESS_STATUS = {
-    "werkzeug": "101",
-    "gevent": "101",
-    "gunicorn-sync": "101",
-    "gunicorn-gthread": "101",
-    "gunicorn-gevent": "101",
-    "gunicorn-gevent_pywsgi": "socket",
-    "eventlet": "101",
-}
-
-HANDSHAKE = (
-    "GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
 
 
-def masked(opcode: int, payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
-
-
-def open_raw(server: Server, first_frame: bytes = b"") -> tuple[socket.socket, bytes]:
-    """Handshake over a raw socket; return it and any bytes after the 101."""
-    sock = server.connect(timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(HANDSHAKE.format(key=key).encode() + first_frame)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, f"closed during the handshake; log:\n{server.log()}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), head
-    return sock, rest
-
-
-def read_frame(sock: socket.socket, buffer: bytes) -> tuple[int, bytes, bytes]:
-    """One unmasked server frame: (opcode, payload, rest of the buffer)."""
-    while True:
-        if len(buffer) >= 2:
-            length = buffer[1] & 0x7F
-            offset = 2
-            if length == 126:
-                length, offset = struct.unpack("!H", buffer[2:4])[0], 4
-            elif length == 127:
-                length, offset = struct.unpack("!Q", buffer[2:10])[0], 10
-            if len(buffer) >= offset + length:
-                return buffer[0] & 0x0F, buffer[offset : offset + length], buffer[offset + length :]
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed in the middle of a frame"
-        buffer += chunk
-
-
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=HIJACKABLE_KINDS)
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     kind = request.param
     if not is_available(kind):
@@ -117,7 +51,7 @@ def test_echo_with_the_websockets_client(server: Server) -> None:
 
 def test_server_close_arrives_intact_then_prompt_fin(server: Server) -> None:
     start = len(server.log())
-    sock, rest = open_raw(server)
+    sock, rest = upgrade(server, "/chat")
     sock.sendall(masked(0x1, b"close 4001 bye"))
     opcode, payload, rest = read_frame(sock, rest)
     assert (opcode, payload) == (0x8, struct.pack("!H", 4001) + b"bye")
@@ -139,7 +73,7 @@ def test_server_close_arrives_intact_then_prompt_fin(server: Server) -> None:
 
 
 def test_pipelined_first_frame_is_kept(server: Server) -> None:
-    sock, rest = open_raw(server, first_frame=masked(0x1, b"early"))
+    sock, rest = upgrade(server, "/chat", pipelined=masked(0x1, b"early"))
     opcode, payload, rest = read_frame(sock, rest)
     assert (opcode, payload) == (0x1, b"early")
     sock.sendall(masked(0x8, struct.pack("!H", 1000)))
@@ -150,7 +84,7 @@ def test_pipelined_first_frame_is_kept(server: Server) -> None:
 
 def test_abrupt_disconnect_reports_1006_and_ends_the_handler(server: Server) -> None:
     start = len(server.log())
-    sock, _ = open_raw(server)
+    sock, _ = upgrade(server, "/chat")
     sock.sendall(masked(0x1, b"ping?")[:5])  # half a frame, then gone
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST

@@ -19,7 +19,7 @@ import pytest
 
 from faye_sync.adapters import check_hijackable, hijack
 from faye_sync.exceptions import HijackError
-from tests.servers import HIJACKABLE_KINDS, Server, is_available, serve
+from tests.servers import ACCESS_STATUS, HIJACKABLE_KINDS, Server, is_available, serve
 
 APP = "tests.apps.raw_echo:app"
 TIMEOUT = 5.0  # every socket operation in these tests
@@ -38,23 +38,6 @@ SERVER_NAMES = {
     "wsgiref": "wsgiref",
     "django": "django",
     "eventlet": "eventlet",
-}
-
-#: The status each server's access log shows for a hijacked connection; None where the
-#: server logs nothing: wsgiref's BaseHandler.run returns quietly on BrokenPipeError
-#: before its log call (Django's runserver inherits it). gunicorn's pywsgi worker logs
-#: pywsgi's status string, which pywsgi overwrites with "socket error: …" when the
-#: late header write meets the shut socket (standalone pywsgi logs its saved "101").
-ACCESS_STATUS: dict[str, str | None] = {
-    "werkzeug": "101",
-    "gevent": "101",
-    "gunicorn-sync": "101",
-    "gunicorn-gthread": "101",
-    "gunicorn-gevent": "101",
-    "gunicorn-gevent_pywsgi": "socket",
-    "wsgiref": None,
-    "django": None,
-    "eventlet": "101",
 }
 
 SYNC_WARNING = "gunicorn's sync worker serves one connection at a time"

@@ -99,13 +99,13 @@ def _stream(
         stamp("producer_done")()
 
     es.spawn(producer)
-    return _Tracked(es.response, stamp("released"))
+    return Released(es.response, stamp("released"))
 
 
-class _Tracked:
+class Released:
     """The response, noting when the server calls ``close()`` (it has let go)."""
 
-    def __init__(self, response: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, response: Iterable[bytes], on_close: Callable[[], object]) -> None:
         self._response = response
         self._on_close = on_close
 

@@ -28,12 +28,13 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from faye_sync.adapters.connection import find_connection
 from faye_sync.eventsource import EventSource
+from tests.apps.eventsource_app import Released
 
 _records: dict[str, dict[str, Any]] = {}
 _streams: dict[str, weakref.ref[EventSource]] = {}
@@ -95,7 +96,7 @@ def _flood_stream(
     es.on("close", lambda event: record.update(closed=time.time()))
     first = int(es.last_event_id or 0) + 1
     es.spawn(_flood, es, record, int(query["size"]), range(first, int(query["count"]) + 1))
-    return _Released(es.response, lambda: record.update(released=time.time()))
+    return Released(es.response, lambda: record.update(released=time.time()))
 
 
 def _flood(es: EventSource, record: dict[str, Any], size: int, ids: range) -> None:
@@ -110,21 +111,6 @@ def _flood(es: EventSource, record: dict[str, Any], size: int, ids: range) -> No
             time.sleep(0)  # let the server's greenlet or thread write (gevent: a switch)
     record["done"] = time.time()
     es.wait_closed(60)
-
-
-class _Released:
-    """The response, noting when the server calls ``close()`` (it has let go)."""
-
-    def __init__(self, response: Iterable[bytes], on_close: Callable[[], object]) -> None:
-        self._response = response
-        self._on_close = on_close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._response)
-
-    def close(self) -> None:
-        self._response.close()  # type: ignore[attr-defined]
-        self._on_close()
 
 
 def _where(name: str) -> dict[str, Any]:

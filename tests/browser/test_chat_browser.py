@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.chat_demo import Demo, run_demo
 from tests.hub_cluster.clients import id_key
-from tests.test_chat import Demo, run_demo
 
 CHROMIUM = Path(os.environ.get("FAYE_SYNC_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.exists():

@@ -42,7 +42,7 @@ from faye_sync.extensions import ExtensionMessage, Extensions, PerMessageDeflate
 from faye_sync.extensions import permessage_deflate as pmd
 from faye_sync.extensions.base import Params
 from faye_sync.extensions.permessage_deflate import DeflateClientSession, DeflateServerSession
-from tests.hardening.helpers import read_frames
+from tests.wire import read_frames
 
 MAX = 2**26 - 1
 TAIL = b"\x00\x00\xff\xff"

@@ -1,31 +1,32 @@
-"""Shared tools for the hardening tests.
+"""Shared tools for the hardening tests (the raw frames are in tests/wire.py).
 
-Frames are built and read here by an implementation independent of the library's
-(so a masking or length bug in faye_sync cannot hide itself), protocol pairs are
-negotiated through the real handshake code, and resources (file descriptors,
-threads, greenlets) are counted so fault tests can prove nothing leaked.
+Protocol pairs are negotiated through the real handshake code, connections run
+over TCP on 127.0.0.1 with threads or gevent (:class:`Env`), and resources (file
+descriptors, threads, greenlets) are counted so fault tests can prove nothing leaked.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
-import struct
+import re
+import socket
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from faye_sync import PerMessageDeflate
+from faye_sync.blocking.backends import get_backend
 from faye_sync.extensions.pipeline import Extensions
 from faye_sync.protocol.handshake import Acceptance, ClientHandshake, Request, server_handshake
 from faye_sync.protocol.hybi import MAX_LENGTH, HybiProtocol
-
-WAIT = 5.0  # the bound on every wait that should end at once
-
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-ZERO_MASK = b"\x00\x00\x00\x00"
+from tests.servers import Server
+from tests.wire import WAIT, parse_head
 
 #: Close codes a peer may put on the wire (RFC 6455 §7.4, faye's list).
 VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
@@ -33,123 +34,7 @@ VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(30
 FAILURE_CODES = frozenset({1002, 1007, 1009, 1011})  # RFC 6455 §7.4.1 (faye: 1003, 1010)
 
 
-# --------------------------------------------------------------------- frames
-
-
-def xor_mask(payload: bytes, key: bytes) -> bytes:
-    """RFC 6455 §5.3 masking, written independently of faye_sync.protocol.masking."""
-    if not payload:
-        return b""
-    reps = len(payload) // 4 + 1
-    stream = (key * reps)[: len(payload)]
-    value = int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")
-    return value.to_bytes(len(payload), "big")
-
-
-def frame(
-    opcode: int,
-    payload: bytes = b"",
-    *,
-    fin: bool = True,
-    rsv1: bool = False,
-    mask: bytes | None = ZERO_MASK,
-    declared: int | None = None,
-) -> bytes:
-    """One frame; ``mask=None`` for a server's unmasked frame.
-
-    ``declared`` writes another length in the header than the payload has (to
-    announce a huge frame and send only its start).
-    """
-    length = len(payload) if declared is None else declared
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    bit = 0x80 if mask is not None else 0
-    if length <= 125:
-        header = struct.pack("!BB", first, bit | length)
-    elif length <= 0xFFFF:
-        header = struct.pack("!BBH", first, bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, bit | 127, length)
-    if mask is None:
-        return header + payload
-    return header + mask + xor_mask(payload, mask)
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode("utf-8")
-
-
-@dataclass(frozen=True)
-class Frame:
-    fin: bool
-    rsv: int  # the three RSV bits, RSV1 as 4
-    opcode: int
-    masked: bool
-    payload: bytes  # unmasked
-
-    @property
-    def close_code(self) -> int | None:
-        if self.opcode != CLOSE:
-            return None
-        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else 1005
-
-
-@dataclass
-class FrameReader:
-    """Reads the frames a protocol writes, incrementally (a reference parser)."""
-
-    buffer: bytearray = field(default_factory=bytearray)
-    frames: list[Frame] = field(default_factory=list)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        self.buffer += data
-        new: list[Frame] = []
-        while True:
-            parsed = _parse_one(self.buffer)
-            if parsed is None:
-                break
-            item, used = parsed
-            del self.buffer[:used]
-            new.append(item)
-        self.frames.extend(new)
-        return new
-
-
-def _parse_one(buf: bytearray) -> tuple[Frame, int] | None:
-    if len(buf) < 2:
-        return None
-    b0, b1 = buf[0], buf[1]
-    length, pos = b1 & 0x7F, 2
-    if length == 126:
-        if len(buf) < 4:
-            return None
-        (length,) = struct.unpack_from("!H", buf, 2)
-        pos = 4
-    elif length == 127:
-        if len(buf) < 10:
-            return None
-        (length,) = struct.unpack_from("!Q", buf, 2)
-        pos = 10
-    masked = bool(b1 & 0x80)
-    key = b""
-    if masked:
-        if len(buf) < pos + 4:
-            return None
-        key = bytes(buf[pos : pos + 4])
-        pos += 4
-    if len(buf) < pos + length:
-        return None
-    payload = bytes(buf[pos : pos + length])
-    if masked:
-        payload = xor_mask(payload, key)
-    return Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, masked, payload), pos + length
-
-
-def read_frames(data: bytes) -> list[Frame]:
-    """Every whole frame in ``data``; a trailing partial frame is an error."""
-    reader = FrameReader()
-    frames = reader.feed(data)
-    assert not reader.buffer, f"{len(reader.buffer)} bytes of a partial frame left"
-    return frames
+# ------------------------------------------------------------------ protocols
 
 
 def feed(protocol: HybiProtocol, data: bytes) -> None:
@@ -164,22 +49,6 @@ def feed(protocol: HybiProtocol, data: bytes) -> None:
             return
         protocol.receive_data(b"")
     raise AssertionError("receive_data(b'') never got past the pause")
-
-
-# ------------------------------------------------------------------ handshakes
-
-
-def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """Status and lower-cased headers of an HTTP response head."""
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
 
 
 def negotiated_pair(
@@ -222,6 +91,96 @@ def negotiated_pair(
     if deflate:
         assert client_side.extensions.startswith("permessage-deflate")
     return server_protocol, client_protocol
+
+
+# ---------------------------------------------------------------- environments
+
+
+class Env:
+    """Threads or gevent: how to make sockets, run a handler and wait for it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.backend = get_backend(name)
+        if name == "gevent":
+            import gevent.socket
+
+            self.sockets: Any = gevent.socket
+        else:
+            self.sockets = socket
+
+    def tcp_pair(self) -> tuple[socket.socket, socket.socket]:
+        """(server side, peer side) of one TCP connection on 127.0.0.1."""
+        listener = self.sockets.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            peer = self.sockets.socket(socket.AF_INET, socket.SOCK_STREAM)
+            peer.settimeout(WAIT)
+            peer.connect(listener.getsockname())
+            listener.settimeout(WAIT)
+            server, _ = listener.accept()
+            server.settimeout(None)  # the engine wants a blocking socket
+        return server, peer
+
+    def spawn(self, fn: Callable[[], object]) -> Any:
+        if self.name == "gevent":
+            import gevent
+
+            return gevent.spawn(fn)
+        thread = threading.Thread(target=fn, daemon=True)
+        thread.start()
+        return thread
+
+    def join(self, handle: Any, timeout: float = WAIT) -> bool:
+        handle.join(timeout)
+        return bool(handle.dead) if self.name == "gevent" else not handle.is_alive()
+
+    def sleep(self, seconds: float) -> None:
+        if self.name == "gevent":
+            import gevent
+
+            gevent.sleep(seconds)
+        else:
+            time.sleep(seconds)
+
+    def warm_up(self) -> None:
+        # Create what lives for the whole process (gevent's hub and its fds, the
+        # threads backend's timer thread) before the snapshot, so it is not
+        # counted as a leak.
+        server, peer = self.tcp_pair()
+        server.close()
+        peer.close()
+        self.backend.call_later(0, lambda: None)
+        self.sleep(0.01)
+
+
+# ------------------------------------------------------- the test apps' reports
+
+
+def stats(server: Server, *, reset: bool = False) -> dict[str, Any]:
+    """The counts a hardening app reports at ``/stats`` (``reset``: start its peaks anew)."""
+    url = f"{server.url}stats{'?reset=1' if reset else ''}"
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
+
+
+def server_events(server: Server, tag: str) -> list[list[Any]]:
+    """The events connection ``tag`` reported, once its handler ended and it closed.
+
+    The close event is waited for on its own: it may come after the handler
+    returned (see test_close_is_dispatched_before_run_returns).
+    """
+    server.wait_for_log(rf"^handler-end id={tag}$", timeout=WAIT)
+    server.wait_for_log(rf'^event id={tag} \["close"', timeout=WAIT)
+    return logged_events(server, tag)
+
+
+def logged_events(server: Server, tag: str) -> list[list[Any]]:
+    """The events connection ``tag`` has reported so far (the app logs one JSON list each)."""
+    pattern = re.compile(rf"^event id={tag} (.*)$", re.MULTILINE)
+    return [json.loads(match.group(1)) for match in pattern.finditer(server.log())]
 
 
 # ------------------------------------------------------------------- resources

@@ -21,18 +21,9 @@ from faye_sync.blocking.backends import get_backend
 from faye_sync.blocking.connection import Connection, close_all
 from faye_sync.exceptions import ConnectionClosed
 from faye_sync.protocol.hybi import HybiProtocol
+from tests.wire import CLOSE, PING, WAIT, FrameReader, close_payload, frame
 
-from .helpers import (
-    CLOSE,
-    PING,
-    WAIT,
-    FrameReader,
-    Snapshot,
-    close_payload,
-    frame,
-    negotiated_pair,
-    wait_until,
-)
+from .helpers import Snapshot, negotiated_pair, wait_until
 
 SENDERS = 100
 PER_SENDER = 20

@@ -14,14 +14,12 @@ handler, and leave no thread, greenlet or file descriptor behind. Three rings:
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
-import re
 import socket
 import struct
-import threading
+import termios
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,81 +31,38 @@ from faye_sync import Client
 from faye_sync.blocking.backends import get_backend
 from faye_sync.blocking.connection import Connection
 from faye_sync.exceptions import ConnectionClosed
-from faye_sync.protocol.handshake import accept_key
 from faye_sync.protocol.hybi import HybiProtocol
 from tests.servers import Server, serve
-
-from .helpers import (
+from tests.wire import (
     BINARY,
     CLOSE,
     TEXT,
     WAIT,
-    Snapshot,
+    RawServer,
     close_payload,
     frame,
-    parse_head,
+    read_frame,
     read_frames,
+    read_until_eof,
+    upgrade,
+)
+
+from .helpers import (
+    Env,
+    Snapshot,
+    logged_events,
     rss_kib,
+    server_events,
+    stats,
     thread_count,
     wait_until,
 )
 
-gevent = pytest.importorskip("gevent")
-gevent_socket = pytest.importorskip("gevent.socket")
+pytest.importorskip("gevent.socket")  # the gevent half of every Env test
 
 APP = "tests.hardening.fault_app:app"
 CLOSE_TIMEOUT = 0.2
 PING_OPTIONS = {"ping": 0.05, "ping_timeout": 0.2}
-
-
-# ---------------------------------------------------------------- environments
-
-
-class Env:
-    """Threads or gevent: how to make sockets, run a handler and wait for it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.backend = get_backend(name)
-        self.sockets: Any = gevent_socket if name == "gevent" else socket
-
-    def tcp_pair(self) -> tuple[socket.socket, socket.socket]:
-        """(server side, peer side) of one TCP connection on 127.0.0.1."""
-        listener = self.sockets.socket(socket.AF_INET, socket.SOCK_STREAM)
-        with listener:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            peer = self.sockets.socket(socket.AF_INET, socket.SOCK_STREAM)
-            peer.settimeout(WAIT)
-            peer.connect(listener.getsockname())
-            listener.settimeout(WAIT)
-            server, _ = listener.accept()
-            server.settimeout(None)  # the engine wants a blocking socket
-        return server, peer
-
-    def spawn(self, fn: Callable[[], object]) -> Any:
-        if self.name == "gevent":
-            return gevent.spawn(fn)
-        thread = threading.Thread(target=fn, daemon=True)
-        thread.start()
-        return thread
-
-    def join(self, handle: Any, timeout: float = WAIT) -> bool:
-        handle.join(timeout)
-        return bool(handle.dead) if self.name == "gevent" else not handle.is_alive()
-
-    def sleep(self, seconds: float) -> None:
-        (gevent.sleep if self.name == "gevent" else time.sleep)(seconds)
-
-    def warm_up(self) -> None:
-        # Create what lives for the whole process (gevent's hub and its fds, the
-        # threads backend's timer thread) before the snapshot, so it is not
-        # counted as a leak.
-        server, peer = self.tcp_pair()
-        server.close()
-        peer.close()
-        self.backend.call_later(0, lambda: None)
-        self.sleep(0.01)
 
 
 @pytest.fixture(params=["threads", "gevent"])
@@ -214,19 +169,11 @@ def test_engine_fault_gives_one_close_and_leaks_nothing(env: Env, style: str, na
         assert seen[0] == ("open",) and seen[-1][0] == "close", seen
         assert elapsed < 2.0, f"{elapsed:.2f} s to notice"
         if name == "close-then-half-close":  # the peer still reads: it gets the echo
-            assert read_frames(_read_until_eof(peer))[-1].close_code == 1000
+            assert read_frames(read_until_eof(peer))[-1].close_code == 1000
     finally:
         server_sock.close()  # a server socket belongs to the WSGI server: ours to close
         peer.close()
     before.assert_no_leaks(greenlets=env.name == "gevent")
-
-
-def _read_until_eof(sock: socket.socket, data: bytes = b"") -> bytes:
-    """Everything up to EOF, after ``data`` (bytes already read)."""
-    sock.settimeout(WAIT)
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
 
 
 def test_close_is_dispatched_before_run_returns(env: Env) -> None:
@@ -284,6 +231,30 @@ def test_close_from_the_handler_to_a_peer_that_never_answers(env: Env) -> None:
     before.assert_no_leaks(greenlets=env.name == "gevent")
 
 
+def _send_queue(sock: socket.socket) -> int:
+    """Bytes in ``sock``'s kernel send queue the peer has not acknowledged (SIOCOUTQ)."""
+    queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    return int(struct.unpack("i", queued)[0])
+
+
+def _blocked(env: Env, sock: socket.socket, count: Callable[[], int], quiet: float = 0.2) -> int:
+    """Wait (bounded) until the sender on ``sock`` is blocked in the kernel; ``count()`` then.
+
+    Blocked: its bytes wait in the send queue (the peer's window is shut) and ``count``
+    has not moved for ``quiet`` seconds. A fixed sleep is not enough on a loaded machine,
+    where filling the two socket buffers (some MiB on loopback) can take longer than it.
+    """
+    deadline = time.monotonic() + WAIT
+    seen = count()
+    while time.monotonic() < deadline:
+        env.sleep(quiet)
+        now = count()
+        if now == seen and _send_queue(sock) > 0:
+            return now
+        seen = now
+    raise AssertionError(f"the sender never blocked ({seen} sends)")
+
+
 @pytest.mark.parametrize("backend_name", ["threads", "gevent"])
 def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: str) -> None:
     """Backpressure: the sender blocks in the socket, memory does not grow."""
@@ -292,8 +263,14 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
     before = Snapshot.take(greenlets=backend_name == "gevent")
     slow_sock, slow_peer = environment.tcp_pair()
     fast_sock, fast_peer = environment.tcp_pair()
+    # The ping timeout must outlast finding the sender blocked (_blocked's quiet time)
+    # and the echoes below, or the check that it stays blocked would prove nothing.
     slow = Connection(
-        slow_sock, HybiProtocol(is_client=False), backend=environment.backend, **PING_OPTIONS
+        slow_sock,
+        HybiProtocol(is_client=False),
+        backend=environment.backend,
+        ping=0.05,
+        ping_timeout=0.5,
     )
     fast = Connection(fast_sock, HybiProtocol(is_client=False), backend=environment.backend)
     slow_seen = record(slow)
@@ -310,20 +287,19 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
 
     flooder, echoer = environment.spawn(flood), environment.spawn(echo)
     try:
-        environment.sleep(0.1)
-        blocked_at = sent[0]
+        blocked_at = _blocked(environment, slow_sock, lambda: sent[0])
         # The other connection is served while the flood is blocked.
         fast_peer.settimeout(WAIT)
         for n in range(20):
             payload = f"m{n}".encode()
             fast_peer.sendall(frame(TEXT, payload, mask=b"abcd"))
-            assert read_frames(_recv_frame(fast_peer))[0].payload == payload
+            assert read_frame(fast_peer, b"")[1] == payload
         # Still blocked: what the socket buffers hold, not an ever-growing queue.
         assert sent[0] - blocked_at <= 1
         # No pongs from the silent slow peer: the ping timeout frees the sender.
         assert environment.join(flooder, WAIT)
         # The pump may be the one reporting it, a moment after send returned False.
-        closed = ("close", 1006, "ping timeout: no pong within 0.2 s")
+        closed = ("close", 1006, "ping timeout: no pong within 0.5 s")
         assert wait_until(lambda: slow_seen[-1] == closed, WAIT), slow_seen
         fast_peer.sendall(frame(CLOSE, close_payload(1000), mask=b"abcd"))
         assert environment.join(echoer, WAIT)
@@ -333,50 +309,7 @@ def test_a_peer_that_never_reads_holds_back_only_its_own_sender(backend_name: st
     before.assert_no_leaks(greenlets=backend_name == "gevent")
 
 
-def _recv_frame(sock: socket.socket, data: bytes = b"") -> bytes:
-    """One small frame (payload under 126 bytes), after ``data`` already read."""
-    while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
-        chunk = sock.recv(4096)
-        assert chunk, "EOF"
-        data += chunk
-    return data
-
-
 # -------------------------------------------------------------- the client
-
-
-class Peer:
-    """A raw TCP server on 127.0.0.1:0 answering one client's handshake, then ``script``."""
-
-    def __init__(self, script: Callable[[socket.socket], None]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(WAIT)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, args=(script,), daemon=True)
-        self.thread.start()
-
-    def _serve(self, script: Callable[[socket.socket], None]) -> None:
-        conn, _ = self.listener.accept()
-        with conn:
-            conn.settimeout(WAIT)
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += conn.recv(4096)
-            _, headers = parse_head(b"HTTP/1.1 000 x\r\n" + request.split(b"\r\n", 1)[1])
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                + accept_key(headers["sec-websocket-key"]).encode()
-                + b"\r\n\r\n"
-            )
-            try:
-                script(conn)
-            except OSError:
-                pass  # the client went away first
-
-    def close(self) -> None:
-        self.thread.join(WAIT)
-        self.listener.close()
 
 
 def _linger_reset(conn: socket.socket) -> None:
@@ -404,9 +337,8 @@ def test_client_fault_gives_one_close_and_leaks_nothing(name: str) -> None:
     script, options, code = CLIENT_FAULTS[name]
     get_backend("threads").call_later(0, lambda: None)  # the timer thread, made once
     before = Snapshot.take()
-    peer = Peer(script)
-    try:
-        ws = Client(f"ws://127.0.0.1:{peer.port}/", timeout=WAIT, **options)
+    with RawServer(then=script, record=False) as peer:
+        ws = Client(peer.url, timeout=WAIT, **options)
         seen = record(ws)
         if name == "unanswered-close":
             ws.close(1000)  # nobody else reads: waits for the close timeout
@@ -415,18 +347,10 @@ def test_client_fault_gives_one_close_and_leaks_nothing(name: str) -> None:
                 ws.receive(timeout=WAIT)
         assert closed.value.code == code
         assert [event[0] for event in seen] == ["open", "close"], seen
-    finally:
-        peer.close()
     before.assert_no_leaks()
 
 
 # ------------------------------------------------------------ real servers
-
-
-def stats(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.url}stats", timeout=WAIT) as response:
-        result: dict[str, Any] = json.loads(response.read())
-    return result
 
 
 @pytest.fixture(scope="module", params=["gevent", "werkzeug"])
@@ -439,48 +363,14 @@ def real_server(request: pytest.FixtureRequest) -> Iterator[Server]:
 def warm_up(server: Server) -> None:
     """One connection that uses a timer: what lives for good exists before a baseline
     (the threads backend's one timer thread, imports, the server's own pools)."""
-    sock, rest = open_ws(server, "id=warm-up&mode=close&close_timeout=1")
+    sock, rest = upgrade(server, "/ws?id=warm-up&mode=close&close_timeout=1")
     sock.settimeout(WAIT)
     # The close frame may come in the same read as the 101.
-    assert read_frames(_recv_frame(sock, rest))[0].opcode == CLOSE
+    assert read_frame(sock, rest)[0] == CLOSE
     sock.sendall(frame(CLOSE, close_payload(4000), mask=b"abcd"))
-    _read_until_eof(sock)
+    read_until_eof(sock)
     sock.close()
     server.wait_for_log(r"handler-end id=warm-up", timeout=WAIT)
-
-
-def open_ws(server: Server, query: str) -> tuple[socket.socket, bytes]:
-    """A raw upgraded connection to ``server``; returns it and bytes read past the 101."""
-    sock = server.connect(timeout=WAIT)
-    sock.sendall(
-        f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"no response; log:\n{server.log()}"
-        head += chunk
-    head, _, rest = head.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock, rest
-
-
-def server_events(server: Server, tag: str) -> list[list[Any]]:
-    """The events connection ``tag`` reported, once its handler ended and it closed.
-
-    The close event is waited for on its own: it may come after the handler
-    returned (see test_close_is_dispatched_before_run_returns).
-    """
-    server.wait_for_log(rf"^handler-end id={tag}$", timeout=WAIT)
-    server.wait_for_log(rf'^event id={tag} \["close"', timeout=WAIT)
-    return logged_events(server, tag)
-
-
-def logged_events(server: Server, tag: str) -> list[list[Any]]:
-    pattern = re.compile(rf"^event id={tag} (.*)$", re.MULTILINE)
-    return [json.loads(match.group(1)) for match in pattern.finditer(server.log())]
 
 
 COUNTS = ("fds", "threads", "greenlets", "handlers")
@@ -538,13 +428,13 @@ def test_real_server_fault_gives_one_close_and_leaks_nothing(
     fds_at_rest = len(os.listdir(f"/proc/{pid}/fd"))  # counted from outside, nothing in flight
     baseline = stats(real_server)
     tag = uuid.uuid4().hex[:12]
-    sock, rest = open_ws(real_server, f"id={tag}&{query}")
+    sock, rest = upgrade(real_server, f"/ws?id={tag}&{query}")
     try:
         act(sock)
         events = server_events(real_server, tag)
         assert events == [["open"], ["close", code, reason]], events
         if sock.fileno() != -1:  # still ours: the server ends its side, we see EOF
-            frames = read_frames(_read_until_eof(sock, rest))
+            frames = read_frames(read_until_eof(sock, rest))
             if name in ("unanswered-close", "close-then-half-close"):
                 assert frames[-1].opcode == CLOSE
     finally:
@@ -561,21 +451,21 @@ def test_real_server_client_that_never_reads(real_server: Server) -> None:
     pid = real_server.process.pid
     rss_before = rss_kib(pid)
     tag = uuid.uuid4().hex[:12]
-    slow, _ = open_ws(real_server, f"id={tag}&mode=flood")
+    slow, _ = upgrade(real_server, f"/ws?id={tag}&mode=flood")
     try:
         time.sleep(0.3)  # socket buffers full: the handler is blocked in send
         rss_blocked = rss_kib(pid)
         echo_tag = uuid.uuid4().hex[:12]
-        other, _ = open_ws(real_server, f"id={echo_tag}")
+        other, _ = upgrade(real_server, f"/ws?id={echo_tag}")
         with other:
             other.settimeout(WAIT)
             for n in range(10):  # served at once, while the flood is blocked
                 started = time.monotonic()
                 other.sendall(frame(BINARY, b"%d" % n, mask=b"abcd"))
-                assert read_frames(_recv_frame(other))[0].payload == b"%d" % n
+                assert read_frame(other, b"")[1] == b"%d" % n
                 assert time.monotonic() - started < 0.5
             other.sendall(frame(CLOSE, close_payload(1000), mask=b"abcd"))
-            _read_until_eof(other)
+            read_until_eof(other)
         rss_later = rss_kib(pid)
     finally:
         _reset(slow)  # the slow client goes away: its handler must end
@@ -590,7 +480,7 @@ def test_real_server_client_that_never_reads(real_server: Server) -> None:
 def test_gevent_server_survives_a_ping_timeout_during_a_blocked_send() -> None:
     with serve("gevent", APP) as server:
         tag = uuid.uuid4().hex[:12]
-        slow, _ = open_ws(server, f"id={tag}&mode=flood&ping=0.1&ping_timeout=0.3")
+        slow, _ = upgrade(server, f"/ws?id={tag}&mode=flood&ping=0.1&ping_timeout=0.3")
         try:
             events = server_events(server, tag)  # we never read, so never pong
             assert events == [["open"], ["close", 1006, "ping timeout: no pong within 0.3 s"]]
@@ -608,7 +498,7 @@ def test_real_server_process_threads_and_fds_return_to_baseline(real_server: Ser
     before = thread_count(pid)
     fds_before = len(os.listdir(f"/proc/{pid}/fd"))
     tags = [uuid.uuid4().hex[:12] for _ in range(5)]
-    socks = [open_ws(real_server, f"id={tag}")[0] for tag in tags]
+    socks = [upgrade(real_server, f"/ws?id={tag}")[0] for tag in tags]
     for sock in socks:
         sock.close()
     for tag in tags:

@@ -25,18 +25,9 @@ from faye_sync.exceptions import ConnectionClosed, HandshakeError, NetworkError
 from faye_sync.protocol.events import Close, Error, Message
 from faye_sync.protocol.handshake import accept_key
 from faye_sync.protocol.hybi import MAX_LENGTH, HybiProtocol
+from tests.wire import BINARY, CLOSE, CONTINUATION, TEXT, WAIT, frame, read_frames
 
-from .helpers import (
-    BINARY,
-    CLOSE,
-    CONTINUATION,
-    TEXT,
-    WAIT,
-    Snapshot,
-    frame,
-    negotiated_pair,
-    read_frames,
-)
+from .helpers import Snapshot, negotiated_pair
 
 KIB, MIB = 1024, 1024 * 1024
 TOO_LARGE = "WebSocket frame length too large"

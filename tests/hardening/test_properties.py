@@ -35,20 +35,9 @@ from faye_sync.protocol.events import Close, Error, Message, Ping, Pong
 from faye_sync.protocol.handshake import Rejection, Request, server_handshake
 from faye_sync.protocol.hybi import CLOSED, OPEN, HybiProtocol
 from tests.fuzz import targets
+from tests.wire import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, Frame, FrameReader, frame
 
-from .helpers import (
-    BINARY,
-    CLOSE,
-    CONTINUATION,
-    PING,
-    PONG,
-    TEXT,
-    Frame,
-    FrameReader,
-    feed,
-    frame,
-    negotiated_pair,
-)
+from .helpers import feed, negotiated_pair
 
 EXAMPLES = int(os.environ.get("FAYE_SYNC_EXAMPLES", "100"))
 FAST = settings(

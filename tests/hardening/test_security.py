@@ -18,8 +18,9 @@ from faye_sync import Client, WebSocket
 from faye_sync.protocol.handshake import ClientHandshake
 from faye_sync.websocket import origin_allowed
 from tests.servers import Server, serve
+from tests.wire import WAIT, open_websocket, parse_head
 
-from .helpers import WAIT, Snapshot, parse_head
+from .helpers import Snapshot
 
 APP = "tests.hardening.fault_app:app"
 
@@ -97,19 +98,7 @@ def server() -> Iterator[Server]:
 
 def exchange(server: Server, path: str, extra: str = "") -> tuple[bytes, socket.socket]:
     """Send an upgrade request; return every byte of the response head and body."""
-    sock = server.connect(timeout=WAIT)
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n".encode("latin-1")
-    )
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    sock, head, body = open_websocket(server, path, headers=extra)
     _, headers = parse_head(head)
     length = int(headers.get("content-length", "0"))
     while len(body) < length:

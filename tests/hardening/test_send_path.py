@@ -16,13 +16,10 @@ connections over TCP sockets on 127.0.0.1 with threads and with gevent.
 
 from __future__ import annotations
 
-import json
-import re
 import socket
 import ssl
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,8 +31,7 @@ from faye_sync.blocking.connection import Connection
 from faye_sync.client import Client
 from faye_sync.protocol.hybi import HybiProtocol
 from tests.servers import Server, serve
-
-from .helpers import (
+from tests.wire import (
     BINARY,
     CLOSE,
     CONTINUATION,
@@ -47,9 +43,10 @@ from .helpers import (
     FrameReader,
     close_payload,
     frame,
-    wait_until,
+    open_websocket,
 )
-from .test_faults import Env
+
+from .helpers import Env, server_events, stats, wait_until
 
 APP = "tests.hardening.send_path_app:app"
 KIB, MIB = 1024, 1024 * 1024
@@ -65,38 +62,20 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         yield running
 
 
-def stats(server: Server, *, reset: bool = False) -> dict[str, int]:
-    url = f"{server.url}stats{'?reset=1' if reset else ''}"
-    with urllib.request.urlopen(url, timeout=WAIT) as response:
-        result: dict[str, int] = json.loads(response.read())
-    return result
-
-
 def open_ws(
     server: Server, query: str, *, deflate: bool = False, receive_buffer: int | None = None
 ) -> tuple[socket.socket, bytes]:
-    """A raw upgraded connection; returns it and the bytes read past the 101.
+    """A raw upgraded connection to ``/ws?query``; returns it and the bytes read past the 101.
 
     ``receive_buffer`` fixes the socket's receive buffer (no autotuning).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(WAIT)
-    sock.connect((server.host, server.port))
-    extension = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
-    sock.sendall(
-        f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extension}\r\n".encode()
+    sock, head, rest = open_websocket(
+        server,
+        f"/ws?{query}",
+        headers="Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else "",
+        receive_buffer=receive_buffer,
     )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, f"no response; log:\n{server.log()}"
-        head += chunk
-    head, _, rest = head.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
+    assert head.startswith(b"HTTP/1.1 101"), f"{head!r}; log:\n{server.log()}"
     assert (b"permessage-deflate" in head) == deflate, head
     return sock, rest
 
@@ -126,13 +105,6 @@ def read_until(
 
 def closed_with(frames: list[Frame]) -> bool:
     return any(f.opcode == CLOSE for f in frames)
-
-
-def events(server: Server, tag: str) -> list[list[Any]]:
-    server.wait_for_log(rf"^handler-end id={tag}$", timeout=WAIT)
-    server.wait_for_log(rf'^event id={tag} \["close"', timeout=WAIT)
-    pattern = re.compile(rf"^event id={tag} (.*)$", re.MULTILINE)
-    return [json.loads(match.group(1)) for match in pattern.finditer(server.log())]
 
 
 def finish(sock: socket.socket, reader: FrameReader, code: int = 1000) -> list[Frame]:
@@ -172,7 +144,7 @@ def test_a_close_after_a_burst_of_pings_is_answered_at_once(server: Server) -> N
     frames = read_until(sock, reader, closed_with)
     assert [f.opcode for f in frames] == [PONG] * PINGS + [CLOSE]
     assert frames[-1].close_code == 1000
-    assert events(server, "burst-close")[-1] == ["close", 1000, ""]
+    assert server_events(server, "burst-close")[-1] == ["close", 1000, ""]
 
 
 def test_keep_alive_pings_behind_a_large_frame_spare_a_peer_that_reads_it(server: Server) -> None:
@@ -207,7 +179,7 @@ def test_keep_alive_pings_behind_a_large_frame_spare_a_peer_that_reads_it(server
     assert [len(f.payload) for f in reader.frames if f.opcode == BINARY] == [size]
     assert pings_after == 2, server.log()
     assert finish(sock, reader)[-1].close_code == 1000
-    assert events(server, "ping-big")[-1] == ["close", 1000, ""]
+    assert server_events(server, "ping-big")[-1] == ["close", 1000, ""]
 
 
 # ------------------------------------------------------ item 2: bounded memory
@@ -394,7 +366,7 @@ def test_send_timeout_on_a_real_server(server: Server) -> None:
     sock, _ = open_ws(server, "id=flood&mode=flood&send_timeout=0.5")
     try:
         server.wait_for_log(r"^sent id=flood \d+$", timeout=WAIT)
-        assert events(server, "flood")[-1] == [
+        assert server_events(server, "flood")[-1] == [
             "close",
             1006,
             "send timeout: the peer took no data for 0.5 s",
@@ -416,7 +388,7 @@ def test_idle_timeout_closes_a_silent_socket_with_1001(server: Server) -> None:
     assert frames[-1].payload[2:] == b"idle timeout: nothing received for 0.5 s"
     assert 0.4 <= time.monotonic() - started < WAIT
     sock.sendall(frame(CLOSE, close_payload(1001), mask=MASK))
-    assert events(server, "idle")[-1][:2] == ["close", 1001]
+    assert server_events(server, "idle")[-1][:2] == ["close", 1001]
     sock.close()
 
 

@@ -9,20 +9,16 @@ gevent.pywsgi. What faye does is in each test's comment; we take the RFC.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Iterator
 
 import pytest
 
 from faye_sync import Client, PerMessageDeflate
 from faye_sync.exceptions import ConnectionClosed
-from faye_sync.protocol.handshake import accept_key
 from tests.servers import Server, serve
-
-from .helpers import (
+from tests.wire import (
     CLOSE,
     PING,
     PONG,
@@ -30,101 +26,17 @@ from .helpers import (
     WAIT,
     Frame,
     FrameReader,
+    RawServer,
     close_payload,
     frame,
+    open_websocket,
     parse_head,
+    read_head,
+    upgrade_101,
 )
 
-HOST = "127.0.0.1"
 MASK = b"\x37\xfa\x21\x3d"
 DEFLATE_RESPONSE = "permessage-deflate"
-
-
-# ------------------------------------------------------------------ a raw server
-
-
-class RawServer:
-    """One connection: read the request, answer with ``respond(request)``, record the rest.
-
-    After the response, ``script`` is sent; then every byte the client writes is
-    kept in ``received`` until it closes (bounded by ``WAIT``).
-    """
-
-    def __init__(
-        self,
-        script: bytes = b"",
-        *,
-        respond: Callable[[dict[str, str]], bytes] | None = None,
-        then: Callable[[socket.socket], None] | None = None,
-    ) -> None:
-        self.script = script
-        self.respond = respond or upgrade_101
-        self.then = then
-        self.received = bytearray()
-        self.errors: list[BaseException] = []
-        self._listener = socket.create_server((HOST, 0))
-        self._listener.settimeout(WAIT)
-        self.port = self._listener.getsockname()[1]
-        self.url = f"ws://{HOST}:{self.port}/"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> RawServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._thread.join(3 * WAIT)
-        self._listener.close()
-        assert not self._thread.is_alive(), "the raw server is stuck"
-
-    def frames(self) -> list[Frame]:
-        reader = FrameReader()
-        return reader.feed(bytes(self.received))
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self._listener.accept()
-        except OSError as exc:
-            self.errors.append(exc)
-            return
-        with conn:
-            conn.settimeout(WAIT)
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]
-                fields = (line.partition(":") for line in lines)
-                request = {name.strip().lower(): value.strip() for name, _, value in fields}
-                conn.sendall(self.respond(request) + self.script)
-                if self.then is not None:
-                    self.then(conn)
-                deadline = time.monotonic() + WAIT
-                while time.monotonic() < deadline:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    self.received += data
-            except OSError as exc:  # a reset from the client ends the recording too
-                self.errors.append(exc)
-
-
-def upgrade_101(request: dict[str, str], extensions: str = "") -> bytes:
-    head = (
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(request['sec-websocket-key'])}\r\n"
-    )
-    if extensions:
-        head += f"Sec-WebSocket-Extensions: {extensions}\r\n"
-    return (head + "\r\n").encode("latin-1")
 
 
 def closes(ws: Client) -> list[tuple[int | None, str | None]]:
@@ -272,20 +184,9 @@ def echo() -> Iterator[Server]:
 
 def exchange(server: Server, *frames: bytes, deflate: bool = False) -> list[Frame]:
     """Upgrade, send ``frames``, and return what the server writes until it closes."""
-    sock = server.connect(timeout=WAIT)
+    offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
+    sock, head, rest = open_websocket(server, "/", headers=offer)
     with sock:
-        offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
-        sock.sendall(
-            f"GET / HTTP/1.1\r\nHost: {HOST}:{server.port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n".encode("latin-1")
-        )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            assert chunk, "the server closed during the handshake"
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
         status, headers = parse_head(head)
         assert status == 101
         if deflate:
@@ -366,13 +267,8 @@ def test_the_server_answers_a_request_without_host_with_400(echo: Server) -> Non
             b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    status, headers = parse_head(data.partition(b"\r\n\r\n")[0])
+        head, _ = read_head(sock)
+    status, headers = parse_head(head)
     assert status == 400
     assert "sec-websocket-accept" not in headers
 

@@ -24,6 +24,8 @@ from urllib.parse import quote
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
+from tests.wire import upgrade_request
+
 HOST = "127.0.0.1"
 TIMEOUT = 5.0  # seconds: connect and handshake bounds
 POLL = 0.25  # seconds a read waits before checking whether to stop
@@ -224,11 +226,7 @@ def silent_chat_socket(port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(5)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(
-        f"GET /chat?name=silent HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    sock.sendall(upgrade_request("/chat?name=silent", f"127.0.0.1:{port}"))
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)  # one byte at a time: nothing after the head is read

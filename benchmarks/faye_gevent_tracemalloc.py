@@ -1,6 +1,6 @@
 """wsgi_examples.echo on gevent.pywsgi with tracemalloc on, for benchmarks/hotspots.py --memory.
 
-    python benchmarks/servers/faye_gevent_tracemalloc.py --port P --snapshot FILE
+    python benchmarks/faye_gevent_tracemalloc.py --port P --snapshot FILE
 
 The same server as ``python -m wsgi_examples.echo --server gevent`` (same app, same
 pywsgi defaults), with tracemalloc tracing 8 frames. Each SIGUSR1 writes a snapshot
@@ -18,7 +18,8 @@ tracemalloc.start(8)
 import gevent  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import HOST  # noqa: E402
 
