@@ -92,7 +92,12 @@ class Backend:
         raise NotImplementedError
 
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
-        """Wait until ``sock`` has data (or EOF); False on timeout."""
+        """Wait until ``sock`` has data (or EOF); False on timeout.
+
+        True also when ``sock`` is closed (the next I/O fails) or, for TLS,
+        holds decrypted data. A timeout of 0 only looks: one call to the
+        operating system's poll, un-patched under gevent, no switch to the hub.
+        """
         raise NotImplementedError
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
