@@ -54,9 +54,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
-from ..protocol.base import FrameProtocol
+from ..protocol.base import (
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    OPEN,
+    FrameProtocol,
+    ReadyState,
+    validate_close_arguments,
+)
 from ..protocol.events import Close, Error, Message, Open, Pong
-from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN, validate_close_arguments
 from .backends import Backend, SendNow, SendWait, Signal, Timer, unacknowledged
 from .emitter import Event, EventEmitter
 
@@ -245,7 +252,7 @@ class Connection(EventEmitter):
     # ------------------------------------------------------------ attributes
 
     @property
-    def ready_state(self) -> int:
+    def ready_state(self) -> ReadyState:
         """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as faye reports it."""
         if self._closing_reported:
             return CLOSED

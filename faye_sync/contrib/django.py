@@ -52,8 +52,8 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils.http import is_same_domain
 
-from ..blocking.connection import CLOSING
 from ..eventsource import EventSource, EventSourceEvent
+from ..protocol.base import CLOSING
 from ..websocket import WebSocket
 from ._common import (
     NOT_A_WEBSOCKET,

@@ -50,8 +50,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.routing import WebsocketMismatch
 
-from ..blocking.connection import CLOSING
 from ..eventsource import EventSource
+from ..protocol.base import CLOSING
 from ..websocket import WebSocket
 from ._common import (
     NOT_A_WEBSOCKET,

@@ -39,6 +39,15 @@ from typing import Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
+from .base import (
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    MAX_LENGTH,
+    OPEN,
+    VALID_CLOSE_CODES,
+    validate_close_arguments,
+)
 from .events import Close, Error, Event, Message, Ping, Pong
 from .masking import apply_mask
 
@@ -53,11 +62,6 @@ __all__ = [
     "validate_close_arguments",
 ]
 
-CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
-
-# 1 MiB, the websockets package's default (faye's is 2**26 - 1): what one
-# message may cost the receiver, also after inflation.
-MAX_LENGTH = 2**20
 # Message bytes one receive_data() call produces before it pauses at the next
 # frame: a 64 KiB read of compressed messages could otherwise inflate to
 # thousands of times its size before the caller can stop reading.
@@ -65,8 +69,6 @@ _MESSAGES_PER_CALL = 2**20
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
-
-_VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
 
 _pack_short = struct.Struct("!BB").pack
 _pack_medium = struct.Struct("!BBH").pack
@@ -93,28 +95,6 @@ class MessagePipeline(Protocol):
     def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
 
     def close(self) -> None: ...
-
-
-def validate_close_arguments(code: int, reason: str, *, strict: bool = True) -> bytes:
-    """Check ``close()``'s arguments as browsers do; return the reason's bytes.
-
-    ``strict=False`` admits every code a peer may send (1001 for a server
-    going away, 1011, …), for the library's own closes.
-    """
-    if not strict and code not in _VALID_CLOSE_CODES:
-        raise ValueError(f"{code} is not a close code that may be sent (RFC 6455 §7.4.1)")
-    if strict and not (code == 1000 or 3000 <= code <= 4999):
-        raise ValueError(
-            "Failed to execute 'close' on WebSocket: The code must be either 1000, "
-            f"or between 3000 and 4999. {code} is neither."
-        )
-    encoded = reason.encode("utf-8")
-    if len(encoded) > 123:
-        raise ValueError(
-            f"close reason is {len(encoded)} bytes of UTF-8; the limit is 123 "
-            "(a control frame holds 125 bytes, 2 of them the code)"
-        )
-    return encoded
 
 
 def _truncate_reason(reason: str) -> bytes:
@@ -483,9 +463,9 @@ class HybiProtocol:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
                 reason = ""
-                if code in _VALID_CLOSE_CODES:
+                if code in VALID_CLOSE_CODES:
                     code = 1007  # RFC 6455 §8.1, invalid payload data; faye answers 1002
-            if code not in _VALID_CLOSE_CODES:
+            if code not in VALID_CLOSE_CODES:
                 code = 1002
         elif payload:
             code = 1002
