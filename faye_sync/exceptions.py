@@ -22,6 +22,7 @@ socket becomes :class:`ConnectionClosed` with code 1006.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 
 __all__ = [
     "ConcurrencyError",
@@ -98,18 +99,23 @@ class HijackError(FayeSyncError, RuntimeError):
     """This WSGI server does not let an application take over the connection.
 
     The message names the server and what to use instead; ``status`` is the HTTP
-    status the client should get.
+    status the client should get (an ``int``, as on :class:`HandshakeError`) and
+    ``status_line`` the same for ``start_response`` (``"501 Not Implemented"``).
     """
 
-    def __init__(self, message: str, status: str = "501 Not Implemented") -> None:
+    def __init__(self, message: str, status: int = 501) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
 
     def respond(self, start_response: Callable[..., object]) -> list[bytes]:
         """Answer the WSGI call with this error's status and message, as plain text."""
         body = f"{self}\n".encode()
         start_response(
-            self.status,
+            self.status_line,
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
         return [body]

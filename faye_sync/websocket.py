@@ -115,7 +115,6 @@ def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Requ
         target=target,
         headers=headers,
         url=f"{scheme}{'s' if secure else ''}://{host}{target}",
-        http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
     )
 
 
@@ -226,7 +225,9 @@ class WebSocket(Connection):
         self._rejection: Rejection | None = None
         request = request_from_environ(environ)
         self.url = request.url
+        # What the 101 agreed on; empty for a rejected handshake.
         self.protocol = ""
+        self.extensions = ""
 
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
@@ -243,10 +244,10 @@ class WebSocket(Connection):
         except HijackError as error:
             # Refused like a bad handshake: ws.response answers with the error's status.
             slot.release()
-            self._refuse(Rejection(error.status, f"{error}\n"), backend)
+            self._refuse(Rejection(error.status_line, f"{error}\n"), backend)
             tell_operator(
                 environ,
-                f"WebSocket refused ({error.status}): {error}",
+                f"WebSocket refused ({error.status_line}): {error}",
                 level=logging.ERROR,
                 once=True,
             )

@@ -403,11 +403,17 @@ class Connection(EventEmitter):
             self._close_timer = self._call_later(self._close_timeout, self._on_close_timeout)
 
     def go_away(self, code: int = 1001, reason: str = "") -> None:
-        """Start closing without blocking, with any sendable code (for shutdown).
+        """Start closing without blocking, with any code a server may send.
 
-        The close frame follows the messages already queued, written now as far
-        as the socket takes it, the rest by a writer; the reader (or the close
+        For shutdown (``close_all``), overload (1013) and failures (1011); the
+        public counterpart of ``close()``, which only takes the codes a
+        browser's ``close()`` takes and may wait for the peer's answer. The
+        close frame follows the messages already queued, written now as far as
+        the socket takes it, the rest by a writer; the reader (or the close
         timeout) finishes the handshake.
+
+        Raises:
+            ValueError: ``code`` may not be sent, or ``reason`` is too long.
         """
         with self._mutex:
             started = self._protocol.send_close(code, reason, strict=False)
