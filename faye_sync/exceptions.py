@@ -22,7 +22,6 @@ socket becomes :class:`ConnectionClosed` with code 1006.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from http import HTTPStatus
 
 __all__ = [
     "ConcurrencyError",
@@ -99,17 +98,18 @@ class HijackError(FayeSyncError, RuntimeError):
     """This WSGI server does not let an application take over the connection.
 
     The message names the server and what to use instead; ``status`` is the HTTP
-    status the client should get (an ``int``, as on :class:`HandshakeError`) and
-    ``status_line`` the same for ``start_response`` (``"501 Not Implemented"``).
+    status the client should get (an ``int``, as on :class:`HandshakeError`),
+    ``phrase`` its reason phrase, and ``status_line`` both, for ``start_response``.
     """
 
-    def __init__(self, message: str, status: int = 501) -> None:
+    def __init__(self, message: str, status: int = 501, *, phrase: str = "Not Implemented") -> None:
         super().__init__(message)
         self.status = status
+        self.phrase = phrase
 
     @property
     def status_line(self) -> str:
-        return f"{self.status} {HTTPStatus(self.status).phrase}"
+        return f"{self.status} {self.phrase}"
 
     def respond(self, start_response: Callable[..., object]) -> list[bytes]:
         """Answer the WSGI call with this error's status and message, as plain text."""

@@ -33,6 +33,7 @@ def _refuse_request(environ: Environ) -> HijackError | None:
         return HijackError(
             f"a WebSocket handshake must be a GET request, not {method or 'none'}",
             status=405,
+            phrase="Method Not Allowed",
         )
     protocol = environ.get("SERVER_PROTOCOL", "")
     if protocol == "HTTP/1.1":
@@ -49,10 +50,12 @@ def _refuse_request(environ: Environ) -> HijackError | None:
             "to a WebSocket; serve this endpoint over HTTP/1.1 (for gunicorn, a listener "
             "without --http-protocols h2)",
             status=505,
+            phrase="HTTP Version Not Supported",
         )
     return HijackError(
         f"a WebSocket handshake needs HTTP/1.1, not {protocol or 'an unknown protocol'}",
         status=505,
+        phrase="HTTP Version Not Supported",
     )
 
 

@@ -369,7 +369,7 @@ def test_a_refused_hijack_touches_nothing(socket_pair: tuple[socket.socket, sock
 
 def test_hijack_error_answers_with_its_status() -> None:
     answered: list[tuple[str, list[tuple[str, str]]]] = []
-    body = HijackError("no socket here", status=505).respond(
+    body = HijackError("no socket here", status=505, phrase="HTTP Version Not Supported").respond(
         lambda status, headers: answered.append((status, headers))
     )
     assert body == [b"no socket here\n"]
