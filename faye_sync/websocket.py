@@ -44,9 +44,8 @@ from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
-from .protocol.base import FailedProtocol
+from .protocol.base import MAX_LENGTH, FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
-from .protocol.hybi import MAX_LENGTH
 
 __all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
 

@@ -35,7 +35,6 @@ import codecs
 import secrets
 import struct
 from collections.abc import Callable
-from typing import Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
@@ -49,6 +48,17 @@ from .base import (
     validate_close_arguments,
 )
 from .events import Close, Error, Event, Message, Ping, Pong
+from .framing import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    FrameWriter,
+    MessagePipeline,
+    close_payload,
+)
 from .masking import apply_mask
 
 __all__ = [
@@ -67,15 +77,10 @@ __all__ = [
 # thousands of times its size before the caller can stop reading.
 _MESSAGES_PER_CALL = 2**20
 
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
 
-_pack_short = struct.Struct("!BB").pack
-_pack_medium = struct.Struct("!BBH").pack
-_pack_long = struct.Struct("!BBQ").pack
 _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
-_pack_code = struct.Struct("!H").pack
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -85,23 +90,11 @@ ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
 
 
-class MessagePipeline(Protocol):
-    """The part of :class:`~faye_sync.extensions.Extensions` the frame layer uses."""
-
-    def valid_frame_rsv(self, opcode: int, rsv1: bool, rsv2: bool, rsv3: bool) -> bool: ...
-
-    def process_incoming_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
-
-    def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
-
-    def close(self) -> None: ...
-
-
 def _truncate_reason(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-class HybiProtocol:
+class HybiProtocol(FrameWriter):
     """One RFC 6455 connection's frame layer.
 
     Args:
@@ -155,6 +148,11 @@ class HybiProtocol:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; events and replies are queued."""
+        # One long loop on purpose: this is the hot path (every frame of every
+        # message passes here), and in CPython each method call per frame costs
+        # more than the header checks themselves. Locals stand in for attributes
+        # for the same reason. The rare outcomes (failures, pauses, control
+        # frames, fragments) leave the loop through methods.
         self.paused = False
         self._message_produced = False
         self._produced = 0
@@ -295,45 +293,6 @@ class HybiProtocol:
         """True once the TCP connection should be closed (the handshake is over)."""
         return self.state == CLOSED
 
-    def send_text(self, text: str) -> bool:
-        """Queue a text message; False once closing (faye drops it silently)."""
-        return self._send_message(TEXT, text.encode("utf-8"))
-
-    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
-        """Queue a binary message; False once closing."""
-        return self._send_message(BINARY, bytes(data))
-
-    def send_ping(self, payload: bytes = b"") -> bool:
-        """Queue a ping; False once closing. The payload holds at most 125 bytes."""
-        if self.state != OPEN:
-            return False
-        self._check_control_payload(payload)
-        self._output.append(self._frame(0x80 | PING, payload))
-        return True
-
-    def send_pong(self, payload: bytes = b"") -> bool:
-        """Queue an unsolicited pong; False once closing."""
-        if self.state != OPEN:
-            return False
-        self._check_control_payload(payload)
-        self._output.append(self._frame(0x80 | PONG, payload))
-        return True
-
-    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
-        """Start the closing handshake; False if it has already started.
-
-        Raises:
-            ValueError: ``code`` is neither 1000 nor in 3000–4999 (with
-                ``strict=False``: not a code that may be sent), or ``reason``
-                is over 123 bytes of UTF-8.
-        """
-        encoded = validate_close_arguments(code, reason, strict=strict)
-        if self.state != OPEN:
-            return False
-        self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + encoded))
-        self.state = CLOSING
-        return True
-
     def fail(self, code: int, reason: str) -> None:
         """Close at once with ``code`` (a close timeout, a dead peer): no handshake."""
         if self.state != CLOSED:
@@ -347,47 +306,6 @@ class HybiProtocol:
         return self._extensions.valid_frame_rsv(
             opcode, bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10)
         )
-
-    @staticmethod
-    def _check_control_payload(payload: bytes) -> None:
-        if len(payload) > 125:
-            raise ValueError(f"a control frame payload holds at most 125 bytes, not {len(payload)}")
-
-    def _frame(self, first: int, payload: bytes) -> bytes:
-        length = len(payload)
-        if self.is_client:
-            if length <= 125:
-                header = _pack_short(first, 0x80 | length)
-            elif length <= 0xFFFF:
-                header = _pack_medium(first, 0xFE, length)
-            else:
-                header = _pack_long(first, 0xFF, length)
-            key = self._mask_key()
-            return header + key + apply_mask(payload, key)
-        if length <= 125:
-            header = _pack_short(first, length)
-        elif length <= 0xFFFF:
-            header = _pack_medium(first, 126, length)
-        else:
-            header = _pack_long(first, 127, length)
-        return header + payload
-
-    def _send_message(self, opcode: int, data: bytes) -> bool:
-        if self.state != OPEN:
-            return False
-        first = 0x80 | opcode
-        if self._extensions is not None:
-            try:
-                message = self._extensions.process_outgoing_message(
-                    ExtensionMessage(False, False, False, opcode, data)
-                )
-            except ProtocolError as exc:
-                self._fail_protocol(exc.code, str(exc))
-                return False
-            data = message.data
-            first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
-        self._output.append(self._frame(first, data))
-        return True
 
     def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
         if opcode != CONTINUATION:
@@ -471,7 +389,7 @@ class HybiProtocol:
             code = 1002
         if self.state == OPEN:
             self._output.append(
-                self._frame(0x80 | CLOSE, _pack_code(code) + reason.encode("utf-8"))
+                self._frame(0x80 | CLOSE, close_payload(code, reason.encode("utf-8")))
             )
         self._finish(code, reason)
 
@@ -523,7 +441,7 @@ class HybiProtocol:
             return
         self._events.append(Error(message, code))
         if self.state == OPEN:
-            frame = self._frame(0x80 | CLOSE, _pack_code(code) + _truncate_reason(message))
+            frame = self._frame(0x80 | CLOSE, close_payload(code, _truncate_reason(message)))
             self._output.append(frame)
         # While CLOSING our close frame is already out: RFC 6455 §7.1.7 still says to
         # close the connection (faye ignores the violation and waits for the timeout).
