@@ -38,15 +38,7 @@ from collections.abc import Callable
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
-from .base import (
-    CLOSED,
-    CLOSING,
-    CONNECTING,
-    MAX_LENGTH,
-    OPEN,
-    VALID_CLOSE_CODES,
-    validate_close_arguments,
-)
+from .base import CLOSED, MAX_LENGTH, OPEN, VALID_CLOSE_CODES
 from .events import Close, Error, Event, Message, Ping, Pong
 from .framing import (
     BINARY,
@@ -61,16 +53,8 @@ from .framing import (
 )
 from .masking import apply_mask
 
-__all__ = [
-    "CLOSED",
-    "CLOSING",
-    "CONNECTING",
-    "MAX_LENGTH",
-    "OPEN",
-    "HybiProtocol",
-    "MessagePipeline",
-    "validate_close_arguments",
-]
+# MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
+__all__ = ["MAX_LENGTH", "HybiProtocol", "MessagePipeline"]
 
 # Message bytes one receive_data() call produces before it pauses at the next
 # frame: a 64 KiB read of compressed messages could otherwise inflate to
@@ -128,7 +112,9 @@ class HybiProtocol(FrameWriter):
         self._buffer = bytearray()
         self._events: list[Event] = []
         self._output: list[bytes] = []
-        self._failed = False  # input after a failure or a close is dropped
+        # True once CLOSED, when input is dropped: a bool, because the parser
+        # looks at it after every frame.
+        self._failed = False
         # True when receive_data() stopped before a frame that fails or closes,
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
@@ -156,7 +142,7 @@ class HybiProtocol(FrameWriter):
         self.paused = False
         self._message_produced = False
         self._produced = 0
-        if self._failed or self.state == CLOSED:
+        if self._failed:
             return
         buf = self._buffer
         buf += data
@@ -260,7 +246,7 @@ class HybiProtocol(FrameWriter):
                 self._control_frame(opcode, payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
-            if self._failed or self.state == CLOSED:
+            if self._failed:
                 buf.clear()
                 return
         if pos:

@@ -11,19 +11,10 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 from faye_sync.blocking.backends import get_backend
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.mark.parametrize("name", ["threads", "gevent"])
