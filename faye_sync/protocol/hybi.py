@@ -142,7 +142,7 @@ class HybiProtocol(FrameWriter):
         self.paused = False
         self._message_produced = False
         self._produced = 0
-        if self._failed:
+        if self.state == CLOSED:
             return
         buf = self._buffer
         buf += data
