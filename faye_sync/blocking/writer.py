@@ -140,7 +140,9 @@ class Writer(EventEmitter):
                 "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
             )
         if self._send_lock.acquire(blocking=False):
-            # Nobody is writing: make the frame and write it straight away.
+            # Nobody is writing: make the frame and write it straight away. A
+            # second path on purpose: queuing this frame too (one path, through
+            # _drain) measured 7.5 % slower on a 32-byte echo over a socket pair.
             try:
                 with self._mutex:
                     sent = frame(message)
