@@ -98,18 +98,24 @@ class HijackError(FayeSyncError, RuntimeError):
     """This WSGI server does not let an application take over the connection.
 
     The message names the server and what to use instead; ``status`` is the HTTP
-    status the client should get.
+    status the client should get (an ``int``, as on :class:`HandshakeError`),
+    ``phrase`` its reason phrase, and ``status_line`` both, for ``start_response``.
     """
 
-    def __init__(self, message: str, status: str = "501 Not Implemented") -> None:
+    def __init__(self, message: str, status: int = 501, *, phrase: str = "Not Implemented") -> None:
         super().__init__(message)
         self.status = status
+        self.phrase = phrase
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.phrase}"
 
     def respond(self, start_response: Callable[..., object]) -> list[bytes]:
         """Answer the WSGI call with this error's status and message, as plain text."""
         body = f"{self}\n".encode()
         start_response(
-            self.status,
+            self.status_line,
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
         return [body]

@@ -44,9 +44,8 @@ from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
-from .protocol.base import FailedProtocol
+from .protocol.base import MAX_LENGTH, FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
-from .protocol.hybi import MAX_LENGTH
 
 __all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
 
@@ -115,7 +114,6 @@ def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Requ
         target=target,
         headers=headers,
         url=f"{scheme}{'s' if secure else ''}://{host}{target}",
-        http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
     )
 
 
@@ -226,8 +224,7 @@ class WebSocket(Connection):
         self._rejection: Rejection | None = None
         request = request_from_environ(environ)
         self.url = request.url
-        self.protocol = ""
-
+        self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
         )
@@ -238,22 +235,9 @@ class WebSocket(Connection):
             self._refuse(outcome, backend)
             return
         assert slot is not None
-        try:
-            self._hijack = hijack(environ)
-        except HijackError as error:
-            # Refused like a bad handshake: ws.response answers with the error's status.
-            slot.release()
-            self._refuse(Rejection(error.status, f"{error}\n"), backend)
-            tell_operator(
-                environ,
-                f"WebSocket refused ({error.status}): {error}",
-                level=logging.ERROR,
-                once=True,
-            )
+        self._hijack = self._take_over(environ, slot, backend)
+        if self._hijack is None:
             return
-        except BaseException:
-            slot.release()
-            raise
         sock = self._hijack.socket
         chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
         super().__init__(
@@ -267,12 +251,7 @@ class WebSocket(Connection):
             send_timeout=send_timeout,
             idle_timeout=idle_timeout,
         )
-        self.on("close", lambda event: self._retire(event.code or 1005, slot))
-        # A handler that raised, or returned something else than ws.response, leaves
-        # the socket unclosed: when it is collected its slot is freed (counted as
-        # 1006) and the operator told what to return.
-        self._finished = [False]  # the server got ws.response: shared with the finaliser
-        weakref.finalize(self, _abandoned, slot, self._finished, environ, self.url)
+        self._hold(slot, environ)
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
@@ -280,6 +259,34 @@ class WebSocket(Connection):
         # view's set-up (joining a room, subscribing) must be done by then. It is
         # the write under way: every frame, pongs included, goes after it.
         self._partial = memoryview(outcome.response)
+
+    def _hold(self, slot: Slot, environ: Environ) -> None:
+        """Give the admission slot back when the socket closes, or is dropped open."""
+        self.on("close", lambda event: self._retire(event.code or 1005, slot))
+        # A handler that raised, or returned something else than ws.response, leaves
+        # the socket unclosed: when it is collected its slot is freed (counted as
+        # 1006) and the operator told what to return.
+        self._finished = [False]  # the server got ws.response: shared with the finaliser
+        weakref.finalize(self, _abandoned, slot, self._finished, environ, self.url)
+
+    def _take_over(self, environ: Environ, slot: Slot, backend: str | None) -> Hijack | None:
+        """The connection from the server, or None when it cannot give it (refused)."""
+        try:
+            return hijack(environ)
+        except HijackError as error:
+            # Refused like a bad handshake: ws.response answers with the error's status.
+            slot.release()
+            self._refuse(Rejection(error.status_line, f"{error}\n"), backend)
+            tell_operator(
+                environ,
+                f"WebSocket refused ({error.status_line}): {error}",
+                level=logging.ERROR,
+                once=True,
+            )
+            return None
+        except BaseException:
+            slot.release()
+            raise
 
     def accept(self) -> None:
         """Send the ``101 Switching Protocols`` now, after the ``open`` listeners.

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from faye_sync.websocket import EnvironHeaders, request_from_environ
+from faye_sync.protocol.base import CLOSED
+from faye_sync.websocket import EnvironHeaders, WebSocket, request_from_environ
 
 
 def environ(**extra: Any) -> dict[str, Any]:
@@ -71,4 +72,13 @@ def test_url_and_target(extra: dict[str, Any], url: str, target: str) -> None:
     assert request.target == target
     assert request.url == url
     assert request.method == "GET"
-    assert request.http_version == "HTTP/1.1"
+
+
+def test_a_rejected_handshake_has_the_accepted_attributes_empty() -> None:
+    answered: list[str] = []
+    # No Upgrade header: refused with 400 before the socket is touched.
+    ws = WebSocket(environ(), lambda status, headers: answered.append(status))
+    assert (ws.protocol, ws.extensions) == ("", "")
+    list(ws.response)
+    assert answered and answered[0].startswith("400")
+    assert ws.ready_state == CLOSED

@@ -4,8 +4,9 @@
 application, recovers the bytes the server had already read past the request headers,
 and returns a :class:`~faye_sync.adapters.base.Hijack` whose
 :meth:`~faye_sync.adapters.base.Hijack.finish` ends the WSGI call without the server
-writing anything more. :func:`check_hijackable` makes the same refusals without
-touching anything, so a caller can answer with an HTTP error instead.
+writing anything more.A refusal raises
+:class:`~faye_sync.exceptions.HijackError` before anything is touched, so a caller can
+still answer with an HTTP error (``error.respond(start_response)``).
 
 Servers are told apart by the environ keys they document and by ``SERVER_SOFTWARE``;
 importing this package imports no server.
@@ -22,7 +23,7 @@ from faye_sync.adapters.testing import TestingAdapter
 from faye_sync.adapters.werkzeug import WerkzeugAdapter
 from faye_sync.adapters.wsgiref import WsgirefAdapter
 
-__all__ = ["ADAPTERS", "Hijack", "check_hijackable", "hijack"]
+__all__ = ["ADAPTERS", "Hijack", "hijack"]
 
 #: Tried in order; the first that recognises the environ is used. gunicorn's pywsgi
 #: worker says "gevent/…" in SERVER_SOFTWARE and has its own key, so order only
@@ -47,19 +48,6 @@ def _adapter_for(environ: Environ) -> Adapter:
     raise unsupported_server(environ)
 
 
-def check_hijackable(environ: Environ) -> None:
-    """Raise :class:`~faye_sync.exceptions.HijackError` if :func:`hijack` would.
-
-    Nothing is read, written or changed: the caller can still answer with an ordinary
-    HTTP response (``error.status`` and ``str(error)``).
-
-    Raises:
-        HijackError: The request is not an HTTP/1.1 GET, or this server does not hand
-            out its connections (waitress, mod_wsgi, uWSGI, unknown servers).
-    """
-    _adapter_for(environ).require_socket(environ)
-
-
 def hijack(environ: Environ) -> Hijack:
     """Take the request's connection over from the WSGI server.
 
@@ -75,6 +63,8 @@ def hijack(environ: Environ) -> Hijack:
         The socket (blocking, no timeout), the read-ahead bytes and the teardown.
 
     Raises:
-        HijackError: As :func:`check_hijackable`; nothing has been touched then.
+        HijackError: The request is not an HTTP/1.1 GET, or this server does not hand
+            out its connections (waitress, mod_wsgi, uWSGI, unknown servers); nothing
+            has been touched then.
     """
     return _adapter_for(environ).hijack(environ)

@@ -6,7 +6,7 @@ nothing to write. It knows nothing about WebSocket framing: after :func:`hijack
 <faye_sync.adapters.hijack>` the caller owns the socket until it calls
 :meth:`Hijack.finish`.
 
-The teardown is the same on every server (measured on twelve, python-anchors.md §1.3):
+The teardown is the same on every server (checked on twelve of them):
 shut the socket down instead of closing it, so the server's own late write fails with
 ``EPIPE`` (which every server treats as "client went away") and its next read sees EOF
 instead of parsing WebSocket frames as a keep-alive request; call ``start_response`` so

@@ -32,7 +32,8 @@ def _refuse_request(environ: Environ) -> HijackError | None:
         # RFC 6455 §4.1: the opening handshake is a GET.
         return HijackError(
             f"a WebSocket handshake must be a GET request, not {method or 'none'}",
-            status="405 Method Not Allowed",
+            status=405,
+            phrase="Method Not Allowed",
         )
     protocol = environ.get("SERVER_PROTOCOL", "")
     if protocol == "HTTP/1.1":
@@ -48,11 +49,13 @@ def _refuse_request(environ: Environ) -> HijackError | None:
             f"{protocol} multiplexes requests over one connection, so it cannot be handed "
             "to a WebSocket; serve this endpoint over HTTP/1.1 (for gunicorn, a listener "
             "without --http-protocols h2)",
-            status="505 HTTP Version Not Supported",
+            status=505,
+            phrase="HTTP Version Not Supported",
         )
     return HijackError(
         f"a WebSocket handshake needs HTTP/1.1, not {protocol or 'an unknown protocol'}",
-        status="505 HTTP Version Not Supported",
+        status=505,
+        phrase="HTTP Version Not Supported",
     )
 
 

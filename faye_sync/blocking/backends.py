@@ -13,8 +13,6 @@ timer thread. They may spawn work that blocks.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import select
 import socket
 import struct
@@ -24,6 +22,8 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
+
+from .timer_thread import TimerThread
 
 __all__ = [
     "Backend",
@@ -92,7 +92,12 @@ class Backend:
         raise NotImplementedError
 
     def wait_readable(self, sock: socket.socket, timeout: float | None) -> bool:
-        """Wait until ``sock`` has data (or EOF); False on timeout."""
+        """Wait until ``sock`` has data (or EOF); False on timeout.
+
+        True also when ``sock`` is closed (the next I/O fails) or, for TLS,
+        holds decrypted data. A timeout of 0 only looks: one call to the
+        operating system's poll, un-patched under gevent, no switch to the hub.
+        """
         raise NotImplementedError
 
     def wait_writable(self, sock: socket.socket, timeout: float | None) -> bool:
@@ -126,67 +131,11 @@ class Backend:
         raise NotImplementedError
 
 
-class _TimerHandle:
-    __slots__ = ("cancelled", "fn")
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self.fn = fn
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class _TimerService:
-    """One daemon thread running every timer of the process, in deadline order."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _TimerHandle]] = []
-        self._counter = itertools.count()
-        self._wakeup = threading.Condition(threading.Lock())
-        self._thread: threading.Thread | None = None
-
-    def call_later(self, delay: float, fn: Callable[[], object]) -> _TimerHandle:
-        handle = _TimerHandle(fn)
-        with self._wakeup:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._counter), handle))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="faye_sync-timers", daemon=True
-                )
-                self._thread.start()
-            self._wakeup.notify()
-        return handle
-
-    def _run(self) -> None:
-        # Blocks without bound by design: it is the process's timer thread and
-        # sleeps until the next deadline or a new timer.
-        while True:
-            with self._wakeup:
-                while True:
-                    while self._heap and self._heap[0][2].cancelled:
-                        heapq.heappop(self._heap)
-                    if self._heap:
-                        wait = self._heap[0][0] - time.monotonic()
-                        if wait <= 0:
-                            handle = heapq.heappop(self._heap)[2]
-                            break
-                        self._wakeup.wait(wait)
-                    else:
-                        self._wakeup.wait()
-            try:
-                handle.fn()
-            except Exception:  # a timer must not kill the service for everyone
-                import logging
-
-                logging.getLogger("faye_sync").exception("timer callback failed")
-
-
 class ThreadsBackend(Backend):
     name = "threads"
 
     def __init__(self) -> None:
-        self._timers = _TimerService()
+        self._timers = TimerThread()
 
     def lock(self) -> Lock:
         return threading.Lock()

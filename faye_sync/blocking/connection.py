@@ -9,35 +9,13 @@ started by its first ``send``: it answers pings, sees the peer's close and keeps
 messages for a later ``receive()`` (at most ``_HIGH_WATER`` bytes, then it stops
 reading and TCP pushes back), to which it hands the socket back.
 
-Writing. ``_mutex`` guards the frame layer and the output queues, and is never
-held across I/O. Every frame is made and queued under it, so data frames reach
-the wire in the frame layer's order (the deflate context needs that). Two
-queues: *urgent* (pings and pongs) and *ordered* (data frames, and close frames,
-which must follow the data queued before them). Whoever holds ``_send_lock``
-writes: urgent frames first, but never inside a frame that is partly written
-(``_partial``). A sender takes the lock and returns once its frame is written; a
-sender that finds the lock taken queues its frame and waits for the lock
-(unless more than ``_QUEUE_LIMIT`` bytes are queued: then it waits before making
-its frame, so the queue stays bounded). Waiting for room is bounded by
-``send_timeout``: no byte taken for that long closes the connection (1006). On
-plain sockets with threads the kernel does the waiting, in one blocking send
-as ``sendall`` would, bounded by ``SO_SNDTIMEO`` (``Backend.writer``).
+Writing (``blocking/writer.py``): every frame is made and queued under
+``_mutex``, in the frame layer's order; whoever holds ``_send_lock`` writes.
+Readers, timers and ``close`` never wait for the send lock or for room.
 
-Readers, timers and ``close`` never wait for the send lock or for room: they
-write as much as the socket takes at once (``_flush_now``); what it does not take
-is written by the lock's holder or, if nobody holds it, by a writer task spawned
-only for that. So pongs, keep-alive pings and the answer to a close go out
-promptly whatever the application has queued, a reader never stops reading
-because a send is stuck on a peer that is not reading (two such peers would
-deadlock), and ``close`` is never stuck behind a send: its timeout cuts the
-connection. Unwritten pongs beyond ``_URGENT_LIMIT`` are dropped, oldest first:
-RFC 6455 §5.5.3 lets a pong answer only the latest ping.
-
-Timers (keep-alive ping, ping timeout, idle timeout, close timeout) come from
-the backend's shared service and never block: a dead peer is cut off by
+Timers (``blocking/keepalive.py``) never block: a dead peer is cut off by
 ``shutdown``, which wakes whoever is blocked on the socket; that thread then
-reports ``close``. A ping waiting behind a large frame does not count against
-``ping_timeout`` while the peer is taking that frame. ``close`` is dispatched
+reports ``close``. ``close`` is dispatched
 before the loops (``receive``, iteration, ``run``) learn that the connection is
 closed, and ``run`` waits for the pump to stop.
 """
@@ -46,37 +24,48 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
-from ..protocol.base import FrameProtocol
+from ..protocol.base import (
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    OPEN,
+    FrameProtocol,
+    ReadyState,
+)
 from ..protocol.events import Close, Error, Message, Open, Pong
-from ..protocol.hybi import CLOSED, CLOSING, CONNECTING, OPEN
-from .backends import Backend, SendNow, SendWait, Signal, Timer, unacknowledged
-from .emitter import Event, EventEmitter
+from .backends import Backend, Signal
+from .emitter import Event
+from .keepalive import CLOSE_TIMEOUT, KeepAlive
 from .live import add as add_live
 from .live import close_all
 from .live import discard as discard_live
+from .writer import SEND_TIMEOUT
 
-__all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Connection", "close_all"]
+__all__ = [
+    "CLOSED",
+    "CLOSE_TIMEOUT",
+    "CLOSING",
+    "CONNECTING",
+    "OPEN",
+    "SEND_TIMEOUT",
+    "Connection",
+    "close_all",
+]
 
 log = logging.getLogger("faye_sync")
 
 READ_SIZE = 65536
-CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
-SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
-_QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
-_URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
 _LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
 
 
-class Connection(EventEmitter):
+class Connection(KeepAlive):
     """Runs a frame layer over a connected socket.
 
     Args:
@@ -97,57 +86,30 @@ class Connection(EventEmitter):
     # Slots: a server holds thousands of idle connections, and a dict per instance
     # (over 30 attributes, too many for a shared-key dict) cost 1.5 KiB each.
     # Subclasses (WebSocket, Client) have a __dict__ again for users' attributes.
+    # The layers below (KeepAlive, Writer) list their own.
     __slots__ = (
         "__weakref__",
         "_arrival",
-        "_awaiting_pong",
         "_backend",
         "_buffered",
         "_bytes_in",  # and _messages_*, _written: faye_sync.stats(), an integer add each
-        "_close_timeout",
-        "_close_timer",
         "_closed_event",
         "_closing_reported",
         "_error_reported",
-        "_idle_timeout",
-        "_idle_timer",
-        "_last_received",
         "_messages",
         "_messages_in",
-        "_messages_out",
         "_messages_size",
         "_mutex",
         "_opened",
-        "_partial",
-        "_pending",
-        "_pending_size",
-        "_ping_callbacks",
-        "_ping_counter",
-        "_ping_delayed",
-        "_ping_interval",
-        "_ping_mark",
-        "_ping_timeout",
-        "_ping_timer",
-        "_pong_timer",
         "_protocol",
         "_pump_active",
         "_pump_done",
         "_read_lock",
         "_reader_wanted",
         "_send_lock",
-        "_send_now",
-        "_send_timeout",
-        "_send_wait",
-        "_senders_waiting",
         "_sock",
         "_started",
-        "_urgent",
-        "_urgent_size",
         "_user_reads",
-        "_write_failed",
-        "_writer_active",
-        "_writing",
-        "_written",
     )
 
     def __init__(
@@ -176,37 +138,8 @@ class Connection(EventEmitter):
         self._messages_size = 0  # their length in bytes (characters for text)
         self._arrival: Signal | None = None  # a pump queued a message or stopped
         self._pump_done: Signal | None = None
-        # Output: frames made and not yet written (see the module docstring).
-        self._urgent: list[bytes] = []  # pings and pongs
-        self._urgent_size = 0
-        self._pending: list[bytes] = []  # data and close frames, in order
-        self._pending_size = 0
-        self._partial: memoryview | None = None  # the rest of a write under way
-        self._writing = 0  # the size of a frame the fast path is writing
-        self._senders_waiting = 0
-        self._writer_active = False
-        self._write_failed = False
-        self._written = 0  # bytes the socket has taken: the peer's progress
-        self._send_timeout = send_timeout
-        self._send_now: SendNow | None = None
-        self._send_wait: SendWait | None = None
-        if sock is not None:
-            self._send_now = backend.sender(sock)
-            self._send_wait = backend.writer(sock, send_timeout)
-        self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
-        self._ping_counter = 0
-        self._ping_interval = ping
-        self._ping_timeout = ping_timeout
-        self._ping_mark = 0  # _taken() when the pong timer was last set
-        self._ping_delayed = False  # the pong timer was reset: the ping was behind
-        self._close_timeout = close_timeout
-        self._idle_timeout = idle_timeout
-        self._last_received = 0.0
-        self._ping_timer: Timer | None = None
-        self._pong_timer: Timer | None = None
-        self._idle_timer: Timer | None = None
-        self._close_timer: Timer | None = None
-        self._awaiting_pong = False
+        self._init_writer(send_timeout)
+        self._init_timers(ping, ping_timeout, close_timeout, idle_timeout)
         self._started = False
         self._opened = False
         self._error_reported = False
@@ -215,14 +148,14 @@ class Connection(EventEmitter):
         self._user_reads = False
         self._pump_active = False
         self._reader_wanted = False
-        self._messages_in = self._messages_out = self._bytes_in = 0  # out: _written
+        self._messages_in = self._bytes_in = 0  # out: _messages_out, _written
         if sock is not None:
             add_live(self)
 
     # ------------------------------------------------------------ attributes
 
     @property
-    def ready_state(self) -> int:
+    def ready_state(self) -> ReadyState:
         """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as faye reports it."""
         if self._closing_reported:
             return CLOSED
@@ -233,110 +166,7 @@ class Connection(EventEmitter):
     def version(self) -> str:
         return self._protocol.version
 
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes queued and not yet taken by the socket (faye's ``bufferedAmount``).
-
-        Frames being written by a ``send`` still blocked, and those of senders
-        waiting behind it; 0 when everything has been handed to the kernel.
-        """
-        partial = self._partial
-        writing = self._writing if partial is None else len(partial)
-        return self._urgent_size + self._pending_size + writing
-
-    # -------------------------------------------------------------- sending
-
-    def send(self, message: str | bytes | bytearray | memoryview) -> bool:
-        """Send a text (``str``) or binary (bytes-like) message.
-
-        Blocks until the frame is written to the socket. Returns False once the
-        connection is closing or closed (faye's result), and the message is
-        dropped; also when the peer took no byte for ``send_timeout`` seconds,
-        which closes the connection (1006).
-        """
-        if not self._started:
-            self._start()
-        protocol = self._protocol
-        if isinstance(message, str):
-            frame: Callable[[Any], bool] = protocol.send_text
-        elif isinstance(message, bytes | bytearray | memoryview):
-            frame = protocol.send_binary
-        else:
-            raise TypeError(
-                f"send() takes str (text) or bytes (binary), not {type(message).__name__}; "
-                "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
-            )
-        if self._send_lock.acquire(blocking=False):
-            # Nobody is writing: make the frame and write it straight away.
-            try:
-                with self._mutex:
-                    sent = frame(message)
-                    self._messages_out += sent
-                    data = protocol.data_to_send()
-                    queued = bool(self._partial is not None or self._urgent or self._pending)
-                    if queued:  # frames queued before it go first
-                        self._queue(data)
-                if queued:
-                    written = self._drain(blocking=True)
-                else:
-                    written = self._write(data) if data else True
-            finally:
-                self._send_lock.release()
-            if self._urgent or self._pending:  # queued by a reader meanwhile
-                self._flush_now()
-        else:
-            written, sent = self._send_behind(frame, message)
-            self._messages_out += sent
-        sent = written and sent
-        if not sent:
-            self._collect()  # a close may be waiting to be reported
-        elif not self._user_reads and not self._pump_active:
-            self._start_pump()
-        return sent
-
-    def _send_behind(self, frame: Callable[[Any], bool], message: Any) -> tuple[bool, bool]:
-        """Send while another thread writes: queue the frame, wait for the lock, write."""
-        with self._mutex:
-            made = self._pending_size < _QUEUE_LIMIT
-            if made:
-                sent = frame(message)
-                self._queue(self._protocol.data_to_send())
-            self._senders_waiting += 1
-        try:
-            self._send_lock.acquire()  # its holder's waits are bounded by send_timeout
-        finally:
-            with self._mutex:
-                self._senders_waiting -= 1
-        try:
-            if not made:  # the queue was full: make the frame now, in lock order
-                with self._mutex:
-                    sent = frame(message)
-                    self._queue(self._protocol.data_to_send())
-            written = self._drain(blocking=True)
-        finally:
-            self._unlock()
-        return written, sent
-
-    def ping(self, message: str | bytes = b"", callback: Callable[[], Any] | None = None) -> bool:
-        """Send a ping; ``callback()`` runs when a pong with the same payload arrives.
-
-        Returns False when the connection is closing or the protocol has no
-        pings (hixie drafts). A later ping with the same payload replaces the
-        callback, as in faye. Never blocks: the ping goes ahead of queued
-        messages, at once if the socket takes it.
-        """
-        if not self._started:
-            self._start()
-        payload = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-        with self._mutex:
-            sent = self._protocol.send_ping(payload)
-            if sent and callback is not None:
-                if self._ping_callbacks is None:
-                    self._ping_callbacks = {}
-                self._ping_callbacks[payload] = callback
-            self._queue_control(self._protocol.data_to_send())
-        self._flush_now()
-        return sent and not self._write_failed
+    # -------------------------------------------------------------- closing
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection; the ``close`` event fires when the handshake ends.
@@ -351,13 +181,9 @@ class Connection(EventEmitter):
         """
         if not self._started:
             self._start()
-        with self._mutex:
-            started = self._protocol.send_close(code, reason)
-            self._queue(self._protocol.data_to_send())
-            events = self._protocol.events_received()
-        self._closing(started)  # the timeout first: the frame may wait behind a send
-        self._flush_now()
-        self._handle(events)
+        started = self._queue(lambda: self._protocol.send_close(code, reason))
+        self._closing(started)
+        self._collect()  # the drafts close at once
         if started and self._read_lock.acquire(blocking=False):
             # Nobody else reads: finish the handshake here, so the peer is not
             # left waiting (bounded by the close timeout). A handler running on
@@ -368,22 +194,21 @@ class Connection(EventEmitter):
             finally:
                 self._read_lock.release()
 
-    def _closing(self, started: bool) -> None:
-        if started and self._close_timer is None and self._closed_event is None:
-            self._close_timer = self._call_later(self._close_timeout, self._on_close_timeout)
-
     def go_away(self, code: int = 1001, reason: str = "") -> None:
-        """Start closing without blocking, with any sendable code (for shutdown).
+        """Start closing without blocking, with any code a server may send.
 
-        The close frame follows the messages already queued, written now as far
-        as the socket takes it, the rest by a writer; the reader (or the close
+        For shutdown (``close_all``), overload (1013) and failures (1011); the
+        public counterpart of ``close()``, which only takes the codes a
+        browser's ``close()`` takes and may wait for the peer's answer. The
+        close frame follows the messages already queued, written now as far as
+        the socket takes it, the rest by a writer; the reader (or the close
         timeout) finishes the handshake.
+
+        Raises:
+            ValueError: ``code`` may not be sent, or ``reason`` is too long.
         """
-        with self._mutex:
-            started = self._protocol.send_close(code, reason, strict=False)
-            self._queue(self._protocol.data_to_send())
+        started = self._queue(lambda: self._protocol.send_close(code, reason, strict=False))
         self._closing(started)
-        self._flush_now()
 
     # ------------------------------------------------------------ receiving
 
@@ -485,11 +310,7 @@ class Connection(EventEmitter):
         self._flush_now()
         self._handle(events)
         if self._closed_event is None:
-            if self._ping_interval:
-                self._ping_timer = self._call_later(self._ping_interval, self._on_ping)
-            if self._idle_timeout:
-                self._last_received = self._now()
-                self._idle_timer = self._call_later(self._idle_timeout, self._on_idle)
+            self._start_timers()
 
     def _open(self) -> None:
         if not self._opened and self._closed_event is None:
@@ -543,11 +364,7 @@ class Connection(EventEmitter):
                 else:
                     self.emit(Event("message", data=event.data))
             elif kind is Pong:
-                self._awaiting_pong = False
-                callbacks = self._ping_callbacks
-                callback = None if callbacks is None else callbacks.pop(event.data, None)
-                if callback is not None:
-                    callback()
+                self._pong(event.data)
             elif kind is Close:
                 self._finish(event)
             elif kind is Error:
@@ -562,9 +379,7 @@ class Connection(EventEmitter):
             return
         self._closing_reported = True
         discard_live(self)
-        for timer in (self._ping_timer, self._pong_timer, self._idle_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
+        self._stop_timers()
         self._write_last_frames()
         self._shutdown()
         try:
@@ -598,157 +413,6 @@ class Connection(EventEmitter):
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    # Writing (see the module docstring).
-
-    def _queue(self, data: bytes) -> None:
-        """Queue data or close frames in the frame layer's order; ``_mutex`` held."""
-        if data:
-            self._pending.append(data)
-            self._pending_size += len(data)
-
-    def _queue_control(self, data: bytes) -> None:
-        """Queue pings and pongs ahead of data; ``_mutex`` held.
-
-        Beyond ``_URGENT_LIMIT`` the oldest are dropped: the peer is not reading
-        them, and a pong may answer only the latest ping (RFC 6455 §5.5.3).
-        """
-        if data:
-            urgent = self._urgent
-            urgent.append(data)
-            self._urgent_size += len(data)
-            while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
-                self._urgent_size -= len(urgent.pop(0))
-
-    def _queue_replies(self) -> None:
-        """Queue what reading made: pongs are urgent, a close follows the data."""
-        data = self._protocol.data_to_send()
-        if self._protocol.state == CLOSED:
-            self._queue(data)  # a close reply (and any pongs before it)
-        else:
-            self._queue_control(data)
-
-    def _unlock(self) -> None:
-        """Release the send lock, then write what a reader queued meanwhile."""
-        self._send_lock.release()
-        if self._urgent or self._pending:
-            self._flush_now()
-
-    def _flush_now(self) -> None:
-        """Write what is queued as far as the socket takes it now; never blocks.
-
-        If a sender holds the lock, it writes the rest. Otherwise what the
-        socket did not take is left to a writer task (a waiting sender will do).
-        """
-        while (
-            self._partial is not None or self._urgent or self._pending
-        ) and not self._write_failed:
-            if not self._send_lock.acquire(blocking=False):
-                return  # the holder looks at the queues again before it lets go
-            try:
-                self._drain(blocking=False)
-                left = self._partial is not None and not self._write_failed
-            finally:
-                self._send_lock.release()
-            if left:
-                if not self._writer_active and not self._senders_waiting:
-                    self._writer_active = True
-                    self._backend.spawn(self._writer)
-                return
-
-    def _writer(self) -> None:
-        """Finish writing what a reader or timer could not write at once."""
-        written = True
-        try:
-            with self._send_lock:  # bounded: the holder waits at most send_timeout
-                self._writer_active = False
-                written = self._drain(blocking=True)
-        except Exception:  # a writer must not die silently
-            log.exception("WebSocket writer failed")
-            self._abort(1006, "")
-            written = False
-        if self._urgent or self._pending:
-            self._flush_now()
-        if not written:
-            self._collect()
-
-    def _drain(self, *, blocking: bool) -> bool:
-        """Write the queues with the send lock held; False once writing failed.
-
-        Urgent frames go first, after any partly written frame. Without
-        ``blocking`` it stops when the socket is full (the rest is kept in
-        ``_partial``); with it, it waits for room, at most ``send_timeout``
-        seconds each time.
-        """
-        while not self._write_failed:
-            view = self._partial
-            if view is None:
-                with self._mutex:
-                    chunks = self._urgent + self._pending
-                    if not chunks:
-                        return True
-                    self._urgent, self._pending = [], []
-                    self._urgent_size = self._pending_size = 0
-                    view = self._partial = memoryview(
-                        chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    )
-            if not self._write_some(view, blocking) and not blocking:
-                return not self._write_failed  # the socket is full: the rest waits
-        return False
-
-    def _write(self, data: bytes) -> bool:
-        """Write one frame with the send lock held and nothing queued (the fast path)."""
-        sock, send_wait = self._sock, self._send_wait
-        assert sock is not None and send_wait is not None
-        self._writing = len(data)  # for buffered_amount while the kernel waits
-        try:
-            count = send_wait(sock, data, self._send_timeout)
-        except OSError:
-            self._fail_write("")
-            return False
-        finally:
-            self._writing = 0
-        self._written += count
-        if count == len(data):
-            return True
-        if not count:
-            self._fail_write(self._timeout_reason())
-            return False
-        self._partial = memoryview(data)[count:]
-        return self._drain(blocking=True)
-
-    def _timeout_reason(self) -> str:
-        return f"send timeout: the peer took no data for {self._send_timeout} s"
-
-    def _write_some(self, view: memoryview, blocking: bool) -> bool:
-        """Write part of ``_partial``: True when it is all written, else False."""
-        sock = self._sock
-        assert sock is not None and self._send_now is not None and self._send_wait is not None
-        try:
-            if blocking:
-                count = self._send_wait(sock, view, self._send_timeout)
-                if not count:
-                    self._fail_write(self._timeout_reason())
-                    return False
-            else:
-                count = self._send_now(sock, view)
-        except OSError:
-            self._fail_write("")
-            return False
-        self._written += count
-        if count == len(view):
-            self._partial = None
-            return True
-        self._partial = view[count:]
-        return False
-
-    def _fail_write(self, reason: str) -> None:
-        """The socket broke or stalled: drop the output and end the connection (1006)."""
-        self._write_failed = True
-        with self._mutex:
-            self._urgent, self._pending, self._partial = [], [], None
-            self._urgent_size = self._pending_size = 0
-        self._abort(1006, reason)
 
     def _collect(self) -> None:
         """Report events a timer or a failed write left in the frame layer."""
@@ -801,80 +465,3 @@ class Connection(EventEmitter):
             self._process(b"", eof=True)
 
     # Timers: they run on a shared service and must not block.
-
-    def _on_ping(self) -> None:
-        if self._closed_event is not None:
-            return
-        self._ping_timer = self._call_later(self._ping_interval or 0, self._on_ping)
-        if self._ping_timeout and self._awaiting_pong:
-            return  # the pong timer is still running
-        self._ping_counter += 1
-        self._awaiting_pong = True
-        self._ping_mark, self._ping_delayed = self._taken(), False
-        with self._mutex:
-            self._protocol.send_ping(str(self._ping_counter).encode("ascii"))
-            self._queue_control(self._protocol.data_to_send())
-        self._flush_now()
-        if self._ping_timeout:
-            self._pong_timer = self._call_later(self._ping_timeout, self._on_pong_timeout)
-        if not self._user_reads and not self._pump_active and self._closed_event is None:
-            self._start_pump()  # nobody reads: someone must see the pong
-
-    def _on_pong_timeout(self) -> None:
-        if not self._awaiting_pong or self._closed_event is not None:
-            return
-        assert self._sock is not None
-        taken = self._taken()
-        behind = bool(self.buffered_amount or unacknowledged(self._sock))
-        if (behind and taken != self._ping_mark) or (not behind and self._ping_delayed):
-            # The ping may still wait behind a large frame, in our queue or the
-            # kernel's, and the peer is taking that frame: it is alive. Once
-            # nothing is ahead, the ping gets one more full period. A peer that
-            # takes nothing is cut.
-            self._ping_mark, self._ping_delayed = taken, behind
-            self._pong_timer = self._call_later(self._ping_timeout or 0, self._on_pong_timeout)
-            return
-        self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
-
-    def _taken(self) -> int:
-        """Bytes the peer has acknowledged: how far it has read our output."""
-        assert self._sock is not None
-        return self._written - unacknowledged(self._sock)
-
-    def _on_idle(self) -> None:
-        if self._closed_event is not None or not self._idle_timeout:
-            return
-        sock = self._sock
-        assert sock is not None
-        idle = self._now() - self._last_received
-        if idle >= self._idle_timeout and self._backend.wait_readable(sock, 0):
-            idle = 0.0  # bytes wait unread: the peer is not the silent one
-        if idle < self._idle_timeout:
-            wait = self._idle_timeout - idle
-            self._idle_timer = self._call_later(wait, self._on_idle)
-            return
-        self.go_away(1001, f"idle timeout: nothing received for {self._idle_timeout} s")
-
-    def _on_close_timeout(self) -> None:
-        if self._closed_event is None:
-            self._abort(1006, "")
-
-    def _call_later(self, delay: float, method: Callable[[], object]) -> Timer:
-        """A timer that does not keep this connection alive.
-
-        Keep-alive timers reschedule themselves: holding the connection strongly,
-        they would keep one a handler dropped (it raised before ``ws.response``)
-        alive for ever, with its socket and admission slot.
-        """
-        ref = weakref.WeakMethod(method)
-
-        def call() -> None:
-            bound = ref()
-            if bound is not None:
-                bound()
-
-        return self._backend.call_later(delay, call)
-
-    @staticmethod
-    def _now() -> float:
-        return time.monotonic()

@@ -13,7 +13,7 @@ import threading
 import weakref
 from typing import Protocol
 
-from ..protocol.hybi import validate_close_arguments
+from ..protocol.base import validate_close_arguments
 
 __all__ = ["GoesAway", "add", "close_all", "discard", "live_connections"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..blocking.connection import CLOSING
+from ..protocol.base import CLOSING
 from ..websocket import WebSocket
 
 __all__ = [

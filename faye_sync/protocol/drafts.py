@@ -34,9 +34,9 @@ import re
 import struct
 from collections.abc import Iterable, Mapping
 
+from .base import CLOSED, CONNECTING, MAX_LENGTH, OPEN, NoBinaryNoPings, validate_close_arguments
 from .events import Close, Event, Message, Open
 from .handshake import Acceptance, HeaderList, Rejection, Request, is_websocket
-from .hybi import CLOSED, CONNECTING, MAX_LENGTH, OPEN, validate_close_arguments
 
 __all__ = ["Draft75Protocol", "Draft76Protocol", "draft_handshake", "key_value"]
 
@@ -127,7 +127,7 @@ def draft_handshake(
     return Acceptance(status + response.to_bytes() + b"\r\n", protocol, "", protocol.version)
 
 
-class Draft75Protocol:
+class Draft75Protocol(NoBinaryNoPings):
     """One hixie-75 connection's frame layer (server side); starts OPEN.
 
     Args:
@@ -183,18 +183,6 @@ class Draft75Protocol:
             return False
         self._output.append(_text_frame(text))
         return True
-
-    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
-        """Always False: the drafts have no binary frame (faye's ``binary()`` too)."""
-        return False
-
-    def send_ping(self, payload: bytes = b"") -> bool:
-        """Always False: the drafts have no ping."""
-        return False
-
-    def send_pong(self, payload: bytes = b"") -> bool:
-        """Always False: the drafts have no pong."""
-        return False
 
     def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
         """Close at once, reporting ``Close(None, None)``; False if already closed.

@@ -35,45 +35,36 @@ import codecs
 import secrets
 import struct
 from collections.abc import Callable
-from typing import Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
+from .base import CLOSED, MAX_LENGTH, OPEN, VALID_CLOSE_CODES
 from .events import Close, Error, Event, Message, Ping, Pong
+from .framing import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    FrameWriter,
+    MessagePipeline,
+    close_payload,
+)
 from .masking import apply_mask
 
-__all__ = [
-    "CLOSED",
-    "CLOSING",
-    "CONNECTING",
-    "MAX_LENGTH",
-    "OPEN",
-    "HybiProtocol",
-    "MessagePipeline",
-    "validate_close_arguments",
-]
+# MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
+__all__ = ["MAX_LENGTH", "HybiProtocol", "MessagePipeline"]
 
-CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
-
-# 1 MiB, the websockets package's default (faye's is 2**26 - 1): what one
-# message may cost the receiver, also after inflation.
-MAX_LENGTH = 2**20
 # Message bytes one receive_data() call produces before it pauses at the next
 # frame: a 64 KiB read of compressed messages could otherwise inflate to
 # thousands of times its size before the caller can stop reading.
 _MESSAGES_PER_CALL = 2**20
 
-CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
 
-_VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])
-
-_pack_short = struct.Struct("!BB").pack
-_pack_medium = struct.Struct("!BBH").pack
-_pack_long = struct.Struct("!BBQ").pack
 _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
-_pack_code = struct.Struct("!H").pack
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -83,45 +74,11 @@ ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
 
 
-class MessagePipeline(Protocol):
-    """The part of :class:`~faye_sync.extensions.Extensions` the frame layer uses."""
-
-    def valid_frame_rsv(self, opcode: int, rsv1: bool, rsv2: bool, rsv3: bool) -> bool: ...
-
-    def process_incoming_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
-
-    def process_outgoing_message(self, message: ExtensionMessage) -> ExtensionMessage: ...
-
-    def close(self) -> None: ...
-
-
-def validate_close_arguments(code: int, reason: str, *, strict: bool = True) -> bytes:
-    """Check ``close()``'s arguments as browsers do; return the reason's bytes.
-
-    ``strict=False`` admits every code a peer may send (1001 for a server
-    going away, 1011, …), for the library's own closes.
-    """
-    if not strict and code not in _VALID_CLOSE_CODES:
-        raise ValueError(f"{code} is not a close code that may be sent (RFC 6455 §7.4.1)")
-    if strict and not (code == 1000 or 3000 <= code <= 4999):
-        raise ValueError(
-            "Failed to execute 'close' on WebSocket: The code must be either 1000, "
-            f"or between 3000 and 4999. {code} is neither."
-        )
-    encoded = reason.encode("utf-8")
-    if len(encoded) > 123:
-        raise ValueError(
-            f"close reason is {len(encoded)} bytes of UTF-8; the limit is 123 "
-            "(a control frame holds 125 bytes, 2 of them the code)"
-        )
-    return encoded
-
-
 def _truncate_reason(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-class HybiProtocol:
+class HybiProtocol(FrameWriter):
     """One RFC 6455 connection's frame layer.
 
     Args:
@@ -155,7 +112,9 @@ class HybiProtocol:
         self._buffer = bytearray()
         self._events: list[Event] = []
         self._output: list[bytes] = []
-        self._failed = False  # input after a failure or a close is dropped
+        # True once CLOSED, when input is dropped: a bool, because the parser
+        # looks at it after every frame.
+        self._failed = False
         # True when receive_data() stopped before a frame that fails or closes,
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
@@ -175,10 +134,15 @@ class HybiProtocol:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket; events and replies are queued."""
+        # One long loop on purpose: this is the hot path (every frame of every
+        # message passes here), and in CPython each method call per frame costs
+        # more than the header checks themselves. Locals stand in for attributes
+        # for the same reason. The rare outcomes (failures, pauses, control
+        # frames, fragments) leave the loop through methods.
         self.paused = False
         self._message_produced = False
         self._produced = 0
-        if self._failed or self.state == CLOSED:
+        if self.state == CLOSED:
             return
         buf = self._buffer
         buf += data
@@ -282,7 +246,7 @@ class HybiProtocol:
                 self._control_frame(opcode, payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
-            if self._failed or self.state == CLOSED:
+            if self._failed:
                 buf.clear()
                 return
         if pos:
@@ -315,45 +279,6 @@ class HybiProtocol:
         """True once the TCP connection should be closed (the handshake is over)."""
         return self.state == CLOSED
 
-    def send_text(self, text: str) -> bool:
-        """Queue a text message; False once closing (faye drops it silently)."""
-        return self._send_message(TEXT, text.encode("utf-8"))
-
-    def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
-        """Queue a binary message; False once closing."""
-        return self._send_message(BINARY, bytes(data))
-
-    def send_ping(self, payload: bytes = b"") -> bool:
-        """Queue a ping; False once closing. The payload holds at most 125 bytes."""
-        if self.state != OPEN:
-            return False
-        self._check_control_payload(payload)
-        self._output.append(self._frame(0x80 | PING, payload))
-        return True
-
-    def send_pong(self, payload: bytes = b"") -> bool:
-        """Queue an unsolicited pong; False once closing."""
-        if self.state != OPEN:
-            return False
-        self._check_control_payload(payload)
-        self._output.append(self._frame(0x80 | PONG, payload))
-        return True
-
-    def send_close(self, code: int = 1000, reason: str = "", *, strict: bool = True) -> bool:
-        """Start the closing handshake; False if it has already started.
-
-        Raises:
-            ValueError: ``code`` is neither 1000 nor in 3000–4999 (with
-                ``strict=False``: not a code that may be sent), or ``reason``
-                is over 123 bytes of UTF-8.
-        """
-        encoded = validate_close_arguments(code, reason, strict=strict)
-        if self.state != OPEN:
-            return False
-        self._output.append(self._frame(0x80 | CLOSE, _pack_code(code) + encoded))
-        self.state = CLOSING
-        return True
-
     def fail(self, code: int, reason: str) -> None:
         """Close at once with ``code`` (a close timeout, a dead peer): no handshake."""
         if self.state != CLOSED:
@@ -367,47 +292,6 @@ class HybiProtocol:
         return self._extensions.valid_frame_rsv(
             opcode, bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10)
         )
-
-    @staticmethod
-    def _check_control_payload(payload: bytes) -> None:
-        if len(payload) > 125:
-            raise ValueError(f"a control frame payload holds at most 125 bytes, not {len(payload)}")
-
-    def _frame(self, first: int, payload: bytes) -> bytes:
-        length = len(payload)
-        if self.is_client:
-            if length <= 125:
-                header = _pack_short(first, 0x80 | length)
-            elif length <= 0xFFFF:
-                header = _pack_medium(first, 0xFE, length)
-            else:
-                header = _pack_long(first, 0xFF, length)
-            key = self._mask_key()
-            return header + key + apply_mask(payload, key)
-        if length <= 125:
-            header = _pack_short(first, length)
-        elif length <= 0xFFFF:
-            header = _pack_medium(first, 126, length)
-        else:
-            header = _pack_long(first, 127, length)
-        return header + payload
-
-    def _send_message(self, opcode: int, data: bytes) -> bool:
-        if self.state != OPEN:
-            return False
-        first = 0x80 | opcode
-        if self._extensions is not None:
-            try:
-                message = self._extensions.process_outgoing_message(
-                    ExtensionMessage(False, False, False, opcode, data)
-                )
-            except ProtocolError as exc:
-                self._fail_protocol(exc.code, str(exc))
-                return False
-            data = message.data
-            first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
-        self._output.append(self._frame(first, data))
-        return True
 
     def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
         if opcode != CONTINUATION:
@@ -483,15 +367,15 @@ class HybiProtocol:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
                 reason = ""
-                if code in _VALID_CLOSE_CODES:
+                if code in VALID_CLOSE_CODES:
                     code = 1007  # RFC 6455 §8.1, invalid payload data; faye answers 1002
-            if code not in _VALID_CLOSE_CODES:
+            if code not in VALID_CLOSE_CODES:
                 code = 1002
         elif payload:
             code = 1002
         if self.state == OPEN:
             self._output.append(
-                self._frame(0x80 | CLOSE, _pack_code(code) + reason.encode("utf-8"))
+                self._frame(0x80 | CLOSE, close_payload(code, reason.encode("utf-8")))
             )
         self._finish(code, reason)
 
@@ -543,7 +427,7 @@ class HybiProtocol:
             return
         self._events.append(Error(message, code))
         if self.state == OPEN:
-            frame = self._frame(0x80 | CLOSE, _pack_code(code) + _truncate_reason(message))
+            frame = self._frame(0x80 | CLOSE, close_payload(code, _truncate_reason(message)))
             self._output.append(frame)
         # While CLOSING our close frame is already out: RFC 6455 §7.1.7 still says to
         # close the connection (faye ignores the violation and waits for the timeout).

@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
 
-from faye_sync.adapters import check_hijackable, hijack
+from faye_sync.adapters import hijack
 from faye_sync.exceptions import HijackError
 from tests.servers import ACCESS_STATUS, HIJACKABLE_KINDS, Server, is_available, serve
 
@@ -264,61 +265,60 @@ def _environ(**extra: Any) -> dict[str, Any]:
     [
         pytest.param(
             _environ(SERVER_PROTOCOL="HTTP/2.0", **{"gunicorn.socket": object()}),
-            "505 HTTP Version Not Supported",
+            505,
             "HTTP/2.0 multiplexes",
             id="http2",
         ),
         pytest.param(
             _environ(SERVER_PROTOCOL="HTTP/1.0", SERVER_SOFTWARE="WSGIServer/0.2"),
-            "505 HTTP Version Not Supported",
+            505,
             "needs HTTP/1.1",
             id="http1.0",
         ),
         pytest.param(
             _environ(REQUEST_METHOD="HEAD", **{"werkzeug.socket": object()}),
-            "405 Method Not Allowed",
+            405,
             "not HEAD",
             id="head",
         ),
         pytest.param(
             _environ(SERVER_SOFTWARE="waitress", **{"waitress.client_disconnected": None}),
-            "501 Not Implemented",
+            501,
             "waitress cannot",
             id="waitress",
         ),
         pytest.param(
             _environ(**{"mod_wsgi.version": (5, 0)}),
-            "501 Not Implemented",
+            501,
             "mod_wsgi cannot",
             id="mod_wsgi",
         ),
         pytest.param(
             _environ(**{"uwsgi.version": b"2.0"}),
-            "501 Not Implemented",
+            501,
             "uWSGI cannot",
             id="uwsgi",
         ),
         pytest.param(
             _environ(SERVER_SOFTWARE="granian", **{"wsgi.input": io.BytesIO()}),
-            "501 Not Implemented",
+            501,
             "SERVER_SOFTWARE granian, wsgi.input BytesIO",
             id="unknown",
         ),
         pytest.param(
             _environ(SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": io.BytesIO()}),
-            "501 Not Implemented",
+            501,
             "wsgiref: wsgi.input is not the handler's reader",
             id="wsgiref-wrapped-input",
         ),
     ],
 )
-def test_refusals_name_the_problem(environ: dict[str, Any], status: str, words: str) -> None:
-    with pytest.raises(HijackError) as checked:
-        check_hijackable(environ)
-    assert checked.value.status == status
-    assert words in str(checked.value)
-    with pytest.raises(HijackError, match=words):
+def test_refusals_name_the_problem(environ: dict[str, Any], status: int, words: str) -> None:
+    with pytest.raises(HijackError) as refused:
         hijack(environ)
+    assert refused.value.status == status
+    assert refused.value.status_line == f"{status} {HTTPStatus(status).phrase}"
+    assert words in str(refused.value)
 
 
 @pytest.fixture
@@ -340,12 +340,24 @@ def _wsgiref_like(server_side: socket.socket, client_side: socket.socket) -> io.
     return reader
 
 
-def test_check_hijackable_touches_nothing(socket_pair: tuple[socket.socket, socket.socket]) -> None:
+def test_a_refused_hijack_touches_nothing(socket_pair: tuple[socket.socket, socket.socket]) -> None:
     server_side, client_side = socket_pair
     reader = _wsgiref_like(server_side, client_side)
-    check_hijackable(_environ(SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": reader}))
+    environ = _environ(REQUEST_METHOD="POST", SERVER_SOFTWARE="WSGIServer/0.2")
+    with pytest.raises(HijackError, match="not POST"):
+        hijack({**environ, "wsgi.input": reader})
     assert server_side.gettimeout() == 10.0
     assert reader.peek() == b"early"
+
+
+def test_hijack_error_answers_with_its_status() -> None:
+    answered: list[tuple[str, list[tuple[str, str]]]] = []
+    body = HijackError("no socket here", status=505, phrase="HTTP Version Not Supported").respond(
+        lambda status, headers: answered.append((status, headers))
+    )
+    assert body == [b"no socket here\n"]
+    assert answered[0][0] == "505 HTTP Version Not Supported"
+    assert ("Content-Length", "15") in answered[0][1]
 
 
 def test_read_ahead_is_recovered_and_timeout_reset(

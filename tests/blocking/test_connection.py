@@ -25,14 +25,6 @@ from faye_sync.protocol.hybi import HybiProtocol
 WAIT = 5.0
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
-
-
 def make(sock: socket.socket, *, client: bool, **options: Any) -> Connection:
     return Connection(
         sock, HybiProtocol(is_client=client), backend=get_backend("threads"), **options

@@ -40,6 +40,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from faye_sync.protocol.base import CLOSED, CONNECTING, OPEN
 from faye_sync.protocol.drafts import (
     Draft75Protocol,
     Draft76Protocol,
@@ -48,7 +49,6 @@ from faye_sync.protocol.drafts import (
 )
 from faye_sync.protocol.events import Close, Event, Message, Open
 from faye_sync.protocol.handshake import Acceptance, Rejection, Request
-from faye_sync.protocol.hybi import CLOSED, CONNECTING, OPEN
 
 Factory = Callable[[], Draft75Protocol]
 

@@ -18,8 +18,9 @@ import pytest
 
 from faye_sync.exceptions import ProtocolError
 from faye_sync.extensions.base import ExtensionMessage
+from faye_sync.protocol.base import CLOSED, CLOSING, OPEN
 from faye_sync.protocol.events import Close, Error, Message, Ping, Pong
-from faye_sync.protocol.hybi import CLOSED, CLOSING, OPEN, HybiProtocol
+from faye_sync.protocol.hybi import HybiProtocol
 
 from .feeding import each_feed, feed
 
