@@ -251,7 +251,7 @@ def connection_echo(opts: argparse.Namespace) -> None:
         c._bytes_in += 18
         c._messages_in += 1
         c._messages_out += True
-        c._bytes_out += 18
+        c._written += 18
 
     def call_only(c: Connection = server) -> None:  # what count() costs besides the adds
         pass

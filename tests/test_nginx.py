@@ -24,6 +24,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.processes import free_port
 from tests.readme import of_kind
 from tests.servers import serve
 
@@ -55,13 +56,6 @@ def readme_locations() -> str:
     blocks = of_kind("nginx")
     assert len(blocks) == 1, [block.where for block in blocks]
     return blocks[0].text
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

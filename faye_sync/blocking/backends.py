@@ -146,7 +146,7 @@ class ThreadsBackend(Backend):
         return threading.Event()
 
     def spawn(self, fn: Callable[[], object]) -> None:
-        threading.Thread(target=fn, name="faye_sync-reader", daemon=True).start()
+        threading.Thread(target=fn, name="faye_sync-task", daemon=True).start()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -27,7 +27,6 @@ closing the iterable.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -42,6 +41,7 @@ from ..blocking.backends import Backend, Signal, detect_backend
 from ..blocking.emitter import Event, EventEmitter
 from ..blocking.emitter import Listener as EmitterListener
 from ..protocol import sse
+from ..protocol.options import seconds
 from .response import StreamResponse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
@@ -472,11 +472,7 @@ class EventSource(EventEmitter):
 def _ping_interval(ping: float | None) -> float:
     if ping is None or ping == 0:
         return float(sse.DEFAULT_PING)
-    if isinstance(ping, bool) or not isinstance(ping, (int, float)):
-        raise TypeError(f"ping must be a number of seconds, not {ping!r}")
-    if not math.isfinite(ping) or ping < 0:
-        raise ValueError(f"ping must be a finite number of seconds > 0, not {ping!r}")
-    return float(ping)
+    return seconds("ping", ping, allow_zero=False)
 
 
 def _byte_limit(limit: int | None) -> int | None:

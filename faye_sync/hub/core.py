@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..blocking.backends import Backend, Signal, detect_backend
 from ..exceptions import HubError
 from . import delivery
-from .delivery import EventStream, MessageSocket
 from .engine import Engine, State, gaps
 from .message import ZERO, HubMessage, IdKey, format_id, id_key, merge, reset_message
 from .subscription import Subscription
@@ -185,61 +184,9 @@ class Hub:
         self._register(sub, backend)
         return sub
 
-    def stream(
-        self,
-        es: EventStream,
-        channels: str | Sequence[str],
-        *,
-        last_id: str | None = None,
-        max_messages: int = 1000,
-        max_bytes: int = 1 << 20,
-    ) -> Iterable[bytes]:
-        """Feed an :class:`~faye_sync.EventSource`; return the WSGI response to return.
-
-        Resumes after ``last_id``, else after the client's ``Last-Event-ID`` (live
-        only on a first connection: pass ``last_id="0"`` to send what is
-        retained), then streams live. Each message becomes ``es.send(data,
-        event=event, id=id)``. A client too slow for its bounds has its stream
-        ended: the browser reconnects with the last id it got and misses nothing
-        still retained. With the store down, the stream ends at once.
-        """
-        return delivery.stream(
-            self, es, channels, last_id=last_id, max_messages=max_messages, max_bytes=max_bytes
-        )
-
-    def attach(
-        self,
-        ws: MessageSocket,
-        channels: str | Sequence[str],
-        *,
-        last_id: str | None = None,
-        format: Callable[[HubMessage], str | bytes] | None = None,
-        on_overflow: str = "close",
-        max_messages: int = 1000,
-        max_bytes: int = 1 << 20,
-    ) -> Subscription:
-        """Send ``channels``' messages to a WebSocket (server or client) until it closes.
-
-        A task of the server's kind (a greenlet under gevent, else a thread)
-        sends ``format(message)`` (default: the data) for each message. When the
-        socket is slower than its channels: ``on_overflow="close"`` closes it
-        with 1013 (try again later) without waiting; ``"drop"`` drops what is
-        queued and sends a ``reset`` per channel instead (format messages to
-        tell it apart). With the store down, the socket is closed with 1013.
-
-        Returns:
-            the subscription (``close()`` it to stop without closing the socket).
-        """
-        return delivery.attach(
-            self,
-            ws,
-            channels,
-            last_id=last_id,
-            format=format,
-            on_overflow=on_overflow,
-            max_messages=max_messages,
-            max_bytes=max_bytes,
-        )
+    # Fan-out to sockets: written once, in delivery.py, as functions of the hub.
+    stream = delivery.stream
+    attach = delivery.attach
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the reader (within ``timeout``), end every subscription, release the store."""

@@ -67,7 +67,6 @@ class Request:
     target: str
     headers: Mapping[str, str]
     url: str = ""
-    http_version: str = "HTTP/1.1"
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -29,7 +29,8 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs
 
-from .http import TOKEN
+from .http import check_header
+from .options import seconds
 
 __all__ = [
     "CONTENT_TYPE",
@@ -166,16 +167,9 @@ def response_headers(
     for name, value in pairs:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"header names and values must be str: {name!r}: {value!r}")
-        if not TOKEN.fullmatch(name):
-            raise ValueError(f"invalid header name {name!r}")
+        check_header(name, value)
         if name.lower() in _REFUSED_HEADERS:
             raise ValueError(f"an event stream may not set the {name} header")
-        if _FORBIDDEN_IN_FIELD.search(value):
-            raise ValueError(f"header {name} holds CR, LF or NUL: {value!r}")
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"header {name} is not latin-1: {value!r}") from None
         extra.append((name, value))
     replaced = {name.lower() for name, _ in extra}
     return [(n, v) for n, v in _DEFAULT_HEADERS if n.lower() not in replaced] + extra
@@ -193,11 +187,7 @@ def encode_retry(retry: float) -> bytes:
         TypeError: ``retry`` is not a number.
         ValueError: ``retry`` is negative, infinite or NaN.
     """
-    if isinstance(retry, bool) or not isinstance(retry, (int, float)):
-        raise TypeError(f"retry must be a number of seconds, not {retry!r}")
-    if not math.isfinite(retry) or retry < 0:
-        raise ValueError(f"retry must be a finite number of seconds >= 0, not {retry!r}")
-    milliseconds = math.floor(round(retry * 1000, 6))
+    milliseconds = math.floor(round(seconds("retry", retry, allow_zero=True) * 1000, 6))
     return b"retry: %d\r\n\r\n" % milliseconds
 
 

@@ -89,7 +89,7 @@ def test_100_threads_sending_on_one_socket_keep_every_frame_whole(deflate: bool)
                 data = inflater.decompress(data + b"\x00\x00\xff\xff")
             received.append(data.decode("utf-8"))
         check_order(received)
-        readers = [t for t in threading.enumerate() if t.name == "faye_sync-reader"]
+        readers = [t for t in threading.enumerate() if t.name == "faye_sync-task"]
         assert len(readers) <= 1, f"{len(readers)} pumps for one connection"
         b.sendall(frame(CLOSE, close_payload(1000), mask=b"abcd"))
         assert wait_until(lambda: server.ready_state == 3, WAIT)

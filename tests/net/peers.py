@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from tests.processes import free_port
+
 HOST = "127.0.0.1"
 IO_TIMEOUT = 5.0
 
@@ -36,13 +38,6 @@ OK_101 = (
     b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
     b"\r\n"
 )
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def read_head(sock: socket.socket, limit: int = 256 * 1024) -> bytes:
