@@ -161,21 +161,24 @@ class Writer(EventEmitter):
             self._start_pump()
         return sent
 
-    def send_nowait(self, message: str | bytes | bytearray | memoryview) -> bool:
-        """Send a message without waiting for the peer; never blocks.
+    def send_nowait(self, *messages: str | bytes | bytearray | memoryview) -> bool:
+        """Send messages without waiting for the peer; never blocks.
 
-        The frame is written as far as the socket takes it now; the rest goes
-        out in the background, after frames already queued and before later
-        ones. Nothing bounds what is queued this way: watch
+        Their frames are written in one go, as far as the socket takes them
+        now; the rest goes out in the background, after frames already queued
+        and before later ones. Nothing bounds what is queued this way: watch
         :attr:`buffered_amount` (the hub stops at 64 KiB and waits in
-        :meth:`send`). Before the socket's first use the frame waits behind the
+        :meth:`send`). Before the socket's first use the frames wait behind the
         101 (see ``accept``). Returns False once the connection is closing or
-        closed (or a write failed), and the message is dropped.
+        closed (or a write failed), and what was not sent is dropped.
         """
-        frame = _framer(self._protocol, message, "send_nowait")
+        frames = [(_framer(self._protocol, m, "send_nowait"), m) for m in messages]
+        sent = True
         with self._mutex:
-            sent = frame(message)
-            self._messages_out += sent
+            for frame, message in frames:
+                made = frame(message)
+                self._messages_out += made
+                sent = sent and made
             self._enqueue(self._protocol.data_to_send())
         # Read after queuing: a first use racing with this call writes it either way.
         if not self._started:
