@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -113,9 +114,21 @@ def redis_server(tmp: Path) -> Iterator[str]:
         yield f"redis://{HOST}:{port}/0"
 
 
-def gunicorn(app: str, port: int) -> list[str]:
+def socketio_worker() -> str:
+    """The gevent worker Flask-SocketIO documents for what is installed.
+
+    python-engineio serves WebSockets through gevent-websocket when that package
+    is importable, and then needs its gunicorn worker; otherwise through
+    simple-websocket on gunicorn's own gevent worker.
+    """
+    if importlib.util.find_spec("geventwebsocket") is not None:
+        return "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+    return "gevent"
+
+
+def gunicorn(app: str, port: int, worker: str = "gevent") -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(WORKERS),
+        sys.executable, "-m", "gunicorn", "-k", worker, "-w", str(WORKERS),
         "--worker-connections", "10000", "-b", f"{HOST}:{port}", "--log-level", "warning",
         app,
     ]  # fmt: skip
@@ -218,7 +231,10 @@ def one_point(name: str, rate: float, args: argparse.Namespace, tmp: Path) -> di
     with redis_server(tmp) as broker:
         port = free_port()
         env = {server["env"]: broker}
-        with running(gunicorn(server["app"], port), env=env, log=tmp / f"{name}.log") as proc:
+        worker = socketio_worker() if name == "socketio" else "gevent"
+        with running(
+            gunicorn(server["app"], port, worker), env=env, log=tmp / f"{name}.log"
+        ) as proc:
             wait_for_port(port, proc, STARTUP_TIMEOUT)
             time.sleep(1.0)  # every worker booted
             send, close, since = server["publisher"](broker)

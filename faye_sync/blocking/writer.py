@@ -130,15 +130,7 @@ class Writer(EventEmitter):
         if not self._started:
             self._start()
         protocol = self._protocol
-        if isinstance(message, str):
-            frame: Callable[[Any], bool] = protocol.send_text
-        elif isinstance(message, bytes | bytearray | memoryview):
-            frame = protocol.send_binary
-        else:
-            raise TypeError(
-                f"send() takes str (text) or bytes (binary), not {type(message).__name__}; "
-                "convert it first, e.g. send(str(value)) or send(json.dumps(value))"
-            )
+        frame = _framer(protocol, message, "send")
         if self._send_lock.acquire(blocking=False):
             # Nobody is writing: make the frame and write it straight away. A
             # second path on purpose: queuing this frame too (one path, through
@@ -166,6 +158,34 @@ class Writer(EventEmitter):
         if not sent:
             self._collect()  # a close may be waiting to be reported
         elif not self._user_reads and not self._pump_active:
+            self._start_pump()
+        return sent
+
+    def send_nowait(self, *messages: str | bytes | bytearray | memoryview) -> bool:
+        """Send messages without waiting for the peer; never blocks.
+
+        Their frames are written in one go, as far as the socket takes them
+        now; the rest goes out in the background, after frames already queued
+        and before later ones. Nothing bounds what is queued this way: watch
+        :attr:`buffered_amount` (the hub stops at 64 KiB and waits in
+        :meth:`send`). Before the socket's first use the frames wait behind the
+        101 (see ``accept``). Returns False once the connection is closing or
+        closed (or a write failed), and what was not sent is dropped.
+        """
+        frames = [(_framer(self._protocol, m, "send_nowait"), m) for m in messages]
+        sent = True
+        with self._mutex:
+            for frame, message in frames:
+                made = frame(message)
+                self._messages_out += made
+                sent = sent and made
+            self._enqueue(self._protocol.data_to_send())
+        # Read after queuing: a first use racing with this call writes it either way.
+        if not self._started:
+            return sent
+        self._flush_now()
+        sent = sent and not self._write_failed
+        if sent and not self._user_reads and not self._pump_active:
             self._start_pump()
         return sent
 
@@ -356,3 +376,15 @@ class Writer(EventEmitter):
             self._urgent, self._pending, self._partial = [], [], None
             self._urgent_size = self._pending_size = 0
         self._abort(1006, reason)
+
+
+def _framer(protocol: FrameProtocol, message: object, method: str) -> Callable[[Any], bool]:
+    """The frame layer's method for ``message``: text for ``str``, binary for bytes-like."""
+    if isinstance(message, str):
+        return protocol.send_text
+    if isinstance(message, bytes | bytearray | memoryview):
+        return protocol.send_binary
+    raise TypeError(
+        f"{method}() takes str (text) or bytes (binary), not {type(message).__name__}; "
+        f"convert it first, e.g. {method}(str(value)) or {method}(json.dumps(value))"
+    )

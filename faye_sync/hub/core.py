@@ -328,13 +328,26 @@ class Hub:
         cut: list[Subscription] = []
         with self._lock:
             subscriptions = self._subscriptions
+            offered: dict[Subscription, None] = {}
             for key, message in keyed:
                 for sub in subscriptions.get(message.channel, ()):
+                    if sub._sink is not None:
+                        offered[sub] = None
                     if not sub._offer(key, message):
                         cut.append(sub)
             for name, (before, after) in moves.items():
                 if self._positions.get(name) == before:
                     self._positions[name] = after
+            handed = [(sub, hand) for sub in offered if (hand := sub._hand_over()) is not None]
+        # Outside the lock: a sink writes to sockets (without waiting on them).
+        for sub, (sink, messages) in handed:
+            try:
+                taken = sink(messages)
+            except Exception:
+                logger.exception("hub: direct delivery failed")
+                taken = 0
+            if taken < len(messages) and not sub._stop_direct(sink, messages[taken:]):
+                cut.append(sub)
         for sub in cut:
             self._unregister(sub)
             if sub._on_overflow is not None:

@@ -1,10 +1,12 @@
 """Fan-out from a subscription to an EventSource or a WebSocket.
 
-Both are bounded end to end. A WebSocket's ``send`` blocks while the peer is
-slow, so its queue is the subscription's. An EventSource's ``send`` never
-blocks (it queues for the server's iteration), so its feeder queues only while
-the client's backlog is under :data:`BUDGET`; the rest waits in the
-subscription, whose bounds cut a client that cannot keep up.
+Both are bounded end to end. Each socket has a feeder task, which replays
+history and then, while its client keeps up (less than :data:`BUDGET` bytes
+waiting for it), lets the hub's reader deliver live messages itself: a
+WebSocket's ``send_nowait`` and an EventSource's ``send`` never block, and a
+broadcast then costs no task switch per subscriber. A client that falls behind
+gets its messages from the feeder again, through the subscription, whose bounds
+cut a client that cannot keep up.
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ class MessageSocket(Protocol):
 
     @property
     def ready_state(self) -> int: ...
+    @property
+    def buffered_amount(self) -> int: ...
     def send(self, message: str | bytes) -> bool: ...
     def go_away(self, code: int = ..., reason: str = ...) -> None: ...
     def on(self, name: str, listener: Callable[[Any], object]) -> None: ...
 
 
 BUDGET = 64 * 1024
-"""Bytes an EventSource may hold for its client before its feeder waits (one event always fits)."""
+"""Bytes a socket may hold for its client before delivery waits (one message always fits)."""
 _EVENT_OVERHEAD = 64  # id, event and field names: a rough count is enough for pacing
 _POLL = 1.0  # seconds between looks at whether the socket or stream is still there
 _OPEN_STATES = (0, 1)  # CONNECTING, OPEN
@@ -102,8 +106,19 @@ def stream(
 
 
 def _feed_eventsource(es: EventStream, sub: Subscription, paced: _Paced) -> None:
+    def sink(messages: list[HubMessage]) -> int:
+        for taken, message in enumerate(messages):
+            if paced.backlog() > BUDGET:
+                return taken
+            if not es.send(message.data, event=message.event, id=message.id):
+                return taken
+            paced.sent(len(message.data) + _EVENT_OVERHEAD)
+        return len(messages)
+
     try:
         while es.ready_state in _OPEN_STATES:
+            if paced.backlog() <= BUDGET // 2:
+                sub.deliver_directly(sink)
             batch = sub.get_batch(sub.max_messages, _POLL)
             if not batch:
                 if sub.ended:
@@ -241,15 +256,43 @@ def _data(message: HubMessage) -> str:
 def _feed_websocket(
     ws: MessageSocket, sub: Subscription, encode: Callable[[HubMessage], Any]
 ) -> None:
+    post: Callable[[Any], bool] | None = getattr(ws, "send_nowait", None)
+
+    def sink(messages: list[HubMessage]) -> int:
+        assert post is not None
+        # As many as fit in what is left of BUDGET (one always does), in one write.
+        room, size, taken = BUDGET - ws.buffered_amount, 0, 0
+        if room <= 0:
+            return 0
+        for message in messages:
+            size += len(message.data)
+            if taken and size > room:
+                break
+            taken += 1
+        try:
+            return taken if post(*[encode(message) for message in messages[:taken]]) else 0
+        except Exception:
+            logger.exception("hub: delivery to a WebSocket failed")
+            ws.go_away(1011, "delivery failed")
+            return 0
+
+    # The first message goes through send(): the socket's first use, which runs
+    # its open listeners (and sends a 101), must happen in this task, not in the
+    # hub's reader. From then on the reader may deliver.
+    used = False
     try:
         while ws.ready_state in _OPEN_STATES:
-            message = sub.get(_POLL)
-            if message is None:
+            if used and post is not None and ws.buffered_amount <= BUDGET // 2:
+                sub.deliver_directly(sink)
+            batch = sub.get_batch(sub.max_messages, _POLL)
+            if not batch:
                 if sub.ended:
                     return
                 continue
-            if not ws.send(encode(message)):
-                return
+            for message in batch:
+                if not ws.send(encode(message)):
+                    return
+            used = True
     except HubError as error:
         logger.warning("hub: closing a WebSocket: %s", error)
         ws.go_away(_TRY_AGAIN_LATER, "hub unavailable")

@@ -11,6 +11,12 @@ long history is read as fast as it is consumed, never all at once:
 3. live: the buffer's messages above the last one queued follow the history,
    and from then on the reader queues directly. Ids dedupe every step.
 
+A live subscription whose queue is empty may hand the reader a *sink*
+(:meth:`deliver_directly`): the reader then gives it each read's messages
+itself, with no task woken per subscriber, until the sink leaves some (its
+consumer has fallen behind): those and the later ones queue again, bounds and
+all.
+
 Gaps are checked with every page: a channel whose messages after its id are
 gone (trimmed, or from an earlier epoch) gets a ``reset`` in its place in the
 id order, and its history goes on from where what is retained starts.
@@ -29,7 +35,10 @@ from .message import RESET, ZERO, HubMessage, IdKey, format_id, id_key, merge, r
 if TYPE_CHECKING:
     from .core import Hub
 
-__all__ = ["Subscription"]
+__all__ = ["Sink", "Subscription"]
+
+Sink = Callable[[list[HubMessage]], int]
+"""Delivers messages without blocking; returns how many it took (see ``deliver_directly``)."""
 
 _CATCHING_UP, _BUFFERING, _LIVE = 0, 1, 2
 
@@ -48,6 +57,7 @@ class Subscription:
         "_asked",
         "_buffer",
         "_bytes",
+        "_direct",
         "_everything",
         "_hub",
         "_last",
@@ -56,6 +66,7 @@ class Subscription:
         "_phase",
         "_queue",
         "_signal",
+        "_sink",
         "channels",
         "closed",
         "drop",
@@ -92,6 +103,8 @@ class Subscription:
         self.closed = False
         self.overflowed = False
         self._last = ZERO  # the highest id queued: later ones at or below it are repeats
+        self._sink: Sink | None = None
+        self._direct: list[HubMessage] = []  # for the sink, from the read being dispatched
         self._everything = last_id == "0"  # by request: no reset for what is not retained
         if last_id is None:
             self._phase = _LIVE
@@ -147,6 +160,46 @@ class Subscription:
             if message is None:
                 return
             yield message
+
+    def deliver_directly(self, sink: Sink) -> bool:
+        """Have the reader call ``sink(messages)`` itself while nothing is queued.
+
+        Only a live subscription with an empty queue switches (True); otherwise
+        the queue must be read first (False). The reader calls ``sink`` with
+        each read's messages, in order, outside the hub's lock; it must not
+        block, and returns how many it took. When it takes fewer (its consumer
+        has fallen behind, or is gone) the rest is queued, within the
+        subscription's bounds, and so are later messages until this is called
+        anew.
+        """
+        with self._hub._lock:
+            if self.closed or self._phase != _LIVE or self._queue:
+                return False
+            self._sink = sink
+            return True
+
+    def _hand_over(self) -> tuple[Sink, list[HubMessage]] | None:
+        """The sink and the messages offered to it since the last call; hub's lock held."""
+        sink, messages = self._sink, self._direct
+        if sink is None or not messages:
+            return None
+        self._direct = []
+        return sink, messages
+
+    def _stop_direct(self, sink: Sink, rest: list[HubMessage]) -> bool:
+        """Queue what ``sink`` left, and what follows; False when that overflowed."""
+        with self._hub._lock:
+            if self._sink is sink:
+                self._sink = None
+            if self.closed:
+                return True
+            # Only the reader offers messages, and it is here: the queue is empty.
+            self._queue.extend(rest)
+            self._bytes += sum(len(message.data) for message in rest)
+            self._signal.set()
+            if len(self._queue) <= self.max_messages and self._bytes <= self.max_bytes:
+                return True
+            return self._overflow()
 
     def close(self) -> None:
         """Stop receiving; the hub forgets this subscription. Idempotent."""
@@ -219,6 +272,10 @@ class Subscription:
     def _append(self, key: IdKey, message: HubMessage) -> None:
         if key < self._last or (key == self._last and message.event != RESET):
             return  # already queued (a page and the buffer overlap)
+        if self._sink is not None:
+            self._last = key
+            self._direct.append(message)
+            return
         was_empty = not self._queue
         self._queue.append(message)
         self._bytes += len(message.data)
@@ -233,6 +290,8 @@ class Subscription:
         phase = self._phase
         if phase == _LIVE:
             self._append(key, message)
+            if self._sink is not None:
+                return True  # the sink keeps its own bounds
             size, count = self._bytes, len(self._queue)
         elif phase == _BUFFERING:
             self._buffer.append((key, message))

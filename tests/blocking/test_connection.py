@@ -67,6 +67,30 @@ def test_send_refuses_other_types(pair: tuple[socket.socket, socket.socket]) -> 
         conn.send(42)  # type: ignore[arg-type]
 
 
+def test_send_nowait_queues_in_order_with_send_and_never_waits(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server = make(pair[0], client=False)
+    client = make(pair[1], client=True)
+    client.send("warm")  # read at the end: the server's reading is not held up either
+    server.send("first")  # the first use: before it, send_nowait's frames would wait
+    # 900 KiB nobody reads yet: more than the socket pair's buffers hold (and under
+    # the 1 MiB max_length).
+    big = b"x" * (900 << 10)
+    assert server.send_nowait(big, "after big")
+    assert server.buffered_amount > 0  # the rest went to the background, not waited for
+    receiver: list[Any] = []
+    reading = in_thread(lambda: receiver.extend(client.receive(timeout=WAIT) for _ in range(4)))
+    assert server.send("last")  # a send waits behind what send_nowait queued
+    reading.join(WAIT)
+    assert receiver == ["first", big, "after big", "last"]
+    assert server.receive(timeout=WAIT) == "warm"
+    with pytest.raises(TypeError, match="send_nowait\\(\\) takes str"):
+        server.send_nowait("ok", 42)  # type: ignore[arg-type]
+    server.close()
+    assert not server.send_nowait("closed")
+
+
 def test_receive_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
     server = make(pair[0], client=False)
     started = time.monotonic()

@@ -279,6 +279,9 @@ def test_a_websocket_peer_that_never_reads_is_closed_1013() -> None:
                 time.sleep(0.001)
             assert sub.overflowed
             assert len(sub._queue) <= 21
+            # What the reader handed the socket itself is bounded too: BUDGET, plus
+            # the message that crossed it and the one the feeder was sending.
+            assert client.buffered_amount <= BUDGET + 3 * 65536
             # The close frame waits behind the stuck writes; the socket is closing.
             until(lambda: client.ready_state >= 2)
             stop.set()
@@ -305,3 +308,38 @@ def test_a_replay_larger_than_the_eventsource_buffer_arrives_in_one_stream(
                 received += chunk
     ids = [line[4:] for line in received.decode().splitlines() if line.startswith("id: ")]
     assert ids == sent
+
+
+def test_the_reader_feeds_a_websocket_that_keeps_up_and_queues_for_one_that_falls_behind(
+    memory_hub: Hub,
+) -> None:
+    """Live messages go from the reader straight to a socket that keeps up (no task
+    switch per subscriber); one that falls behind is fed from its queue again, in
+    order and complete, and goes back to direct delivery once it has caught up."""
+    reading = threading.Event()
+    received: list[str] = []
+
+    def slow_then_reading(ws: Any) -> None:
+        reading.wait(WAIT)
+        with contextlib.suppress(Exception):
+            for message in ws:
+                received.append(message)
+
+    with websockets_peer(slow_then_reading) as port:
+        client = connect(f"ws://{HOST}:{port}/")
+        sub = memory_hub.attach(client, "chat", max_bytes=32 << 20)
+        first = memory_hub.publish("chat", "first")  # sent by the feeder: the first use
+        until(lambda: sub._sink is not None)  # then live and empty: direct
+        sent = [first] + [memory_hub.publish("chat", f"{i:<65536}") for i in range(200)]
+        # 13 MB that nobody reads: more than the kernel's buffers (4 MiB at most) and BUDGET.
+        until(lambda: sub._sink is None)
+        assert client.buffered_amount > BUDGET
+        reading.set()
+        until(lambda: len(received) == len(sent))
+        assert received == ["first"] + [f"{i:<65536}" for i in range(200)]
+        assert not sub.overflowed
+        until(lambda: sub._sink is not None)  # caught up: direct again
+        memory_hub.publish("chat", "last")
+        until(lambda: len(received) == len(sent) + 1)
+        assert received[-1] == "last"
+        client.close()
