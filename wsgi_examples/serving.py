@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,7 +104,21 @@ def _serve_blocking(server: Any) -> None:
         if waitress:
             server.close()
         else:
+            _wait_for_request_threads()
             server.server_close()
+
+
+def _wait_for_request_threads(timeout: float = 5.0) -> None:
+    """Let the request threads write the end of their streams (bounded).
+
+    socketserver's threads are daemons: the process would end them in the middle
+    of the last bytes that ``close_all`` asked them to write.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        "process_request_thread" in thread.name for thread in threading.enumerate()
+    ):
+        time.sleep(0.05)
 
 
 def _threaded_wsgiref(app: WSGIApp, port: int) -> Any:
