@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..blocking.backends import Signal, detect_backend
 from ..exceptions import HubError, HubUnavailable
 from .message import HubMessage, id_key
-from .subscription import Subscription
+from .subscription import Sink, Subscription
 
 if TYPE_CHECKING:
     from .core import Hub
@@ -116,14 +116,12 @@ def _feed_eventsource(es: EventStream, sub: Subscription, paced: _Paced) -> None
         return len(messages)
 
     try:
-        while es.ready_state in _OPEN_STATES:
-            if paced.backlog() <= BUDGET // 2:
-                sub.deliver_directly(sink)
-            batch = sub.get_batch(sub.max_messages, _POLL)
-            if not batch:
-                if sub.ended:
-                    break
-                continue
+        for batch in _batches(
+            sub,
+            sink,
+            is_open=lambda: es.ready_state in _OPEN_STATES,
+            keeps_up=lambda: paced.backlog() <= BUDGET // 2,
+        ):
             for message in batch:
                 if not paced.wait_for_room(len(message.data) + _EVENT_OVERHEAD, sub):
                     return
@@ -280,15 +278,14 @@ def _feed_websocket(
     # its open listeners (and sends a 101), must happen in this task, not in the
     # hub's reader. From then on the reader may deliver.
     used = False
+
+    def keeps_up() -> bool:
+        return used and post is not None and ws.buffered_amount <= BUDGET // 2
+
     try:
-        while ws.ready_state in _OPEN_STATES:
-            if used and post is not None and ws.buffered_amount <= BUDGET // 2:
-                sub.deliver_directly(sink)
-            batch = sub.get_batch(sub.max_messages, _POLL)
-            if not batch:
-                if sub.ended:
-                    return
-                continue
+        for batch in _batches(
+            sub, sink, is_open=lambda: ws.ready_state in _OPEN_STATES, keeps_up=keeps_up
+        ):
             for message in batch:
                 if not ws.send(encode(message)):
                     return
@@ -301,6 +298,20 @@ def _feed_websocket(
         ws.go_away(1011, "delivery failed")
     finally:
         sub.close()
+
+
+def _batches(
+    sub: Subscription, sink: Sink, *, is_open: Callable[[], bool], keeps_up: Callable[[], bool]
+) -> Iterator[list[HubMessage]]:
+    """The feeder's batches while the socket is open; the reader delivers while it keeps up."""
+    while is_open():
+        if keeps_up():
+            sub.deliver_directly(sink)
+        batch = sub.get_batch(sub.max_messages, _POLL)
+        if batch:
+            yield batch
+        elif sub.ended:
+            return
 
 
 def _is_id(text: str) -> bool:
