@@ -74,7 +74,8 @@ class Peer:
         head, _, self.pending = self.pending.partition(marker)
         return head + marker
 
-    def read_exactly(self, expected: bytes) -> None:
+    def read_exactly(self, expected: bytes) -> bytes:
+        """The next ``len(expected)`` bytes (fewer at EOF); asserts they are ``expected``."""
         while len(self.pending) < len(expected):
             data = self.sock.recv(65536)
             if not data:
@@ -82,6 +83,7 @@ class Peer:
             self.pending += data
         got, self.pending = self.pending[: len(expected)], self.pending[len(expected) :]
         assert got == expected
+        return bytes(got)
 
     def read_to_eof(self) -> bytes:
         rest, self.pending = self.pending, b""
@@ -111,9 +113,10 @@ def connect(server: Server) -> Iterator[Any]:
 def test_echo_round_trips(connect: Any) -> None:
     peer = connect()
     peer.sock.sendall(b"hello\n")
-    peer.read_exactly(b"hello\n")
-    peer.sock.sendall(b"x" * 100_000 + b"\n")
-    peer.read_exactly(b"x" * 100_000 + b"\n")
+    assert peer.read_exactly(b"hello\n") == b"hello\n"
+    big = b"x" * 100_000 + b"\n"
+    peer.sock.sendall(big)
+    assert peer.read_exactly(big) == big
 
 
 def test_pipelined_bytes_are_recovered(connect: Any) -> None:

@@ -451,7 +451,7 @@ def test_proxy_with_basic_auth(auth_proxy: Tinyproxy, plain_server: ScriptedServ
     # "%73" is "s": credentials are percent-decoded, as Node's url.parse does.
     origin = auth_proxy.origin("alice:%733cret")
     with connect(HOST, plain_server.port, secure=False, proxy=origin) as sock:
-        exchange_101(sock)
+        assert exchange_101(sock).leftover == FRAME  # the target's answer, through the proxy
 
 
 @pytest.mark.parametrize(
@@ -642,10 +642,10 @@ def test_no_proxy_and_proxy_false_bypass_the_environment(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", auth_proxy.origin())  # would answer 407
     with connect(HOST, plain_server.port, secure=False, proxy=False) as sock:
-        exchange_101(sock)
+        assert exchange_101(sock).leftover == FRAME  # not the proxy's 407
     monkeypatch.setenv("NO_PROXY", f"example.com, {HOST}")
     with connect(HOST, plain_server.port, secure=False) as sock:
-        exchange_101(sock)
+        assert exchange_101(sock).leftover == FRAME
 
 
 def test_all_proxy_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
