@@ -251,6 +251,16 @@ class EventSource(EventEmitter):
         """
         return self._enqueue(sse.encode_event(data, event=event, id=id))
 
+    def send_encoded(self, *events: bytes) -> bool:
+        """Queue events already encoded by :func:`faye_sync.protocol.sse.encode_event`.
+
+        A fan-out encodes each event once for all its streams, and a batch
+        costs one queue step and one wake-up of the stream. All are queued or
+        none: the result and the ``max_buffered`` rule are :meth:`send`'s, for
+        the batch as a whole.
+        """
+        return self._enqueue(*events)
+
     def ping(self) -> bool:
         """Queue a keep-alive comment now, besides the periodic ones.
 
@@ -354,22 +364,23 @@ class EventSource(EventEmitter):
 
     # -- internals --------------------------------------------------------
 
-    def _enqueue(self, chunk: bytes) -> bool:
+    def _enqueue(self, *chunks: bytes) -> bool:
+        size = sum(map(len, chunks))
         with self._lock:
             if self._closing:
                 return False
             buffered = self._queued + self._in_flight
             limit = self._max_buffered
-            if limit is not None and buffered and buffered + len(chunk) > limit:
+            overflow = limit is not None and buffered > 0 and buffered + size > limit
+            if overflow:
                 # Closed under the same lock: no later event may get in ahead of
-                # this one, or the client would resume past it.
+                # these, or the client would resume past them.
                 self._close_locked()
             else:
-                self._queue.append(chunk)
-                self._queued += len(chunk)
-                chunk = b""
-        if chunk:
-            self._overflow(buffered, len(chunk))
+                self._queue.extend(chunks)
+                self._queued += size
+        if overflow:
+            self._overflow(buffered, size)
             return False
         self._wakeup.set()
         return True

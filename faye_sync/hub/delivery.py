@@ -3,8 +3,9 @@
 Both are bounded end to end. Each socket has a feeder task, which replays
 history and then, while its client keeps up (less than :data:`BUDGET` bytes
 waiting for it), lets the hub's reader deliver live messages itself: a
-WebSocket's ``send_nowait`` and an EventSource's ``send`` never block, and a
-broadcast then costs no task switch per subscriber. A client that falls behind
+WebSocket's ``send_nowait`` and an EventSource's ``send_encoded`` never block,
+and a broadcast then costs no task switch per subscriber (and each event is
+encoded once for all the streams of a process). A client that falls behind
 gets its messages from the feeder again, through the subscription, whose bounds
 cut a client that cannot keep up.
 """
@@ -36,9 +37,7 @@ class EventStream(Protocol):
 
     @property
     def last_event_id(self) -> str: ...
-    def send(
-        self, data: object, *, event: str | None = ..., id: str | int | None = ...
-    ) -> bool: ...
+    def send_encoded(self, *events: bytes) -> bool: ...
     def close(self) -> bool: ...
     def on(self, event_type: str, listener: Callable[[Any], object]) -> None: ...
     def spawn(self, producer: Callable[..., object], *args: object) -> None: ...
@@ -58,7 +57,6 @@ class MessageSocket(Protocol):
 
 BUDGET = 64 * 1024
 """Bytes a socket may hold for its client before delivery waits (one message always fits)."""
-_EVENT_OVERHEAD = 64  # id, event and field names: a rough count is enough for pacing
 _POLL = 1.0  # seconds between looks at whether the socket or stream is still there
 _OPEN_STATES = (0, 1)  # CONNECTING, OPEN
 _TRY_AGAIN_LATER = 1013
@@ -77,7 +75,7 @@ def stream(
 
     Resumes after ``last_id``, else after the client's ``Last-Event-ID`` (live
     only on a first connection: pass ``last_id="0"`` to send what is retained).
-    Each message becomes ``es.send(data, event=event, id=id)``. A client too slow
+    Each message becomes one event with its ``id``, ``event`` and ``data``. A client too slow
     for its bounds has its stream ended: the browser reconnects with the last id
     it got, and misses nothing that is still retained. When the store cannot be
     reached, the stream ends at once and the browser retries.
@@ -107,13 +105,13 @@ def stream(
 
 def _feed_eventsource(es: EventStream, sub: Subscription, paced: _Paced) -> None:
     def sink(messages: list[HubMessage]) -> int:
-        for taken, message in enumerate(messages):
-            if paced.backlog() > BUDGET:
-                return taken
-            if not es.send(message.data, event=message.event, id=message.id):
-                return taken
-            paced.sent(len(message.data) + _EVENT_OVERHEAD)
-        return len(messages)
+        # As many as fit in what is left of BUDGET (one always does), in one step.
+        events = [message.event_stream_bytes() for message in messages]
+        taken = _fitting([len(event) for event in events], BUDGET - paced.backlog())
+        if not taken or not es.send_encoded(*events[:taken]):
+            return 0
+        paced.sent(sum(len(event) for event in events[:taken]))
+        return taken
 
     try:
         for batch in _batches(
@@ -123,11 +121,10 @@ def _feed_eventsource(es: EventStream, sub: Subscription, paced: _Paced) -> None
             keeps_up=lambda: paced.backlog() <= BUDGET // 2,
         ):
             for message in batch:
-                if not paced.wait_for_room(len(message.data) + _EVENT_OVERHEAD, sub):
+                event = message.event_stream_bytes()
+                if not paced.wait_for_room(len(event), sub) or not es.send_encoded(event):
                     return
-                if not es.send(message.data, event=message.event, id=message.id):
-                    return
-                paced.sent(len(message.data) + _EVENT_OVERHEAD)
+                paced.sent(len(event))
     except HubError as error:
         logger.warning("hub: ending an event stream: %s", error)
     finally:
@@ -259,14 +256,9 @@ def _feed_websocket(
     def sink(messages: list[HubMessage]) -> int:
         assert post is not None
         # As many as fit in what is left of BUDGET (one always does), in one write.
-        room, size, taken = BUDGET - ws.buffered_amount, 0, 0
-        if room <= 0:
+        taken = _fitting([len(message.data) for message in messages], BUDGET - ws.buffered_amount)
+        if not taken:
             return 0
-        for message in messages:
-            size += len(message.data)
-            if taken and size > room:
-                break
-            taken += 1
         try:
             return taken if post(*[encode(message) for message in messages[:taken]]) else 0
         except Exception:
@@ -298,6 +290,19 @@ def _feed_websocket(
         ws.go_away(1011, "delivery failed")
     finally:
         sub.close()
+
+
+def _fitting(sizes: list[int], room: int) -> int:
+    """How many of the first messages fit in ``room`` bytes: at least one while there is room."""
+    if room <= 0:
+        return 0
+    taken, total = 0, 0
+    for size in sizes:
+        total += size
+        if taken and total > room:
+            break
+        taken += 1
+    return taken
 
 
 def _batches(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..protocol.sse import encode_event
 
 __all__ = [
     "RESET",
@@ -37,6 +39,18 @@ class HubMessage:
     channel: str
     event: str | None
     data: str
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def event_stream_bytes(self) -> bytes:
+        """The message as one event-stream event (``id``, ``event``, ``data``).
+
+        Encoded once and kept: a fan-out writes the same bytes to every stream.
+        """
+        encoded = self._encoded
+        if encoded is None:
+            encoded = encode_event(self.data, event=self.event, id=self.id)
+            object.__setattr__(self, "_encoded", encoded)  # a cache, not a change of value
+        return encoded
 
 
 def id_key(message_id: str) -> IdKey:

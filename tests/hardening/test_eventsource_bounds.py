@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from faye_sync.eventsource import EventSource
-from faye_sync.protocol.sse import DEFAULT_MAX_BUFFERED
+from faye_sync.protocol.sse import DEFAULT_MAX_BUFFERED, encode_event
 from faye_sync.protocol.sse_parser import EventStreamParser
 from tests.apps.eventsource_flood_app import rss_kib
 from tests.servers import Server, serve
@@ -94,6 +94,19 @@ def test_one_event_larger_than_the_limit_goes_when_nothing_is_buffered() -> None
     assert es.send("x" * 1000)
     assert not es.send("y")
     assert b"x" * 1000 in b"".join(stream)
+
+
+def test_encoded_events_go_in_one_step_all_or_none() -> None:
+    es, stream = new(max_buffered=1000)
+    next(stream)
+    one, two = encode_event("a", id=1), encode_event("b", event="x", id=2)
+    assert es.send_encoded(one, two)
+    assert es.buffered_amount == len(one) + len(two)
+    # A batch that would pass the limit is refused whole and closes the stream:
+    # the client resumes after id 2, so no event of the batch may go out.
+    assert not es.send_encoded(encode_event("c" * 400, id=3), encode_event("d" * 600, id=4))
+    assert es.ready_state == EventSource.CLOSED
+    assert b"".join(stream) == one + two
 
 
 def test_no_limit_and_the_default() -> None:

@@ -11,6 +11,7 @@ import pytest
 from faye_sync import HubError
 from faye_sync.hub import RESET, Hub, HubMessage, Subscription
 from faye_sync.hub.message import id_key
+from faye_sync.protocol.sse import encode_event
 from tests.hub.helpers import WAIT, assert_no_silent_loss, take, until
 from tests.redis_server import RedisServer
 
@@ -40,6 +41,16 @@ def test_events_and_data_come_through(hub: Hub) -> None:
     sub = hub.subscribe("chat")
     message_id = hub.publish("chat", "line one\nline two é", event="said")
     assert take(sub, 1) == [HubMessage(message_id, "chat", "said", "line one\nline two é")]
+
+
+def test_a_message_is_one_event_stream_event_encoded_once(hub: Hub) -> None:
+    sub = hub.subscribe("chat")
+    message_id = hub.publish("chat", "line one\nline two é", event="said")
+    [message] = take(sub, 1)
+    encoded = message.event_stream_bytes()
+    assert encoded == encode_event("line one\nline two é", event="said", id=message_id)
+    assert message.event_stream_bytes() is encoded  # kept for the other streams
+    assert message == HubMessage(message_id, "chat", "said", "line one\nline two é")
 
 
 def test_resume_after_an_id_gets_exactly_what_followed(hub: Hub) -> None:
