@@ -204,7 +204,9 @@ def attach(
 ) -> Subscription:
     """Send ``channels``' messages to ``ws`` from a task of its own until it closes.
 
-    Each message is sent as ``format(message)`` (default: its data). When the
+    Each message is sent as ``format(message)`` (default: its data), which
+    depends on the message only: sockets attached with the same ``format``
+    share its result, computed once per message in a process. When the
     socket is slower than the channels: ``on_overflow="close"`` closes it with
     1013 (try again later) without waiting; ``"drop"`` drops what is queued and
     sends a ``reset`` message per channel instead (format it to tell it apart).
@@ -260,7 +262,8 @@ def _feed_websocket(
         if not taken:
             return 0
         try:
-            return taken if post(*[encode(message) for message in messages[:taken]]) else 0
+            sent = post(*[message.formatted(encode) for message in messages[:taken]])
+            return taken if sent else 0
         except Exception:
             logger.exception("hub: delivery to a WebSocket failed")
             ws.go_away(1011, "delivery failed")
@@ -279,7 +282,7 @@ def _feed_websocket(
             sub, sink, is_open=lambda: ws.ready_state in _OPEN_STATES, keeps_up=keeps_up
         ):
             for message in batch:
-                if not ws.send(encode(message)):
+                if not ws.send(message.formatted(encode)):
                     return
             used = True
     except HubError as error:

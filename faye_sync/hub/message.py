@@ -8,8 +8,9 @@ pair of integers, never as strings (``"9-0" < "10-0"``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..protocol.sse import encode_event
 
@@ -40,6 +41,9 @@ class HubMessage:
     event: str | None
     data: str
     _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _formatted: tuple[Callable[[HubMessage], Any], Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def event_stream_bytes(self) -> bytes:
         """The message as one event-stream event (``id``, ``event``, ``data``).
@@ -51,6 +55,19 @@ class HubMessage:
             encoded = encode_event(self.data, event=self.event, id=self.id)
             object.__setattr__(self, "_encoded", encoded)  # a cache, not a change of value
         return encoded
+
+    def formatted(self, format: Callable[[HubMessage], Any]) -> Any:
+        """``format(self)``, kept for the next caller with the same ``format``.
+
+        The sockets of a room share one ``format``: a fan-out then formats each
+        message once per process, not once per socket.
+        """
+        kept = self._formatted
+        if kept is not None and kept[0] is format:
+            return kept[1]
+        result = format(self)
+        object.__setattr__(self, "_formatted", (format, result))  # a cache, as above
+        return result
 
 
 def id_key(message_id: str) -> IdKey:

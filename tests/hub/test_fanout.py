@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from faye_sync import ConnectionClosed, EventSource, EventSourceClient, connect
-from faye_sync.hub import RESET, Hub
+from faye_sync.hub import RESET, Hub, HubMessage
 from faye_sync.hub.delivery import BUDGET
 from tests.hub.helpers import WAIT, until
 from tests.redis_server import RedisServer
@@ -253,6 +253,34 @@ def test_attach_a_client_websocket(memory_hub: Hub) -> None:
         assert [client.receive(timeout=WAIT) for _ in sent] == sent
         client.close()
         until(lambda: not memory_hub._subscriptions)  # the feeder saw the close
+
+
+def test_sockets_with_one_format_share_its_result(memory_hub: Hub) -> None:
+    def echo(ws: Any) -> None:
+        with contextlib.suppress(Exception):
+            for message in ws:
+                ws.send(message)
+
+    formatted: list[str] = []
+
+    def shout(message: HubMessage) -> str:
+        formatted.append(message.data)
+        return message.data.upper()
+
+    with websockets_peer(echo) as port:
+        clients = [connect(f"ws://{HOST}:{port}/") for _ in range(3)]
+        subs = [memory_hub.attach(client, "chat", format=shout) for client in clients]
+        memory_hub.publish("chat", "first")  # each socket's first goes through its own feeder
+        assert [client.receive(timeout=WAIT) for client in clients] == ["FIRST"] * 3
+        until(lambda: all(sub._sink is not None for sub in subs))  # the reader delivers now
+        formatted.clear()
+        sent = [f"m{i}" for i in range(5)]
+        for data in sent:
+            memory_hub.publish("chat", data)
+        for client in clients:
+            assert [client.receive(timeout=WAIT) for _ in sent] == [d.upper() for d in sent]
+            client.close()
+        assert formatted == sent  # once per message, not once per socket
 
 
 def test_a_websocket_peer_that_never_reads_is_closed_1013() -> None:
