@@ -166,18 +166,25 @@ class Publisher:
         self.send(f"{self.tag} end {self.sent - 1}")
 
 
-def faye_publisher(broker: str) -> tuple[Callable[[str], object], Callable[[], None], str]:
+def faye_publisher(
+    broker: str, retain: int
+) -> tuple[Callable[[str], object], Callable[[], None], str]:
     sys.path.insert(0, str(ROOT))
-    from wsgi_examples.chat import make_hub, publish_chat
+    from faye_sync.hub import Hub
+    from wsgi_examples.chat import publish_chat
 
-    hub = make_hub(broker)
+    # The publisher's XADD is what trims the stream: its max_len is the retention.
+    hub = Hub.from_url(broker, max_len=retain)
     since = publish_chat(hub, "bench", "start")
     return (lambda text: publish_chat(hub, "bench", text)), hub.close, since
 
 
-def socketio_publisher(broker: str) -> tuple[Callable[[str], object], Callable[[], None], str]:
+def socketio_publisher(
+    broker: str, retain: int
+) -> tuple[Callable[[str], object], Callable[[], None], str]:
     import socketio  # type: ignore[import-untyped]
 
+    del retain  # Socket.IO keeps nothing for clients that reconnect
     manager = socketio.RedisManager(broker, channel="flask-socketio", write_only=True)
     return (lambda text: manager.emit("chat", text)), (lambda: None), ""
 
@@ -237,7 +244,7 @@ def one_point(name: str, rate: float, args: argparse.Namespace, tmp: Path) -> di
         ) as proc:
             wait_for_port(port, proc, STARTUP_TIMEOUT)
             time.sleep(1.0)  # every worker booted
-            send, close, since = server["publisher"](broker)
+            send, close, since = server["publisher"](broker, args.retain)
             tag = secrets.token_hex(4)
             command = ["node", str(FANOUT_JS), "--kind", name, "--port", str(port)]
             command += ["--ws", str(ws), "--sse", str(sse), "--tag", tag]
@@ -291,7 +298,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"# Fan-out on one Redis ({date.today().isoformat()})",
         "",
         f"`python benchmarks/fanout.py --ws {args.ws} --sse {args.sse} --rates "
-        f"{','.join(str(r) for r in args.rates)} --duration {args.duration}`",
+        f"{','.join(str(r) for r in args.rates)} --duration {args.duration} "
+        f"--retain {args.retain}`",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end. "
@@ -305,7 +313,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "client that reconnected (published while it was away) counts as delivered and as "
         "replayed, not in the latency (it would add the time away). Lost: messages a "
         "connection never got with nothing said; reset-announced: missing on a connection "
-        "that got a `reset` (a gap past the room's retention, said). In the first table, "
+        f"that got a `reset` (a gap past the room's retention of {args.retain} messages, "
+        "said). In the first table, "
         "p50/p99 are the slower kind's. Unfinished: connections that had not got the last "
         "message 20 s after the window (their losses are not counted).",
         "",
@@ -371,6 +380,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (≤ 30)")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--churn", type=float, default=0.1, help="share of connections dropped")
+    parser.add_argument(
+        "--retain",
+        type=int,
+        default=10_000,
+        help="messages the faye room keeps for clients that reconnect (the hub's default; "
+        "the chat demo keeps 200)",
+    )
     parser.add_argument("--servers", default="faye,socketio")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
