@@ -22,6 +22,8 @@ from tests.servers import ROOT
 
 __all__ = ["Process", "free_port", "run"]
 
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
 
 def free_port() -> int:
     """A port no one listens on now, for a command that takes ``--port`` and cannot say 0.
@@ -43,11 +45,13 @@ class Process:
         self.port = 0
 
     def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """What the command printed, without terminal colours (flask's banner has them)."""
+        return _COLOURS.sub("", self.log_path.read_text(encoding="utf-8", errors="replace"))
 
     def wait_for(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
+        """The first match of ``pattern`` (``^`` and ``$`` match at each line)."""
         deadline = time.monotonic() + timeout
-        while (match := re.search(pattern, self.log())) is None:
+        while (match := re.search(pattern, self.log(), re.MULTILINE)) is None:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{pattern!r} not in the log:\n{self.log()}")
             time.sleep(0.05)
@@ -57,23 +61,26 @@ class Process:
 @contextlib.contextmanager
 def run(
     command: list[str],
-    port_pattern: str,
+    port_pattern: str | None,
     *,
     cwd: Path = ROOT,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> Iterator[Process]:
     """Run ``command`` (its stderr and stdout to a file) until the block ends.
 
-    ``port_pattern``'s first group is the port the server says it listens on; ``env``
-    adds to (or, for ``PYTHONPATH``, replaces) the environment, which puts this tree
-    first on the path.
+    ``port_pattern``'s first group is the port the server says it listens on (None:
+    the caller chose the port and waits itself). ``env`` adds to (or, for
+    ``PYTHONPATH``, replaces) the environment, which puts this tree first on the
+    path; a None value removes the variable. The command runs in a process group of
+    its own, so that a reloader's child is stopped with it.
     """
+    merged = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
     with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as log_file:
         log_path = Path(log_file.name)
         process = subprocess.Popen(
             command,
             cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={name: value for name, value in merged.items() if value is not None},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -81,7 +88,8 @@ def run(
         )
     try:
         running = Process(process, log_path)
-        running.port = int(running.wait_for(port_pattern).group(1))
+        if port_pattern is not None:
+            running.port = int(running.wait_for(port_pattern).group(1))
         yield running
     finally:
         for sig in (signal.SIGQUIT, signal.SIGKILL):

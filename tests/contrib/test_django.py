@@ -9,24 +9,17 @@ One test runs the example project with ``runserver`` and its autoreloader.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.contrib import http_get
 from tests.contrib.conftest import KINDS, ContribServer
-from tests.processes import free_port
-from tests.servers import ROOT, Server, is_available
+from tests.processes import free_port, run
+from tests.servers import Server, is_available
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -81,41 +74,6 @@ def test_event_source_releases_the_database_when_it_opens(server: Server) -> Non
 # -- the example project under `runserver`, autoreloader on ------------------
 
 
-@contextlib.contextmanager
-def _runserver(port: int) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix="faye_sync-runserver-", suffix=".log")
-    log_path = Path(name)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    command = [sys.executable, "-m", "wsgi_examples.django_chat", "runserver", f"127.0.0.1:{port}"]
-    try:
-        with os.fdopen(fd, "wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # the autoreloader's child is in the same group
-            )
-        try:
-            yield log_path
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout=3)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        log_path.unlink(missing_ok=True)
-
-
 def _connect_when_up(url: str, timeout: float) -> ClientConnection:
     deadline = time.monotonic() + timeout
     while True:  # the autoreloader's child binds the port a moment after starting
@@ -130,7 +88,8 @@ def _connect_when_up(url: str, timeout: float) -> ClientConnection:
 def test_example_project_under_runserver_with_autoreloader() -> None:
     port = free_port()
     base = f"ws://127.0.0.1:{port}"
-    with _runserver(port) as log_path:
+    command = [sys.executable, "-m", "wsgi_examples.django_chat", "runserver", f"127.0.0.1:{port}"]
+    with run(command, None, env={"DJANGO_SETTINGS_MODULE": None}) as runserver:
         with _connect_when_up(f"{base}/ws/echo", timeout=15) as echo:
             echo.send("echo")
             assert echo.recv(timeout=5) == "echo"
@@ -144,7 +103,7 @@ def test_example_project_under_runserver_with_autoreloader() -> None:
                 assert ada.recv(timeout=5) == bob.recv(timeout=5) == "ada: hello"
         with pytest.raises(Exception, match="HTTP 403"):
             connect(f"{base}/ws/chat", origin="http://elsewhere.example", open_timeout=5)
-        output = log_path.read_text("utf-8", "replace")
+        output = runserver.log()
         # Django 5 says "Starting development server", 6 "Starting WSGI development server"
         assert re.search(r"Starting (WSGI )?development server", output)
         assert "Traceback" not in output

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
@@ -26,8 +20,8 @@ from faye_sync.testing import TestClient
 from tests.apps.contrib_flask import app as flask_app
 from tests.contrib import http_get
 from tests.contrib.conftest import APPS, KINDS, ContribServer
-from tests.processes import free_port
-from tests.servers import ROOT, Server, is_available, serve
+from tests.processes import free_port, run
+from tests.servers import Server, is_available, serve
 
 APP = APPS["flask"]
 SSE = {"Accept": "text/event-stream"}
@@ -67,56 +61,12 @@ def test_a_websocket_route_and_an_ordinary_route_share_a_path(server: Server) ->
 # -- flask run --debug, reloader and debugger on ---------------------------
 
 
-@contextlib.contextmanager
-def _flask_run_debug(port: int) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix="faye_sync-flask-run-", suffix=".log")
-    log_path = Path(name)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "flask", "--app", "tests.apps.contrib_flask"]
-    command += ["run", "--debug", "--host", "127.0.0.1", "--port", str(port)]
-    try:
-        with os.fdopen(fd, "wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # the reloader's child is in the same group
-            )
-        try:
-            yield log_path
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout=3)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        log_path.unlink(missing_ok=True)
-
-
-def _wait_for(log_path: Path, pattern: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text("utf-8", "replace"))
-        if re.search(pattern, text, re.MULTILINE):
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{pattern!r} not in the flask run output:\n{text}")
-        time.sleep(0.05)
-
-
 def test_flask_run_debug_with_reloader() -> None:
     port = free_port()
-    with _flask_run_debug(port) as log_path:
-        _wait_for(log_path, r"Debugger is active", timeout=15)
+    command = [sys.executable, "-m", "flask", "--app", "tests.apps.contrib_flask"]
+    command += ["run", "--debug", "--host", "127.0.0.1", "--port", str(port)]
+    with run(command, None) as flask_run:
+        flask_run.wait_for(r"Debugger is active", timeout=15)
         deadline = time.monotonic() + 10
         while True:  # the reloader's child binds the port a moment after its banner
             try:
@@ -130,8 +80,9 @@ def test_flask_run_debug_with_reloader() -> None:
             ws.send("under the debugger")
             assert ws.recv(timeout=5) == "under the debugger"
             ws.close(4000, "done")
-        output = _wait_for(log_path, r"^teardown /echo None$", timeout=5)
-        output = _wait_for(log_path, r'"GET /echo HTTP/1\.1" 101', timeout=5)
+        flask_run.wait_for(r"^teardown /echo None$", timeout=5)
+        flask_run.wait_for(r'"GET /echo HTTP/1\.1" 101', timeout=5)
+        output = flask_run.log()
         assert re.search(r"^close 4000 done$", output, re.MULTILINE)
         assert re.search(r"^after_request /echo 101$", output, re.MULTILINE)
         assert re.search(r"Restarting with \w+", output)  # the reloader is on
