@@ -374,7 +374,7 @@ def main() -> None:
     parser.add_argument(
         "--rates",
         type=lambda text: [float(r) for r in text.split(",")],
-        default=[10.0, 50.0],
+        default=[10.0, 50.0, 100.0, 200.0],
         help="publish rates, messages per second (comma-separated)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (≤ 30)")
