@@ -327,7 +327,7 @@ class Connection(KeepAlive):
         try:
             if timeout is not None and not self._backend.wait_readable(sock, timeout):
                 return
-            data = sock.recv(READ_SIZE)
+            data = self._backend.recv(sock, READ_SIZE)
             self._bytes_in += len(data)
         except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
