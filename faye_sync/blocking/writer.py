@@ -44,6 +44,8 @@ log = logging.getLogger("faye_sync")
 SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
 _URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
+# A tuple: ``bytes | bytearray | memoryview`` in isinstance() builds a union per call.
+_BINARY = (bytes, bytearray, memoryview)
 
 
 class Writer(EventEmitter):
@@ -382,7 +384,7 @@ def _framer(protocol: FrameProtocol, message: object, method: str) -> Callable[[
     """The frame layer's method for ``message``: text for ``str``, binary for bytes-like."""
     if isinstance(message, str):
         return protocol.send_text
-    if isinstance(message, bytes | bytearray | memoryview):
+    if isinstance(message, _BINARY):
         return protocol.send_binary
     raise TypeError(
         f"{method}() takes str (text) or bytes (binary), not {type(message).__name__}; "
