@@ -27,6 +27,7 @@ from .timer_thread import TimerThread
 
 __all__ = [
     "Backend",
+    "NO_LOCK",
     "Lock",
     "SendNow",
     "SendWait",
@@ -374,7 +375,7 @@ class GeventBackend(Backend):
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never
         # blocks: no other greenlet can enter it, so there is nothing to lock.
-        return _NO_LOCK
+        return NO_LOCK
 
     def signal(self) -> Signal:
         event: Signal = self._event()
@@ -470,7 +471,9 @@ class _NoLock:
         pass
 
 
-_NO_LOCK = _NoLock()
+#: gevent's mutex. The hottest sections skip it by identity: a ``with`` costs
+#: about 2,000 instructions, a tenth of what the floor spends on a small echo.
+NO_LOCK: Lock = _NoLock()
 
 
 class _GeventTimer:

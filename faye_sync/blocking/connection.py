@@ -38,7 +38,7 @@ from ..protocol.base import (
     ReadyState,
 )
 from ..protocol.events import Close, Error, Message, Open, Pong
-from .backends import Backend, Signal
+from .backends import NO_LOCK, Backend, Signal
 from .emitter import Event
 from .keepalive import CLOSE_TIMEOUT, KeepAlive
 from .live import add as add_live
@@ -306,7 +306,7 @@ class Connection(KeepAlive):
             if buffered:
                 self._protocol.receive_data(buffered)
             events = self._protocol.events_received()
-            self._queue_replies()
+            self._queue_replies(self._protocol.data_to_send())
         self._flush_now()
         self._handle(events)
         if self._closed_event is None:
@@ -337,13 +337,21 @@ class Connection(KeepAlive):
         protocol = self._protocol
         if data and self._idle_timeout:
             self._last_received = self._now()
-        with self._mutex:
+        mutex = self._mutex
+        if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
+            mutex.acquire()
+        try:
             if eof:
                 protocol.receive_eof()
             else:
                 protocol.receive_data(data)
             events = protocol.events_received()
-            self._queue_replies()
+            replies = protocol.data_to_send()
+            if replies:
+                self._queue_replies(replies)
+        finally:
+            if mutex is not NO_LOCK:
+                mutex.release()
         if self._urgent or self._pending:
             self._flush_now()  # pongs or a close reply; never wait for a sender
         if events:

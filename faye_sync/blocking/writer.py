@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.base import CLOSED, FrameProtocol
-from .backends import Backend, Lock, SendNow, SendWait
+from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
 
 __all__ = ["Writer"]
@@ -133,18 +133,24 @@ class Writer(EventEmitter):
             self._start()
         protocol = self._protocol
         frame = _framer(protocol, message, "send")
-        if self._send_lock.acquire(blocking=False):
+        if self._send_lock.acquire(False):
             # Nobody is writing: make the frame and write it straight away. A
             # second path on purpose: queuing this frame too (one path, through
             # _drain) measured 7.5 % slower on a 32-byte echo over a socket pair.
             try:
-                with self._mutex:
+                mutex = self._mutex
+                if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
+                    mutex.acquire()
+                try:
                     sent = frame(message)
                     self._messages_out += sent
                     data = protocol.data_to_send()
-                    queued = bool(self._partial is not None or self._urgent or self._pending)
+                    queued = self._partial is not None or bool(self._urgent or self._pending)
                     if queued:  # frames queued before it go first
                         self._enqueue(data)
+                finally:
+                    if mutex is not NO_LOCK:
+                        mutex.release()
                 if queued:
                     written = self._drain(blocking=True)
                 else:
@@ -249,9 +255,8 @@ class Writer(EventEmitter):
             while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
                 self._urgent_size -= len(urgent.pop(0))
 
-    def _queue_replies(self) -> None:
-        """Queue what reading made: pongs are urgent, a close follows the data."""
-        data = self._protocol.data_to_send()
+    def _queue_replies(self, data: bytes) -> None:
+        """Queue ``data``, what reading made: pongs are urgent, a close follows the data."""
         if self._protocol.state == CLOSED:
             self._enqueue(data)  # a close reply (and any pongs before it)
         else:
