@@ -244,6 +244,8 @@ class HybiProtocol(FrameWriter):
             pos = end
             if opcode >= CLOSE:
                 self._control_frame(opcode, payload)
+            elif fin and opcode != CONTINUATION:  # a whole message: what _data_frame does first
+                self._message_done(opcode, bool(b0 & 0x40), payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
             if self._failed:
