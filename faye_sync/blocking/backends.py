@@ -35,7 +35,6 @@ __all__ = [
     "Timer",
     "detect_backend",
     "get_backend",
-    "unacknowledged",
 ]
 
 
@@ -283,29 +282,6 @@ _TLS_RECORD = 16384
 _TLS_SMALL_RECORD = 2048  # what a reader or timer hands a TLS socket at once
 # Linux and the BSDs; elsewhere a plain socket is checked for room before a send.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
-
-
-def unacknowledged(sock: socket.socket) -> int:
-    """Bytes written to ``sock`` that the peer has not acknowledged yet.
-
-    Linux's ``SIOCOUTQ`` (``TIOCOUTQ``); 0 where the system cannot tell.
-    """
-    if _TIOCOUTQ is None:
-        return 0
-    try:
-        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
-    except (OSError, ValueError):
-        return 0
-    return int.from_bytes(result, sys.byteorder, signed=True)
-
-
-try:
-    import fcntl
-    import termios
-
-    _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
-except ImportError:  # Windows
-    _TIOCOUTQ = None
 
 
 def _poll(sock: socket.socket, events: int, timeout: float | None) -> bool:
