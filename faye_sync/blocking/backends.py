@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
+from .greenlet_lock import GreenletLock
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -329,11 +330,9 @@ class GeventBackend(Backend):
     def __init__(self) -> None:
         import gevent
         import gevent.event
-        import gevent.lock
         import gevent.socket
 
         self._gevent = gevent
-        self._semaphore = gevent.lock.Semaphore
         self._event = gevent.event.Event
         self._wait_read = gevent.socket.wait_read
         self._wait_write = gevent.socket.wait_write
@@ -345,8 +344,7 @@ class GeventBackend(Backend):
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
 
     def lock(self) -> Lock:
-        semaphore: Lock = self._semaphore()
-        return semaphore
+        return GreenletLock(self._event)  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never
