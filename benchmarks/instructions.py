@@ -25,6 +25,7 @@ import base64
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -203,6 +204,8 @@ def measure(server: run.Server, works: list[str], ns: list[int], profile: Path |
         return results
     finally:
         stop(proc)
+        if profile is None:  # the callgrind files of a plain run are not needed
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
