@@ -38,7 +38,7 @@ from ..protocol.base import (
     ReadyState,
 )
 from ..protocol.events import Close, Error, Message, Open, Pong
-from .backends import Backend, Signal
+from .backends import NO_LOCK, Backend, Signal
 from .emitter import Event
 from .keepalive import CLOSE_TIMEOUT, KeepAlive
 from .live import add as add_live
@@ -227,14 +227,17 @@ class Connection(KeepAlive):
         self._user_reads = True
         deadline = None if timeout is None else self._now() + timeout
         while True:
-            if self._messages:
-                return self._pop_message()
+            messages = self._messages
+            if messages:  # _pop_message(), inlined: this is every message's way out
+                message = messages.popleft()
+                self._messages_size -= len(message)
+                return message
             if self._closed_event is not None:
                 raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else deadline - self._now()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"no message within {timeout} s")
-            if self._read_lock.acquire(blocking=False):
+            if self._read_lock.acquire(False):
                 try:
                     if not self._messages and self._closed_event is None:
                         self._read(remaining)
@@ -306,7 +309,7 @@ class Connection(KeepAlive):
             if buffered:
                 self._protocol.receive_data(buffered)
             events = self._protocol.events_received()
-            self._queue_replies()
+            self._queue_replies(self._protocol.data_to_send())
         self._flush_now()
         self._handle(events)
         if self._closed_event is None:
@@ -327,7 +330,7 @@ class Connection(KeepAlive):
         try:
             if timeout is not None and not self._backend.wait_readable(sock, timeout):
                 return
-            data = sock.recv(READ_SIZE)
+            data = self._backend.recv(sock, READ_SIZE)
             self._bytes_in += len(data)
         except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
@@ -337,13 +340,21 @@ class Connection(KeepAlive):
         protocol = self._protocol
         if data and self._idle_timeout:
             self._last_received = self._now()
-        with self._mutex:
+        mutex = self._mutex
+        if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
+            mutex.acquire()
+        try:
             if eof:
                 protocol.receive_eof()
             else:
                 protocol.receive_data(data)
             events = protocol.events_received()
-            self._queue_replies()
+            replies = protocol.data_to_send()
+            if replies:
+                self._queue_replies(replies)
+        finally:
+            if mutex is not NO_LOCK:
+                mutex.release()
         if self._urgent or self._pending:
             self._flush_now()  # pongs or a close reply; never wait for a sender
         if events:

@@ -9,13 +9,15 @@ reports ``close``. A ping waiting behind a large frame does not count against
 
 from __future__ import annotations
 
+import socket
+import sys
 import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import Close
-from .backends import Timer, unacknowledged
+from .backends import Timer
 from .writer import Writer
 
 __all__ = ["CLOSE_TIMEOUT", "KeepAlive"]
@@ -193,3 +195,26 @@ class KeepAlive(Writer):
     @staticmethod
     def _now() -> float:
         return time.monotonic()
+
+
+def unacknowledged(sock: socket.socket) -> int:
+    """Bytes written to ``sock`` that the peer has not acknowledged yet.
+
+    Linux's ``SIOCOUTQ`` (``TIOCOUTQ``); 0 where the system cannot tell.
+    """
+    if _TIOCOUTQ is None:
+        return 0
+    try:
+        result = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(result, sys.byteorder, signed=True)
+
+
+try:
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
+except ImportError:  # Windows
+    _TIOCOUTQ = None

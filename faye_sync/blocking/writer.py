@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.base import CLOSED, FrameProtocol
-from .backends import Backend, Lock, SendNow, SendWait
+from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
 
 __all__ = ["Writer"]
@@ -44,6 +44,8 @@ log = logging.getLogger("faye_sync")
 SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
 _URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
+# A tuple: ``bytes | bytearray | memoryview`` in isinstance() builds a union per call.
+_BINARY = (bytes, bytearray, memoryview)
 
 
 class Writer(EventEmitter):
@@ -131,18 +133,24 @@ class Writer(EventEmitter):
             self._start()
         protocol = self._protocol
         frame = _framer(protocol, message, "send")
-        if self._send_lock.acquire(blocking=False):
+        if self._send_lock.acquire(False):
             # Nobody is writing: make the frame and write it straight away. A
             # second path on purpose: queuing this frame too (one path, through
             # _drain) measured 7.5 % slower on a 32-byte echo over a socket pair.
             try:
-                with self._mutex:
+                mutex = self._mutex
+                if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
+                    mutex.acquire()
+                try:
                     sent = frame(message)
                     self._messages_out += sent
                     data = protocol.data_to_send()
-                    queued = bool(self._partial is not None or self._urgent or self._pending)
+                    queued = self._partial is not None or bool(self._urgent or self._pending)
                     if queued:  # frames queued before it go first
                         self._enqueue(data)
+                finally:
+                    if mutex is not NO_LOCK:
+                        mutex.release()
                 if queued:
                     written = self._drain(blocking=True)
                 else:
@@ -247,9 +255,8 @@ class Writer(EventEmitter):
             while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
                 self._urgent_size -= len(urgent.pop(0))
 
-    def _queue_replies(self) -> None:
-        """Queue what reading made: pongs are urgent, a close follows the data."""
-        data = self._protocol.data_to_send()
+    def _queue_replies(self, data: bytes) -> None:
+        """Queue ``data``, what reading made: pongs are urgent, a close follows the data."""
         if self._protocol.state == CLOSED:
             self._enqueue(data)  # a close reply (and any pongs before it)
         else:
@@ -382,7 +389,7 @@ def _framer(protocol: FrameProtocol, message: object, method: str) -> Callable[[
     """The frame layer's method for ``message``: text for ``str``, binary for bytes-like."""
     if isinstance(message, str):
         return protocol.send_text
-    if isinstance(message, bytes | bytearray | memoryview):
+    if isinstance(message, _BINARY):
         return protocol.send_binary
     raise TypeError(
         f"{method}() takes str (text) or bytes (binary), not {type(message).__name__}; "

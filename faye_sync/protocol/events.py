@@ -12,11 +12,19 @@ class Open:
     """The connection is open (after a draft-76 handshake body, or a client's 101)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Message:
     """A whole message: ``str`` for text, ``bytes`` for binary."""
 
     data: str | bytes
+
+    def __init__(self, data: str | bytes) -> None:
+        # One per message: the frozen dataclass's own __init__ goes through
+        # object.__setattr__ by name, twice the cost of setting the slot.
+        _set_message_data(self, data)
+
+
+_set_message_data = Message.__dict__["data"].__set__  # the slot's setter
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ _INT_LIMIT = 2048
 _XOR_TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
 
 
-def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """Return ``data`` XORed with the 4-byte ``mask``; ``data`` is not modified."""
     size = len(data)
     if size <= _INT_LIMIT:
@@ -31,7 +31,7 @@ def python_apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> byte
     return bytes(out)
 
 
-apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes]
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
 try:  # optional accelerator: a well-kept C implementation
     from websockets.speedups import apply_mask as _c_apply_mask
 except ImportError:  # pragma: no cover - depends on the environment

@@ -1,8 +1,9 @@
-"""The backends' socket poll: ``Backend.wait_readable(sock, timeout)``.
+"""The backends' socket poll, ``Backend.wait_readable(sock, timeout)``, and ``recv``.
 
 With a timeout of 0 it is one call to the operating system's poll that answers
 at once, on both backends, also where gevent has patched ``select`` (no switch
-to the hub): the EventSource's disconnect check relies on that.
+to the hub): the EventSource's disconnect check relies on that. gevent's
+``recv`` waits before it reads, and ends as gevent's own recv does.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -55,3 +58,63 @@ def test_wait_readable_now_under_monkey_patching() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def _gevent_recv_outcome(read: Callable[[Any], bytes], event: str) -> object:
+    """What a read of a gevent socket gives when ``event`` happens to it meanwhile."""
+    import gevent
+    import gevent.socket
+
+    a, b = gevent.socket.socketpair()
+    try:
+
+        def act() -> None:
+            if event == "data":
+                b.sendall(b"late")
+            elif event == "eof":
+                b.close()
+            elif event == "shutdown":  # what a connection's _shutdown does to its reader
+                a.shutdown(socket.SHUT_RDWR)
+
+        if event == "closed":
+            a.close()
+        else:
+            gevent.spawn_later(0.05, act)
+        try:
+            with gevent.Timeout(10):
+                return read(a)
+        except OSError as exc:
+            return type(exc)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [("data", b"late"), ("eof", b""), ("shutdown", OSError), ("closed", OSError)],
+)
+def test_gevent_recv_waits_first_and_ends_as_gevents_recv(event: str, expected: object) -> None:
+    # GeventBackend.recv waits on the socket's own watcher before it reads (no
+    # EAGAIN raised per message): it returns or raises what gevent's recv does.
+    # A shutdown by another greenlet wakes it with an OSError (the reader's EOF).
+    backend = get_backend("gevent")
+    ours = _gevent_recv_outcome(lambda sock: backend.recv(sock, 100), event)
+    theirs = _gevent_recv_outcome(lambda sock: sock.recv(100), event)
+    assert ours == theirs
+    if isinstance(expected, bytes):
+        assert ours == expected
+    else:
+        assert isinstance(ours, type) and issubclass(ours, OSError)
+
+
+@pytest.mark.parametrize("name", ["threads", "gevent"])
+def test_recv_reads_what_is_there(name: str) -> None:
+    import gevent.socket
+
+    a, b = gevent.socket.socketpair()
+    with a, b:
+        b.sendall(b"ready")
+        assert get_backend(name).recv(a, 100) == b"ready"
+        b.close()
+        assert get_backend(name).recv(a, 100) == b""
