@@ -130,6 +130,10 @@ class Backend:
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
 
+    def timer_scope(self) -> object:
+        """What timers set from here run in: one for the threads (their timer thread)."""
+        return None
+
 
 class ThreadsBackend(Backend):
     name = "threads"
@@ -394,6 +398,10 @@ class GeventBackend(Backend):
         timer = self._gevent.get_hub().loop.timer(max(delay, 0.0))
         timer.start(self._gevent.spawn, fn)
         return _GeventTimer(timer)
+
+    def timer_scope(self) -> object:
+        # The hub whose loop runs the timer: each thread has its own.
+        return self._gevent.get_hub()
 
 
 class _Timeout(Exception):
