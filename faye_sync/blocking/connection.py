@@ -382,6 +382,7 @@ class Connection(KeepAlive):
         self._stop_timers()
         self._write_last_frames()
         self._shutdown()
+        self._release(event.code or 1005)
         try:
             self.emit(Event("close", code=event.code, reason=event.reason))
         finally:
@@ -390,6 +391,9 @@ class Connection(KeepAlive):
             self._closed_event = event
             if self._arrival is not None:
                 self._arrival.set()
+
+    def _release(self, code: int) -> None:
+        """Closed with ``code`` (1005: none given): a subclass gives back what it holds."""
 
     def _write_last_frames(self) -> None:
         """Before the FIN: let a write in progress end and write a queued close frame.

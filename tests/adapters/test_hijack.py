@@ -409,6 +409,21 @@ def test_finish_shuts_down_once_and_reports_101(
     assert server_side.fileno() != -1  # shut down, not closed: the server closes it
 
 
+def test_finish_leaves_a_socket_its_caller_shut_down_alone(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, client_side = socket_pair
+    environ = _environ(
+        SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": server_side.makefile("rb")}
+    )
+    taken = hijack(environ)
+    calls: list[str] = []
+    assert taken.finish(lambda status, headers: calls.append(status), shut_down=False) == []
+    assert calls == ["101 Switching Protocols"]
+    server_side.sendall(b"still open")  # no second shutdown: the caller did it (or not)
+    assert client_side.recv(16) == b"still open"
+
+
 def test_importing_adapters_imports_no_server() -> None:
     servers = ("gevent", "gunicorn", "werkzeug", "eventlet", "django", "waitress")
     code = (
