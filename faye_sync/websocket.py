@@ -63,6 +63,11 @@ def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     return lambda _: None
 
 
+# Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY"), made
+# once per name: a handshake looks up a dozen.
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
 class EnvironHeaders(Mapping[str, str]):
     """The ``HTTP_*`` headers of a WSGI environ by lower-case name, read when asked.
 
@@ -75,8 +80,15 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
-        return default if value is None else str(value)
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
+                _ENVIRON_KEYS[name] = key
+        value = self._environ.get(key)
+        if value is None:
+            return default
+        return value if type(value) is str else str(value)
 
     def __getitem__(self, name: str) -> str:
         value: str | None = self.get(name)

@@ -113,6 +113,8 @@ def buffered_reader_of(stream: object) -> io.BufferedReader | None:
     Returns:
         The reader, or ``None`` if none of these shapes matches.
     """
+    if type(stream) is io.BufferedReader:  # gevent.pywsgi's, for upgrade requests
+        return stream
     bound_read = getattr(stream, "_read", None)
     for candidate in (
         stream,
@@ -133,9 +135,17 @@ def socket_of(reader: io.BufferedReader) -> socket.socket | None:
     subclass of :class:`socket.socket`, so it is recognised by its methods.
     """
     sock = getattr(reader.raw, "_sock", None)
-    if all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
-        return cast(socket.socket, sock)
-    return None
+    if sock is None:
+        return None
+    if type(sock) not in _SOCKET_TYPES:
+        if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
+            return None
+        _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
+    return cast(socket.socket, sock)
+
+
+# Types that passed socket_of's check: their instances need not be looked at again.
+_SOCKET_TYPES: set[type] = set()
 
 
 def socket_under(stream: object) -> socket.socket | None:

@@ -446,6 +446,9 @@ _backends_lock = threading.Lock()
 
 def get_backend(name: str) -> Backend:
     """The shared backend called ``name``: ``"threads"`` or ``"gevent"``."""
+    backend = _backends.get(name)  # made once: no lock for every connection
+    if backend is not None:
+        return backend
     with _backends_lock:
         backend = _backends.get(name)
         if backend is None:

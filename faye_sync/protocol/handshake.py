@@ -11,6 +11,7 @@ GET request and checks the server's response, raising
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import re
 import secrets
@@ -39,11 +40,22 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _COMMA = re.compile(r" *, *")
 
+# The 101 with no header but the three every answer has, up to the accept key:
+# what HeaderList writes for them, made once.
+_PLAIN_101 = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+)
+
 
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2)."""
+    return _accept_bytes(key).decode("ascii")
+
+
+def _accept_bytes(key: str) -> bytes:
     digest = hashlib.sha1((key + GUID).encode("ascii", "surrogateescape")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False)
 
 
 def _valid_key(key: str) -> bool:
@@ -138,15 +150,38 @@ def server_handshake(
     key = request.header("sec-websocket-key") or ""
     offered = request.header("sec-websocket-extensions")
     accepted = ""
-    if extensions is not None:
+    if extensions is not None and offered:  # nothing offered: nothing to negotiate
         try:
-            accepted = extensions.generate_response(offered or "") or ""
+            accepted = extensions.generate_response(offered) or ""
         except ValueError:
             return Rejection(
                 "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
             )
     subprotocol = select_subprotocol(request.header("sec-websocket-protocol"), protocols)
+    protocol = HybiProtocol(
+        is_client=False,
+        max_length=max_length,
+        extensions=extensions if accepted else None,
+    )
+    if headers is None and not subprotocol and not accepted:
+        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n\r\n"  # the usual answer
+    else:
+        head = _response_head(key, headers, subprotocol, accepted)
+    return Acceptance(
+        head,
+        protocol,
+        subprotocol,
+        HybiProtocol.version,
+        accepted,
+    )
 
+
+def _response_head(
+    key: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    subprotocol: str,
+    accepted: str,
+) -> bytes:
     response = HeaderList()
     response.update(headers)
     response.add("Upgrade", "websocket")
@@ -156,18 +191,7 @@ def server_handshake(
         response.set("Sec-WebSocket-Protocol", subprotocol)
     if accepted:
         response.set("Sec-WebSocket-Extensions", accepted)
-    protocol = HybiProtocol(
-        is_client=False,
-        max_length=max_length,
-        extensions=extensions if accepted else None,
-    )
-    return Acceptance(
-        b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n",
-        protocol,
-        subprotocol,
-        HybiProtocol.version,
-        accepted,
-    )
+    return b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n"
 
 
 def _check_request(request: Request) -> Rejection | None:
