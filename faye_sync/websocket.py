@@ -68,6 +68,13 @@ def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
 _ENVIRON_KEYS: dict[str, str] = {}
 
 
+def _environ_key(name: str) -> str:
+    key = "HTTP_" + name.upper().replace("-", "_")
+    if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
 class EnvironHeaders(Mapping[str, str]):
     """The ``HTTP_*`` headers of a WSGI environ by lower-case name, read when asked.
 
@@ -80,12 +87,7 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        key = _ENVIRON_KEYS.get(name)
-        if key is None:
-            key = "HTTP_" + name.upper().replace("-", "_")
-            if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
-                _ENVIRON_KEYS[name] = key
-        value = self._environ.get(key)
+        value = self._environ.get(_ENVIRON_KEYS.get(name) or _environ_key(name))
         if value is None:
             return default
         return value if type(value) is str else str(value)
@@ -113,8 +115,8 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
 def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
     """The upgrade request a WSGI server received, as the handshake sees it."""
     headers = EnvironHeaders(environ)
-    secure = _is_secure(environ, headers)
-    host = headers.get("host") or environ.get("SERVER_NAME", "")
+    secure = _is_secure(environ)
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     if not _PLAIN_PATH.fullmatch(path):
         path = quote(path, safe="/;=,@:!$&'()*+~")
@@ -128,14 +130,14 @@ def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Requ
     )
 
 
-def _is_secure(environ: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+def _is_secure(environ: Mapping[str, Any]) -> bool:
     # faye's isSecureRequest: a TLS socket or one of the proxies' headers.
     return (
         environ.get("wsgi.url_scheme") == "https"
         or environ.get("HTTPS") == "on"
-        or headers.get("x-forwarded-ssl") == "on"
-        or headers.get("x-forwarded-scheme") == "https"
-        or headers.get("x-forwarded-proto") == "https"
+        or environ.get("HTTP_X_FORWARDED_SSL") == "on"
+        or environ.get("HTTP_X_FORWARDED_SCHEME") == "https"
+        or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
     )
 
 

@@ -373,14 +373,17 @@ class GeventBackend(Backend):
         return self._wait(self._wait_write, sock, timeout)
 
     def sender(self, sock: socket.socket) -> SendNow:
+        if type(sock) in _GEVENT_PLAIN:
+            return _send_gevent
         if _has_pending(sock):
             return _send_tls
         if type(sock).__module__.startswith("gevent"):
+            _GEVENT_PLAIN.add(type(sock))  # decided by the type: once per type
             return _send_gevent
         return get_backend("threads").sender(sock)
 
     def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
-        if self.sender(sock) is _send_gevent:
+        if type(sock) in _GEVENT_PLAIN or self.sender(sock) is _send_gevent:
             return _send_gevent_or_wait  # one function for all: no object per socket
         return super().writer(sock, timeout)
 
@@ -402,6 +405,10 @@ class GeventBackend(Backend):
     def timer_scope(self) -> object:
         # The hub whose loop runs the timer: each thread has its own.
         return self._gevent.get_hub()
+
+
+# gevent's socket types without TLS: written with _send_gevent.
+_GEVENT_PLAIN: set[type] = set()
 
 
 class _Timeout(Exception):

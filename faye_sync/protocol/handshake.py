@@ -147,8 +147,9 @@ def server_handshake(
     rejection = _check_request(request)
     if rejection is not None:
         return rejection
-    key = request.header("sec-websocket-key") or ""
-    offered = request.header("sec-websocket-extensions")
+    header = request.headers.get
+    key = header("sec-websocket-key") or ""
+    offered = header("sec-websocket-extensions")
     accepted = ""
     if extensions is not None and offered:  # nothing offered: nothing to negotiate
         try:
@@ -157,7 +158,7 @@ def server_handshake(
             return Rejection(
                 "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
             )
-    subprotocol = select_subprotocol(request.header("sec-websocket-protocol"), protocols)
+    subprotocol = select_subprotocol(header("sec-websocket-protocol"), protocols)
     protocol = HybiProtocol(
         is_client=False,
         max_length=max_length,
@@ -196,11 +197,12 @@ def _response_head(
 
 def _check_request(request: Request) -> Rejection | None:
     """faye's checks of an upgrade request, in faye's order."""
-    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+    header = request.headers.get
+    if not is_websocket(request.method, header("connection"), header("upgrade")):
         return Rejection("400 Bad Request", "Not a WebSocket request")
-    if request.header("host") is None:
+    if header("host") is None:
         return Rejection("400 Bad Request", "Missing handshake request header: Host")
-    version = request.header("sec-websocket-version")
+    version = header("sec-websocket-version")
     if version != "13":
         shown = "undefined" if version is None else version
         return Rejection(
@@ -208,7 +210,7 @@ def _check_request(request: Request) -> Rejection | None:
             f"Unsupported WebSocket version: {shown}",
             [("Sec-WebSocket-Version", "13")],
         )
-    key = request.header("sec-websocket-key")
+    key = header("sec-websocket-key")
     if not key:
         return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
     if not _valid_key(key):
