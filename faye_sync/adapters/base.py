@@ -45,7 +45,7 @@ __all__ = [
 Environ = Mapping[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)  # one per open WebSocket: no __dict__
 class Hijack:
     """A connection taken over from the WSGI server.
 
