@@ -18,15 +18,16 @@ class Goes:
 
 
 def test_dropped_connections_leave_and_the_registry_stays_bounded() -> None:
+    before = len(live._live)  # other tests' connections may still be registered
     kept = Goes()
     live.add(kept)
     for _ in range(1000):
         live.add(Goes())  # dropped at once, never discarded
     gc.collect()
-    assert kept in live.live_connections()
-    assert all(isinstance(c, Goes) for c in live.live_connections())
-    assert len(live._live) < 200  # dead references were swept out as it grew
-    assert live.close_all(1001) >= 1 and kept.codes == [1001]
+    assert [c for c in live.live_connections() if isinstance(c, Goes)] == [kept]
+    assert len(live._live) < before + 200  # dead references were swept out as it grew
+    live.close_all(1001)
+    assert kept.codes == [1001]
     live.discard(kept)
     live.discard(kept)  # twice: no error
     assert kept not in live.live_connections()
