@@ -11,7 +11,6 @@ GET request and checks the server's response, raising
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import secrets
@@ -55,7 +54,7 @@ def accept_key(key: str) -> str:
 
 def _accept_bytes(key: str) -> bytes:
     digest = hashlib.sha1((key + GUID).encode("ascii", "surrogateescape")).digest()
-    return binascii.b2a_base64(digest, newline=False)
+    return base64.b64encode(digest)
 
 
 def _valid_key(key: str) -> bool:
