@@ -63,6 +63,7 @@ READ_SIZE = 65536
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
+_OPEN = Event("open")  # events are frozen: every connection's open can be this one
 
 
 class Connection(KeepAlive):
@@ -315,7 +316,7 @@ class Connection(KeepAlive):
     def _open(self) -> None:
         if not self._opened and self._closed_event is None:
             self._opened = True
-            self.emit(Event("open"))
+            self.emit(_OPEN)
 
     def _read(self, timeout: float | None) -> None:
         """Read once and process; the caller holds the read lock."""

@@ -71,5 +71,7 @@ class EventEmitter:
         handler = getattr(self, "on" + event.type, None)
         if handler is not None:
             handler(event)
-        for listener in list(self._listeners.get(event.type, ())):
-            listener(event)
+        listeners = self._listeners.get(event.type)
+        if listeners:
+            for listener in list(listeners):  # a copy: a listener may add or remove some
+                listener(event)
