@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -64,6 +63,18 @@ def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     return lambda _: None
 
 
+# Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY"), made
+# once per name: a handshake looks up a dozen.
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    key = "HTTP_" + name.upper().replace("-", "_")
+    if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
 class EnvironHeaders(Mapping[str, str]):
     """The ``HTTP_*`` headers of a WSGI environ by lower-case name, read when asked.
 
@@ -76,8 +87,10 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get("HTTP_" + name.upper().replace("-", "_"))
-        return default if value is None else str(value)
+        value = self._environ.get(_ENVIRON_KEYS.get(name) or _environ_key(name))
+        if value is None:
+            return default
+        return value if type(value) is str else str(value)
 
     def __getitem__(self, name: str) -> str:
         value: str | None = self.get(name)
@@ -102,8 +115,8 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
 def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
     """The upgrade request a WSGI server received, as the handshake sees it."""
     headers = EnvironHeaders(environ)
-    secure = _is_secure(environ, headers)
-    host = headers.get("host") or environ.get("SERVER_NAME", "")
+    secure = _is_secure(environ)
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     if not _PLAIN_PATH.fullmatch(path):
         path = quote(path, safe="/;=,@:!$&'()*+~")
@@ -117,14 +130,14 @@ def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Requ
     )
 
 
-def _is_secure(environ: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+def _is_secure(environ: Mapping[str, Any]) -> bool:
     # faye's isSecureRequest: a TLS socket or one of the proxies' headers.
     return (
         environ.get("wsgi.url_scheme") == "https"
         or environ.get("HTTPS") == "on"
-        or headers.get("x-forwarded-ssl") == "on"
-        or headers.get("x-forwarded-scheme") == "https"
-        or headers.get("x-forwarded-proto") == "https"
+        or environ.get("HTTP_X_FORWARDED_SSL") == "on"
+        or environ.get("HTTP_X_FORWARDED_SCHEME") == "https"
+        or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
     )
 
 
@@ -141,20 +154,6 @@ def origin_allowed(origin: str | None, allowed: Origins) -> bool:
             elif entry.fullmatch(origin):
                 return True
     return False
-
-
-def _abandoned(slot: Slot, finished: list[bool], environ: Environ, url: str) -> None:
-    """A WebSocket was collected: if its handler never returned ``ws.response``, say so."""
-    if slot.release():
-        stats.retire(1006, 0, 0, 0, 0)  # dropped unclosed
-    if not finished[0]:
-        tell_operator(
-            environ,
-            f"WebSocket for {url} was dropped unfinished: the WSGI call must return "
-            "ws.response (or use 'with WebSocket(...) as ws:'), else the server may "
-            "write its own response into the upgraded socket",
-            level=logging.ERROR,
-        )
 
 
 class WebSocket(Connection):
@@ -222,6 +221,8 @@ class WebSocket(Connection):
         self._environ = environ
         self._hijack: Hijack | None = None
         self._rejection: Rejection | None = None
+        self._slot: Slot | None = None
+        self._responded = False
         request = request_from_environ(environ)
         self.url = request.url
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
@@ -251,7 +252,7 @@ class WebSocket(Connection):
             send_timeout=send_timeout,
             idle_timeout=idle_timeout,
         )
-        self._hold(slot, environ)
+        self._slot = slot
         self.protocol = outcome.subprotocol
         self.extensions = outcome.extensions
         # The 101 waits for the first use of the socket (or accept()), behind the
@@ -259,15 +260,6 @@ class WebSocket(Connection):
         # view's set-up (joining a room, subscribing) must be done by then. It is
         # the write under way: every frame, pongs included, goes after it.
         self._partial = memoryview(outcome.response)
-
-    def _hold(self, slot: Slot, environ: Environ) -> None:
-        """Give the admission slot back when the socket closes, or is dropped open."""
-        self.on("close", lambda event: self._retire(event.code or 1005, slot))
-        # A handler that raised, or returned something else than ws.response, leaves
-        # the socket unclosed: when it is collected its slot is freed (counted as
-        # 1006) and the operator told what to return.
-        self._finished = [False]  # the server got ws.response: shared with the finaliser
-        weakref.finalize(self, _abandoned, slot, self._finished, environ, self.url)
 
     def _take_over(self, environ: Environ, slot: Slot, backend: str | None) -> Hijack | None:
         """The connection from the server, or None when it cannot give it (refused)."""
@@ -305,10 +297,36 @@ class WebSocket(Connection):
             with self._send_lock:  # bounded: a stalled peer is cut after send_timeout
                 self._drain(blocking=True)
 
-    def _retire(self, code: int, slot: Slot) -> None:
+    def _release(self, code: int) -> None:
         """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
-        slot.release()
-        stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._written)
+        slot = self._slot
+        if slot is not None and slot.release():
+            stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._written)
+
+    def __del__(self) -> None:
+        """Collected: if its handler never returned ``ws.response``, say so and free the slot.
+
+        A handler that raised, or returned something else than ws.response, leaves
+        the socket unclosed: its slot is freed (counted as 1006) and the operator is
+        told what to return. (A method, not a ``weakref.finalize``: that cost 0.3 KB
+        and a tenth of a handshake for every socket.)
+        """
+        slot = getattr(self, "_slot", None)  # None: refused, or __init__ raised
+        if slot is None:
+            return
+        try:
+            if slot.release():
+                stats.retire(1006, 0, 0, 0, 0)  # dropped unclosed
+            if not self._responded:
+                tell_operator(
+                    self._environ,
+                    f"WebSocket for {self.url} was dropped unfinished: the WSGI call must "
+                    "return ws.response (or use 'with WebSocket(...) as ws:'), else the "
+                    "server may write its own response into the upgraded socket",
+                    level=logging.ERROR,
+                )
+        except (AttributeError, TypeError):  # the interpreter is exiting: modules are gone
+            pass
 
     def __enter__(self) -> WebSocket:
         return self
@@ -364,8 +382,9 @@ class WebSocket(Connection):
             except Exception:
                 log.warning("WebSocket listener failed while closing", exc_info=True)
         if self._hijack is not None:
-            self._finished[0] = True
-            self._hijack.finish(start_response or _ignore_start_response)
+            self._responded = True
+            # The connection shut the socket when it closed: once is enough.
+            self._hijack.finish(start_response or _ignore_start_response, shut_down=False)
 
     def _refuse(self, rejection: Rejection, backend: str | None) -> None:
         self._rejection = rejection
@@ -439,5 +458,6 @@ class WebSocket(Connection):
             start_response(rejection.status, rejection.response_headers())
             return [rejection.body]
         assert self._hijack is not None
-        self._finished[0] = True
-        return self._hijack.finish(start_response)
+        self._responded = True
+        # The connection shut the socket when it closed: once is enough.
+        return self._hijack.finish(start_response, shut_down=False)

@@ -50,6 +50,16 @@ _lock = threading.Lock()
 _limit: int | str | None = _AUTO  # set_connection_limit()'s value
 _retry_after = _RETRY_AFTER
 _derived: tuple[int, int | None] | None = None  # (pid, limit) found from the server
+_pid = os.getpid()  # this process's, kept up to date across fork: no system call a request
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # no fork (Windows): the pid never changes
+    os.register_at_fork(after_in_child=_forked)
 _open = 0
 _warned_full = False
 
@@ -102,7 +112,7 @@ def connection_limit(environ: Mapping[str, Any] | None = None) -> int | None:
     if _limit != _AUTO:
         return _limit if isinstance(_limit, int) else None
     derived = _derived
-    if derived is not None and derived[0] == os.getpid():
+    if derived is not None and derived[0] == _pid:
         return derived[1]
     if environ is None:
         return None
@@ -151,7 +161,7 @@ def _derive(environ: Mapping[str, Any]) -> int | None:
     # every socket, so there is none, and the operator is told, as for the sync worker.
     limit = None if threads is None or threads < 2 else threads - max(1, threads // 4)
     with _lock:
-        _derived = (os.getpid(), limit)
+        _derived = (_pid, limit)
     if threads == 1:
         tell_operator(
             environ,

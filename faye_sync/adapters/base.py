@@ -45,7 +45,7 @@ __all__ = [
 Environ = Mapping[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)  # one per open WebSocket: no __dict__
 class Hijack:
     """A connection taken over from the WSGI server.
 
@@ -67,7 +67,7 @@ class Hijack:
     on_finish: Callable[[], None] | None = field(default=None, repr=False)
     _finished: bool = field(default=False, init=False, repr=False)
 
-    def finish(self, start_response: StartResponse) -> list[bytes]:
+    def finish(self, start_response: StartResponse, *, shut_down: bool = True) -> list[bytes]:
         """End the WSGI call so that the server adds nothing to the connection.
 
         Call it after the session is over (the close handshake done) and return its
@@ -78,6 +78,7 @@ class Hijack:
 
         Args:
             start_response: The ``start_response`` the application was called with.
+            shut_down: False when the caller has shut the socket down itself.
 
         Returns:
             The empty body the application returns.
@@ -85,13 +86,14 @@ class Hijack:
         if self._finished:
             return []
         self._finished = True
-        try:
+        if shut_down:
             # The peer gets FIN now; the server's header write that follows fails with
             # EPIPE (not logged as an error by any server we support) and its next
             # keep-alive read returns EOF, so it closes the connection at once.
-            self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # the peer already closed it (ENOTCONN): nothing is left to stop
+            try:
+                self.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the peer already closed it (ENOTCONN): nothing is left to stop
         if self.on_finish is not None:
             self.on_finish()
         # With a status set, the access log says 101 and werkzeug's ``write()`` does not
@@ -111,6 +113,8 @@ def buffered_reader_of(stream: object) -> io.BufferedReader | None:
     Returns:
         The reader, or ``None`` if none of these shapes matches.
     """
+    if type(stream) is io.BufferedReader:  # gevent.pywsgi's, for upgrade requests
+        return stream
     bound_read = getattr(stream, "_read", None)
     for candidate in (
         stream,
@@ -131,9 +135,17 @@ def socket_of(reader: io.BufferedReader) -> socket.socket | None:
     subclass of :class:`socket.socket`, so it is recognised by its methods.
     """
     sock = getattr(reader.raw, "_sock", None)
-    if all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
-        return cast(socket.socket, sock)
-    return None
+    if sock is None:
+        return None
+    if type(sock) not in _SOCKET_TYPES:
+        if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
+            return None
+        _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
+    return cast(socket.socket, sock)
+
+
+# Types that passed socket_of's check: their instances need not be looked at again.
+_SOCKET_TYPES: set[type] = set()
 
 
 def socket_under(stream: object) -> socket.socket | None:

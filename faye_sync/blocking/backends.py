@@ -135,6 +135,10 @@ class Backend:
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
 
+    def timer_scope(self) -> object:
+        """What timers set from here run in: one for the threads (their timer thread)."""
+        return None
+
 
 class ThreadsBackend(Backend):
     name = "threads"
@@ -390,20 +394,23 @@ class GeventBackend(Backend):
         return sock.recv(size)
 
     def sender(self, sock: socket.socket) -> SendNow:
+        kind = type(sock)
+        if kind is self._plain:
+            return _send_gevent_plain
+        if kind in _GEVENT_PLAIN:
+            return _send_gevent
         if _has_pending(sock):
             return _send_tls
-        if type(sock) is self._plain:
-            return _send_gevent_plain
-        if type(sock).__module__.startswith("gevent"):
+        if kind.__module__.startswith("gevent"):
+            _GEVENT_PLAIN.add(kind)  # decided by the type: once per type
             return _send_gevent
         return get_backend("threads").sender(sock)
 
     def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
         # One function for all sockets of a kind: no object per socket.
-        sender = self.sender(sock)
-        if sender is _send_gevent_plain:
+        if type(sock) is self._plain:
             return _send_gevent_plain_or_wait
-        if sender is _send_gevent:
+        if type(sock) in _GEVENT_PLAIN or self.sender(sock) is _send_gevent:
             return _send_gevent_or_wait
         return super().writer(sock, timeout)
 
@@ -421,6 +428,14 @@ class GeventBackend(Backend):
         timer = self._gevent.get_hub().loop.timer(max(delay, 0.0))
         timer.start(self._gevent.spawn, fn)
         return _GeventTimer(timer)
+
+    def timer_scope(self) -> object:
+        # The hub whose loop runs the timer: each thread has its own.
+        return self._gevent.get_hub()
+
+
+# gevent's socket types without TLS: written with _send_gevent.
+_GEVENT_PLAIN: set[type] = set()
 
 
 class _Timeout(Exception):
@@ -467,6 +482,9 @@ _backends_lock = threading.Lock()
 
 def get_backend(name: str) -> Backend:
     """The shared backend called ``name``: ``"threads"`` or ``"gevent"``."""
+    backend = _backends.get(name)  # made once: no lock for every connection
+    if backend is not None:
+        return backend
     with _backends_lock:
         backend = _backends.get(name)
         if backend is None:

@@ -63,6 +63,7 @@ READ_SIZE = 65536
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
+_OPEN = Event("open")  # events are frozen: every connection's open can be this one
 
 
 class Connection(KeepAlive):
@@ -318,7 +319,7 @@ class Connection(KeepAlive):
     def _open(self) -> None:
         if not self._opened and self._closed_event is None:
             self._opened = True
-            self.emit(Event("open"))
+            self.emit(_OPEN)
 
     def _read(self, timeout: float | None) -> None:
         """Read once and process; the caller holds the read lock."""
@@ -393,6 +394,7 @@ class Connection(KeepAlive):
         self._stop_timers()
         self._write_last_frames()
         self._shutdown()
+        self._release(event.code or 1005)
         try:
             self.emit(Event("close", code=event.code, reason=event.reason))
         finally:
@@ -401,6 +403,9 @@ class Connection(KeepAlive):
             self._closed_event = event
             if self._arrival is not None:
                 self._arrival.set()
+
+    def _release(self, code: int) -> None:
+        """Closed with ``code`` (1005: none given): a subclass gives back what it holds."""
 
     def _write_last_frames(self) -> None:
         """Before the FIN: let a write in progress end and write a queued close frame.

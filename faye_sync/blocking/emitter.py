@@ -26,6 +26,9 @@ class Event:
 
 Listener = Callable[[Event], Any]
 
+# Every emitter's listeners until its first on(): never written to.
+_NO_LISTENERS: dict[str, list[Listener]] = {}
+
 
 class EventEmitter:
     """Listeners by event name; the ``on<type>`` attribute runs first, as in faye."""
@@ -35,7 +38,9 @@ class EventEmitter:
     __slots__ = ("_listeners", "onclose", "onerror", "onmessage", "onopen")
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = {}
+        # Shared and empty until on() gives this emitter its own: most connections
+        # only use ``for message in ws`` and never add a listener.
+        self._listeners: dict[str, list[Listener]] = _NO_LISTENERS
         self.onopen: Listener | None = None
         self.onmessage: Listener | None = None
         self.onerror: Listener | None = None
@@ -45,6 +50,8 @@ class EventEmitter:
         """Call ``listener(event)`` for each ``name`` event (open, message, error, close)."""
         if name not in self.EVENTS:
             raise ValueError(f"unknown event {name!r}: expected one of {', '.join(self.EVENTS)}")
+        if self._listeners is _NO_LISTENERS:
+            self._listeners = {}
         self._listeners.setdefault(name, []).append(listener)
 
     add_event_listener = on
@@ -64,5 +71,7 @@ class EventEmitter:
         handler = getattr(self, "on" + event.type, None)
         if handler is not None:
             handler(event)
-        for listener in list(self._listeners.get(event.type, ())):
-            listener(event)
+        listeners = self._listeners.get(event.type)
+        if listeners:
+            for listener in list(listeners):  # a copy: a listener may add or remove some
+                listener(event)

@@ -1,28 +1,39 @@
 """Pings and the timers of a :class:`~faye_sync.blocking.connection.Connection`.
 
-Timers (keep-alive ping, ping timeout, idle timeout, close timeout) come from
-the backend's shared service and never block: a dead peer is cut off by
-``shutdown``, which wakes whoever is blocked on the socket; that thread then
-reports ``close``. A ping waiting behind a large frame does not count against
-``ping_timeout`` while the peer is taking that frame.
+Timers (ping timeout, idle timeout, close timeout) come from the backend's
+shared service and never block: a dead peer is cut off by ``shutdown``, which
+wakes whoever is blocked on the socket; that thread then reports ``close``. A
+ping waiting behind a large frame does not count against ``ping_timeout`` while
+the peer is taking that frame.
+
+Keep-alive pings, which every server socket has, take no timer of their own: one
+:class:`_PingSweep` per interval serves every connection (see there).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
+import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import Close
-from .backends import Timer
+from .backends import Backend, Lock, Timer
 from .writer import Writer
 
 __all__ = ["CLOSE_TIMEOUT", "KeepAlive"]
 
+log = logging.getLogger("faye_sync")
+
 CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
+# A ping this part of its interval early is sent with the ones due now: one wake-up
+# for the connections opened within that span, not one each.
+_PING_SLACK = 0.01
 
 
 class KeepAlive(Writer):
@@ -41,10 +52,10 @@ class KeepAlive(Writer):
         "_ping_callbacks",
         "_ping_counter",
         "_ping_delayed",
+        "_ping_due",  # when the sweep pings next (time.monotonic())
         "_ping_interval",
         "_ping_mark",
         "_ping_timeout",
-        "_ping_timer",
         "_pong_timer",
     )
 
@@ -70,7 +81,7 @@ class KeepAlive(Writer):
         self._close_timeout = close_timeout
         self._idle_timeout = idle_timeout
         self._last_received = 0.0
-        self._ping_timer: Timer | None = None
+        self._ping_due = 0.0
         self._pong_timer: Timer | None = None
         self._idle_timer: Timer | None = None
         self._close_timer: Timer | None = None
@@ -107,13 +118,14 @@ class KeepAlive(Writer):
 
     def _start_timers(self) -> None:
         if self._ping_interval:
-            self._ping_timer = self._call_later(self._ping_interval, self._on_ping)
+            _sweep_for(self._backend, self._ping_interval).add(self)
         if self._idle_timeout:
             self._last_received = self._now()
             self._idle_timer = self._call_later(self._idle_timeout, self._on_idle)
 
     def _stop_timers(self) -> None:
-        for timer in (self._ping_timer, self._pong_timer, self._idle_timer, self._close_timer):
+        # The ping sweep drops a closed connection when it comes to it.
+        for timer in (self._pong_timer, self._idle_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
 
@@ -122,9 +134,9 @@ class KeepAlive(Writer):
             self._close_timer = self._call_later(self._close_timeout, self._on_close_timeout)
 
     def _on_ping(self) -> None:
+        """The sweep's call, every ``ping`` seconds while the connection is open."""
         if self._closed_event is not None:
             return
-        self._ping_timer = self._call_later(self._ping_interval or 0, self._on_ping)
         if self._ping_timeout and self._awaiting_pong:
             return  # the pong timer is still running
         self._ping_counter += 1
@@ -218,3 +230,74 @@ try:
     _TIOCOUTQ: int | None = termios.TIOCOUTQ if sys.platform == "linux" else None
 except ImportError:  # Windows
     _TIOCOUTQ = None
+
+
+class _PingSweep:
+    """The keep-alive pings of every connection with one interval, on one timer.
+
+    A timer per connection (its handle, a closure and a weak method) cost 0.8 KiB
+    of every idle socket and a tenth of a handshake. Here a connection is one
+    weak reference in a queue: it enters at ``now + interval``, and since time
+    only moves on, the queue is in deadline order. The timer is set for the
+    first deadline; each run pings the connections due and puts them back at the
+    end. A closed or collected connection is dropped when it comes up: weak
+    references, so a connection dropped unclosed is not kept alive.
+    """
+
+    __slots__ = ("_armed", "_backend", "_interval", "_lock", "_queue")
+
+    def __init__(self, backend: Backend, interval: float) -> None:
+        self._backend = backend
+        self._interval = interval
+        self._queue: deque[weakref.ref[KeepAlive]] = deque()
+        self._lock: Lock = threading.Lock()  # never held across a switch or I/O
+        self._armed = False  # a timer is set for the first deadline
+
+    def add(self, connection: KeepAlive) -> None:
+        with self._lock:
+            connection._ping_due = time.monotonic() + self._interval
+            self._queue.append(weakref.ref(connection))
+            if not self._armed:
+                self._armed = True
+                self._backend.call_later(self._interval, self._run)
+
+    def _run(self) -> None:
+        due = []
+        queue = self._queue
+        with self._lock:
+            now = time.monotonic()
+            soon = now + self._interval * _PING_SLACK
+            delay = None
+            while queue:
+                connection = queue[0]()
+                if connection is None or connection._closed_event is not None:
+                    queue.popleft()
+                elif connection._ping_due <= soon:
+                    connection._ping_due = now + self._interval
+                    queue.rotate(-1)  # back at the end, with its new deadline
+                    due.append(connection)
+                else:
+                    delay = connection._ping_due - now
+                    break
+            self._armed = delay is not None
+            if delay is not None:
+                self._backend.call_later(delay, self._run)
+        for connection in due:
+            try:
+                connection._on_ping()
+            except Exception:  # one connection must not stop the others' pings
+                log.exception("WebSocket keep-alive ping failed")
+
+
+_sweeps: dict[tuple[Backend, float, object], _PingSweep] = {}
+_sweeps_lock = threading.Lock()
+
+
+def _sweep_for(backend: Backend, interval: float) -> _PingSweep:
+    """The sweep of ``interval`` on this backend (and on gevent, this thread's hub)."""
+    key = (backend, interval, backend.timer_scope())
+    sweep = _sweeps.get(key)
+    if sweep is None:
+        with _sweeps_lock:
+            sweep = _sweeps.setdefault(key, _PingSweep(backend, interval))
+    return sweep

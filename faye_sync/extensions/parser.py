@@ -20,7 +20,7 @@ import re
 from ..protocol.http import TOKEN as _TOKEN
 from .base import Params
 
-__all__ = ["parse_header", "serialize_params"]
+__all__ = ["is_token", "parse_header", "serialize_params"]
 
 _Scalar = bool | int | str
 
@@ -167,6 +167,11 @@ def _format_string(value: str) -> str:
         raise ValueError(f"a header parameter cannot hold control characters: {value!r}")
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is an RFC 9110 token (an extension or parameter name)."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def _check_token(text: str) -> None:

@@ -113,12 +113,13 @@ class PerMessageDeflate:
         max_window_bits: int | None = None,
         request_max_window_bits: int | None = None,
     ) -> None:
-        for option, value in (
-            ("max_window_bits", max_window_bits),
-            ("request_max_window_bits", request_max_window_bits),
-        ):
-            if value is not None and not _is_window_bits(value):
-                raise ValueError(f"{option} must be an integer from 8 to 15, not {value!r}")
+        if max_window_bits is not None or request_max_window_bits is not None:
+            for option, value in (
+                ("max_window_bits", max_window_bits),
+                ("request_max_window_bits", request_max_window_bits),
+            ):
+                if value is not None and not _is_window_bits(value):
+                    raise ValueError(f"{option} must be an integer from 8 to 15, not {value!r}")
         if type(level) is not int or not -1 <= level <= 9:
             raise ValueError(f"level must be an integer from -1 to 9, not {level!r}")
         if type(mem_level) is not int or not 1 <= mem_level <= 9:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from ..exceptions import ProtocolError
 from .base import ClientSession, Extension, ExtensionMessage, Params, Session
-from .parser import parse_header, serialize_params
+from .parser import is_token, parse_header, serialize_params
 
 __all__ = ["MAX_LENGTH", "Extensions"]
 
@@ -80,10 +80,8 @@ class Extensions:
         name = getattr(extension, "name", _MISSING)
         if not isinstance(name, str):
             raise TypeError("extension.name must be a string")
-        try:
-            serialize_params(name, {})
-        except ValueError:
-            raise TypeError(f"extension.name must be a header token, not {name!r}") from None
+        if not is_token(name):
+            raise TypeError(f"extension.name must be a header token, not {name!r}")
         if getattr(extension, "type", _MISSING) != "permessage":
             raise TypeError('extension.type must be "permessage"')
         for field in ("rsv1", "rsv2", "rsv3"):

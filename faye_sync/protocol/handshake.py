@@ -39,11 +39,22 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _COMMA = re.compile(r" *, *")
 
+# The 101 with no header but the three every answer has, up to the accept key:
+# what HeaderList writes for them, made once.
+_PLAIN_101 = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+)
+
 
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2)."""
+    return _accept_bytes(key).decode("ascii")
+
+
+def _accept_bytes(key: str) -> bytes:
     digest = hashlib.sha1((key + GUID).encode("ascii", "surrogateescape")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return base64.b64encode(digest)
 
 
 def _valid_key(key: str) -> bool:
@@ -135,18 +146,42 @@ def server_handshake(
     rejection = _check_request(request)
     if rejection is not None:
         return rejection
-    key = request.header("sec-websocket-key") or ""
-    offered = request.header("sec-websocket-extensions")
+    header = request.headers.get
+    key = header("sec-websocket-key") or ""
+    offered = header("sec-websocket-extensions")
     accepted = ""
-    if extensions is not None:
+    if extensions is not None and offered:  # nothing offered: nothing to negotiate
         try:
-            accepted = extensions.generate_response(offered or "") or ""
+            accepted = extensions.generate_response(offered) or ""
         except ValueError:
             return Rejection(
                 "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
             )
-    subprotocol = select_subprotocol(request.header("sec-websocket-protocol"), protocols)
+    subprotocol = select_subprotocol(header("sec-websocket-protocol"), protocols)
+    protocol = HybiProtocol(
+        is_client=False,
+        max_length=max_length,
+        extensions=extensions if accepted else None,
+    )
+    if headers is None and not subprotocol and not accepted:
+        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n\r\n"  # the usual answer
+    else:
+        head = _response_head(key, headers, subprotocol, accepted)
+    return Acceptance(
+        head,
+        protocol,
+        subprotocol,
+        HybiProtocol.version,
+        accepted,
+    )
 
+
+def _response_head(
+    key: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+    subprotocol: str,
+    accepted: str,
+) -> bytes:
     response = HeaderList()
     response.update(headers)
     response.add("Upgrade", "websocket")
@@ -156,27 +191,17 @@ def server_handshake(
         response.set("Sec-WebSocket-Protocol", subprotocol)
     if accepted:
         response.set("Sec-WebSocket-Extensions", accepted)
-    protocol = HybiProtocol(
-        is_client=False,
-        max_length=max_length,
-        extensions=extensions if accepted else None,
-    )
-    return Acceptance(
-        b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n",
-        protocol,
-        subprotocol,
-        HybiProtocol.version,
-        accepted,
-    )
+    return b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n"
 
 
 def _check_request(request: Request) -> Rejection | None:
     """faye's checks of an upgrade request, in faye's order."""
-    if not is_websocket(request.method, request.header("connection"), request.header("upgrade")):
+    header = request.headers.get
+    if not is_websocket(request.method, header("connection"), header("upgrade")):
         return Rejection("400 Bad Request", "Not a WebSocket request")
-    if request.header("host") is None:
+    if header("host") is None:
         return Rejection("400 Bad Request", "Missing handshake request header: Host")
-    version = request.header("sec-websocket-version")
+    version = header("sec-websocket-version")
     if version != "13":
         shown = "undefined" if version is None else version
         return Rejection(
@@ -184,7 +209,7 @@ def _check_request(request: Request) -> Rejection | None:
             f"Unsupported WebSocket version: {shown}",
             [("Sec-WebSocket-Version", "13")],
         )
-    key = request.header("sec-websocket-key")
+    key = header("sec-websocket-key")
     if not key:
         return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
     if not _valid_key(key):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from faye_sync.adapters import hijack
+from faye_sync.adapters import Hijack, hijack
 from faye_sync.exceptions import HijackError
 from tests.servers import ACCESS_STATUS, HIJACKABLE_KINDS, Server, is_available, serve
 
@@ -388,14 +388,18 @@ def test_nothing_read_ahead_does_not_block(
     assert hijack(environ).buffered == b""  # would hang on a blocking peek()
 
 
+def _hijack_from_wsgiref(server_side: socket.socket) -> Hijack:
+    environ = _environ(
+        SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": server_side.makefile("rb")}
+    )
+    return hijack(environ)
+
+
 def test_finish_shuts_down_once_and_reports_101(
     socket_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server_side, client_side = socket_pair
-    environ = _environ(
-        SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": server_side.makefile("rb")}
-    )
-    taken = hijack(environ)
+    taken = _hijack_from_wsgiref(server_side)
     calls: list[tuple[str, list[tuple[str, str]]]] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -407,6 +411,18 @@ def test_finish_shuts_down_once_and_reports_101(
     assert calls == [("101 Switching Protocols", [])]
     assert client_side.recv(1) == b""  # FIN sent
     assert server_side.fileno() != -1  # shut down, not closed: the server closes it
+
+
+def test_finish_leaves_a_socket_its_caller_shut_down_alone(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, client_side = socket_pair
+    taken = _hijack_from_wsgiref(server_side)
+    calls: list[str] = []
+    assert taken.finish(lambda status, headers: calls.append(status), shut_down=False) == []
+    assert calls == ["101 Switching Protocols"]
+    server_side.sendall(b"still open")  # no second shutdown: the caller did it (or not)
+    assert client_side.recv(16) == b"still open"
 
 
 def test_importing_adapters_imports_no_server() -> None:
