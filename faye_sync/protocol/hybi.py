@@ -51,6 +51,7 @@ from .framing import (
     MessagePipeline,
     close_payload,
 )
+from .large import LARGE_FRAME, LargeFrame
 from .masking import apply_mask
 
 # MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
@@ -93,6 +94,7 @@ class HybiProtocol(FrameWriter):
     """
 
     version = "hybi-13"
+    large_frame: LargeFrame | None = None  # a large frame's payload still arriving
 
     def __init__(
         self,
@@ -144,6 +146,11 @@ class HybiProtocol(FrameWriter):
         self._produced = 0
         if self.state == CLOSED:
             return
+        if self.large_frame is not None:
+            rest = self._large_arrived(self.large_frame, data)
+            if rest is None:  # the frame goes on, or it failed
+                return
+            data = rest
         buf = self._buffer
         buf += data
         pos = 0
@@ -232,6 +239,9 @@ class HybiProtocol(FrameWriter):
                     if not self._probe_utf8(opcode, buf, start, size, masked):
                         self._fail_at(pos, 1007, ERROR_UTF8)
                         return
+                if length >= LARGE_FRAME and size >= start and self._extensions is None:
+                    self._large_begin(b0, opcode, buf, start, size, length, masked)
+                    return
                 break
             self._probe = None
             if opcode == CLOSE and self._message_produced:
@@ -407,6 +417,34 @@ class HybiProtocol(FrameWriter):
             return False
         return True
 
+    def _large_begin(
+        self, b0: int, opcode: int, buf: bytearray, start: int, size: int, length: int, masked: int
+    ) -> None:
+        """Hand a large frame whose header has arrived to a :class:`LargeFrame`."""
+        if self._probe is None:  # no payload yet: make the text's decoder
+            self._probe_utf8(opcode, buf, start, start, masked)
+        key = bytes(buf[start - 4 : start]) if masked else None
+        self.large_frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
+        self._probe = None
+        buf.clear()
+
+    def _large_arrived(
+        self, frame: LargeFrame, data: bytes | bytearray | memoryview
+    ) -> bytes | memoryview | None:
+        """Add ``data`` to a large frame; once it is whole, parse it.
+
+        Returns the bytes past the frame, or None while it is not whole or when it failed.
+        """
+        rest = frame.take(data)
+        if frame.needed:
+            if not frame.check_utf8():
+                self._fail_protocol(1007, ERROR_UTF8)
+            return None
+        self.large_frame = None
+        b0 = frame.b0
+        self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
+        return None if self._failed else rest
+
     def _fail_at(self, pos: int, code: int, message: str) -> None:
         """Fail on a frame header, or pause before it if a message came first."""
         if self._message_produced:
@@ -437,6 +475,7 @@ class HybiProtocol(FrameWriter):
         self.state = CLOSED
         self._failed = True
         self._buffer.clear()
+        self.large_frame = None
         self._fragments = bytearray()
         if self._extensions is not None:
             self._extensions.close()

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""What one 1 MiB echo costs the faye_sync server: instructions, system calls, bytes allocated.
+
+    python benchmarks/large_cost.py --measure callgrind --type binary
+    python benchmarks/large_cost.py --measure strace --type text --server gthread
+
+Figures that a busy 2-core machine does not move, unlike rates: the echo server
+(``wsgi_examples.echo``, as ``benchmarks/run.py`` starts it) runs under
+``valgrind --tool=callgrind`` (user-space instructions, libc's ``memcpy``
+included; the kernel's copies are not) or ``strace -c`` (system calls by name).
+A websockets client sends ``--messages`` messages one at a time after a warm-up;
+only those are counted, and the figures are divided by their number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(server: str, port: int) -> list[str]:
+    if server == "gevent":
+        return [
+            sys.executable,
+            "-m",
+            "wsgi_examples.echo",
+            "--port",
+            str(port),
+            "--server",
+            "gevent",
+        ]
+    return [
+        *(sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "8", "-w", "1"),
+        *("-b", f"{HOST}:{port}", "wsgi_examples.echo:app"),
+    ]
+
+
+def wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on {port} after {timeout} s")
+
+
+def echo(port: int, message: str | bytes, count: int) -> None:
+    url = f"ws://{HOST}:{port}/"
+    with connect(url, compression=None, max_size=None, open_timeout=120) as ws:
+        for _ in range(count):
+            ws.send(message)
+            if ws.recv(timeout=120) != message:
+                raise AssertionError("the echo differs")
+
+
+def measure_callgrind(args: argparse.Namespace, message: str | bytes) -> float:
+    # Two runs, of 5 and of 5 + --messages echoes: the difference is the messages'
+    # cost, without start-up, handshake and exit (callgrind_control cannot reach
+    # gunicorn's forked worker).
+    few = run_callgrind(args, message, 5)
+    many = run_callgrind(args, message, 5 + args.messages)
+    return (many - few) / args.messages
+
+
+def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) -> int:
+    port = free_port()
+    out = Path(tempfile.mkdtemp(prefix="faye-cg-"))
+    cmd = [
+        *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p"),
+        *server_command(args.server, port),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port, 120)
+        echo(port, message, count)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    time.sleep(2)  # gunicorn's worker writes its file as it exits
+    total = 0  # gunicorn: the master's and the worker's files
+    for path in out.iterdir():
+        match = re.search(r"^totals:\s+(\d+)", path.read_text(errors="replace"), re.M)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+def measure_strace(args: argparse.Namespace, message: str | bytes) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen(
+        server_command(args.server, port),
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_port(port, 60)
+        echo(port, message, 3)
+        log = Path(tempfile.mkdtemp(prefix="faye-st-")) / "strace.txt"
+        pids = [str(proc.pid), *children(proc.pid)]
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-c", "-o", str(log), *(f"-p{pid}" for pid in pids)],
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)
+        echo(port, message, args.messages)
+        time.sleep(0.5)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    calls = {}
+    for line in log.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[3].isdigit():
+            calls[fields[-1]] = int(fields[3]) / args.messages
+    return calls
+
+
+def children(pid: int) -> list[str]:
+    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return result.stdout.split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--measure", choices=("callgrind", "strace"), default="callgrind")
+    parser.add_argument("--server", choices=("gevent", "gthread"), default="gevent")
+    parser.add_argument("--type", choices=("binary", "text"), default="binary")
+    parser.add_argument("--size", type=int, default=2**20)
+    parser.add_argument("--messages", type=int, default=20)
+    args = parser.parse_args()
+    message: str | bytes = os.urandom(args.size) if args.type == "binary" else "x" * args.size
+    if args.measure == "callgrind":
+        per = measure_callgrind(args, message)
+        print(f"{args.server} {args.type} {args.size} B: {per:,.0f} instructions per echo")
+    else:
+        calls = measure_strace(args, message)
+        shown = ", ".join(f"{name} {count:.1f}" for name, count in sorted(calls.items()))
+        print(f"{args.server} {args.type} {args.size} B, calls per echo: {shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Large data frames read in place: each byte of the payload is copied once, into one buffer.
+
+A data frame whose header announces :data:`LARGE_FRAME` bytes or more, and that
+has not all arrived, is held by a :class:`LargeFrame` rather than in the frame
+layer's input buffer (which grows with ``+=`` and is cut from the front for
+every read). Its payload goes into one buffer: the caller reads the socket
+straight into it::
+
+    frame = protocol.large_frame
+    if frame is not None:
+        protocol.receive_data(frame.arrived(sock.recv_into(frame.window())))
+
+``arrived`` returns a view of the bytes just written, which ``receive_data``
+recognises and does not copy; any other bytes fed to ``receive_data`` are
+copied in, so the frame layer takes input of any shape as before. Once the
+frame is whole, its payload is unmasked in one call (the copy the unmasking
+makes anyway is the message's ``bytes``) and the frame goes on as any other.
+
+Memory: the buffer starts at most at ``_FIRST_BUFFER`` bytes and doubles as it
+fills, up to the declared length, so a peer that announces a large frame and
+sends little makes it hold at most ``_FIRST_BUFFER`` bytes, or twice what it
+sent. Text is still checked as it arrives (invalid UTF-8 fails before the rest
+of the frame is read); the arriving part is unmasked for the check with the
+key turned to its offset, as the frame layer does for frames in its buffer.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+from .masking import apply_mask
+
+__all__ = ["LARGE_FRAME", "LargeFrame"]
+
+#: Frames from this payload length on are read in place (smaller ones arrive in
+#: one or two reads of the blocking layer's 64 KiB, where copying costs little).
+LARGE_FRAME = 65536
+
+_FIRST_BUFFER = 2**20  # a 1 MiB message needs one buffer, never grown
+
+
+class LargeFrame:
+    """The payload of one large data frame, as it arrives.
+
+    Args:
+        b0: the frame's first byte (FIN, RSV bits, opcode).
+        length: the payload length the header announced.
+        key: the masking key, or None for an unmasked frame.
+        probe: the UTF-8 decoder checking a text frame as it arrives, already
+            fed the payload bytes that came with the header; None for binary.
+        arrived: those payload bytes.
+    """
+
+    __slots__ = ("_arrival", "b0", "buffer", "filled", "key", "length", "probe", "probed")
+
+    def __init__(
+        self,
+        b0: int,
+        length: int,
+        key: bytes | None,
+        probe: codecs.IncrementalDecoder | None,
+        arrived: memoryview,
+    ) -> None:
+        self.b0 = b0
+        self.length = length
+        self.key = key
+        self.probe = probe
+        self.buffer = bytearray(min(length, max(_FIRST_BUFFER, 2 * len(arrived))))
+        count = len(arrived)
+        self.buffer[:count] = arrived
+        self.filled = count
+        self.probed = count  # payload bytes the probe has seen
+        self._arrival: memoryview | None = None
+
+    @property
+    def needed(self) -> int:
+        """Payload bytes still to come."""
+        return self.length - self.filled
+
+    def window(self) -> memoryview:
+        """Where the next payload bytes go: ``recv_into`` it, then call :meth:`arrived`."""
+        filled = self.filled
+        if filled == len(self.buffer):  # full, and the frame is not: double it
+            self._grow(filled + 1)
+        return memoryview(self.buffer)[filled:]
+
+    def arrived(self, count: int) -> memoryview:
+        """The ``count`` bytes just written into :meth:`window`, to feed ``receive_data``."""
+        view = self._arrival = memoryview(self.buffer)[self.filled : self.filled + count]
+        return view
+
+    def take(self, data: bytes | bytearray | memoryview) -> memoryview | bytes:
+        """Add ``data`` to the payload; return what is past the frame's end."""
+        if data is self._arrival:  # already in place
+            self._arrival = None
+            self.filled += len(data)
+            return b""
+        count = min(len(data), self.needed)
+        if count:
+            end = self.filled + count
+            if end > len(self.buffer):
+                self._grow(end)
+            self.buffer[self.filled : end] = memoryview(data)[:count]
+            self.filled = end
+        return memoryview(data)[count:] if count < len(data) else b""
+
+    def _grow(self, size: int) -> None:
+        """Make room for ``size`` bytes at least: double, up to the frame's length."""
+        buffer = self.buffer
+        zeros = bytes(min(self.length, max(size, 2 * len(buffer))) - len(buffer))
+        try:
+            buffer += zeros
+        except BufferError:  # a view of it is still held (the caller's last read)
+            self.buffer = buffer + zeros
+
+    def check_utf8(self) -> bool:
+        """Check the text that arrived since the last call; False if it is not UTF-8.
+
+        Not needed once the frame is whole: the message is decoded then.
+        """
+        probe = self.probe
+        if probe is None or self.probed == self.filled:
+            return True
+        arrived = memoryview(self.buffer)[self.probed : self.filled]
+        key = self.key
+        if key is not None:
+            phase = self.probed % 4
+            arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
+        self.probed = self.filled
+        try:
+            probe.decode(arrived)
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    def payload(self) -> bytes:
+        """The whole payload, unmasked: one copy, which is the message's bytes."""
+        buffer = self.buffer
+        return bytes(buffer) if self.key is None else apply_mask(buffer, self.key)
