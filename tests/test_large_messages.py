@@ -12,6 +12,7 @@ place and masks what it sends).
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import struct
@@ -123,7 +124,7 @@ def test_a_frame_cut_into_many_segments_with_pauses(server: Server) -> None:
     for opcode, payload in ((BINARY, os.urandom(MIB + 5)), (TEXT, ("ä" * MIB).encode())):
         data = frame(opcode, payload, mask=os.urandom(4))
         cuts = [0, 1, 2, 9, 14, 15, 100, 4096, 65535, 65536, 65537, 300_001, len(data)]
-        for start, end in zip(cuts, cuts[1:], strict=False):
+        for start, end in itertools.pairwise(cuts):
             sock.sendall(data[start:end])
             time.sleep(0.02)  # each piece its own segment, read on its own
         got, echoed, rest = read_frame(sock, rest)

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from faye_sync.protocol.events import Close, Error, Message, Ping, Pong
+from faye_sync.protocol.events import Close, Error, Message, Ping
 from faye_sync.protocol.hybi import HybiProtocol
 from faye_sync.protocol.large import LARGE_FRAME
 from tests.wire import xor_mask
