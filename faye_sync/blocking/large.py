@@ -56,7 +56,11 @@ def send_large(
 def _write_parts(
     conn: Writer, sendmsg: Callable[[socket.socket, list[bytes]], int], parts: list[bytes]
 ) -> bool:
-    """Write a frame's parts with the send lock held and nothing queued."""
+    """Write a frame's parts with the send lock held and nothing queued.
+
+    ``Writer._write`` for a frame in two parts: the same accounting, and the
+    rest (one buffer again) goes through it.
+    """
     if len(parts) != 2:  # a frame that was not split (compressed below LARGE_FRAME)
         return conn._write(b"".join(parts))
     sock = conn._sock

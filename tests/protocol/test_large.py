@@ -14,21 +14,14 @@ import pytest
 from faye_sync.protocol.events import Close, Error, Message, Ping
 from faye_sync.protocol.hybi import HybiProtocol
 from faye_sync.protocol.large import LARGE_FRAME
-from tests.wire import xor_mask
+from tests import wire
 
 KEY = b"\x9a\x31\x07\xe4"
 
 
 def frame(first: int, payload: bytes, key: bytes | None = KEY) -> bytes:
-    """A frame masked with ``key`` (None: unmasked)."""
-    bit, size = 0x80 if key else 0, len(payload)
-    if size <= 125:
-        head = struct.pack("!BB", first, bit | size)
-    elif size <= 0xFFFF:
-        head = struct.pack("!BBH", first, bit | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, bit | 127, size)
-    return head + key + xor_mask(payload, key) if key else head + payload
+    """A frame from its first byte (FIN and opcode), masked with ``key`` (None: unmasked)."""
+    return wire.frame(first & 0x0F, payload, fin=bool(first & 0x80), mask=key)
 
 
 def read_in_place(protocol: HybiProtocol, data: bytes, step: int) -> None:
