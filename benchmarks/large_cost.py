@@ -105,6 +105,44 @@ def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) ->
     return total
 
 
+def measure_functions(args: argparse.Namespace, message: str | bytes) -> list[tuple[float, str]]:
+    """Instructions per echo by function, the top ones (gevent: one process to toggle)."""
+    port = free_port()
+    out = Path(tempfile.mkdtemp(prefix="faye-cg-"))
+    cmd = [
+        *("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg"),
+        *server_command("gevent", port),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port, 120)
+        url = f"ws://{HOST}:{port}/"
+        with connect(url, compression=None, max_size=None, open_timeout=120) as ws:
+            toggle = ["callgrind_control", "-i"]
+            for _ in range(3):
+                ws.send(message)
+                ws.recv(timeout=120)
+            subprocess.run([*toggle, "on", str(proc.pid)], check=True, capture_output=True)
+            for _ in range(args.messages):
+                ws.send(message)
+                if ws.recv(timeout=120) != message:
+                    raise AssertionError("the echo differs")
+            subprocess.run([*toggle, "off", str(proc.pid)], check=True, capture_output=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=no", str(out / "cg")], capture_output=True, text=True
+    ).stdout
+    rows = []
+    for line in text.splitlines():
+        match = re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+)", line)
+        if match and "PROGRAM TOTALS" not in line:
+            count = int(match.group(1).replace(",", "")) / args.messages
+            rows.append((count, match.group(2).rsplit("/", 1)[-1].split(" ")[0]))
+    return rows[:8]
+
+
 def measure_strace(args: argparse.Namespace, message: str | bytes) -> dict[str, float]:
     port = free_port()
     proc = subprocess.Popen(
@@ -138,6 +176,56 @@ def measure_strace(args: argparse.Namespace, message: str | bytes) -> dict[str, 
     return calls
 
 
+def measure_tracemalloc(args: argparse.Namespace, message: str | bytes) -> float:
+    """Peak bytes allocated while a Connection (threads, a socket pair) echoes one message.
+
+    The peer is a raw socket: its frame is made before tracing starts, and the
+    echo is read into a buffer made before too, so only the library allocates.
+    """
+    import threading
+    import tracemalloc
+
+    from faye_sync.blocking.backends import get_backend
+    from faye_sync.blocking.connection import Connection
+    from faye_sync.protocol.hybi import HybiProtocol
+
+    key = os.urandom(4)
+    payload = message.encode() if isinstance(message, str) else message
+    head = bytes([0x81 if isinstance(message, str) else 0x82, 0xFF]) + len(payload).to_bytes(8)
+    frame = head + key + _mask(payload, key)
+    ours, theirs = socket.socketpair()
+    server = Connection(
+        ours, HybiProtocol(is_client=False, max_length=2**27), backend=get_backend("threads")
+    )
+    echo = bytearray(len(payload) + 10)
+    peaks = []
+    for _ in range(args.messages):
+
+        def peer() -> None:
+            theirs.sendall(frame)
+            view, got = memoryview(echo), 0
+            while got < len(echo):
+                got += theirs.recv_into(view[got:])
+
+        thread = threading.Thread(target=peer)
+        tracemalloc.start()
+        thread.start()
+        received = server.receive(timeout=60)
+        server.send(received)
+        del received
+        thread.join(60)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert echo[10:] == payload
+    return sorted(peaks)[len(peaks) // 2]
+
+
+def _mask(payload: bytes, key: bytes) -> bytes:
+    from faye_sync.protocol.masking import apply_mask
+
+    return apply_mask(payload, key)
+
+
 def children(pid: int) -> list[str]:
     result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return result.stdout.split()
@@ -145,7 +233,11 @@ def children(pid: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--measure", choices=("callgrind", "strace"), default="callgrind")
+    parser.add_argument(
+        "--measure",
+        choices=("callgrind", "functions", "strace", "tracemalloc"),
+        default="callgrind",
+    )
     parser.add_argument("--server", choices=("gevent", "gthread"), default="gevent")
     parser.add_argument("--type", choices=("binary", "text"), default="binary")
     parser.add_argument("--size", type=int, default=2**20)
@@ -155,6 +247,12 @@ def main() -> None:
     if args.measure == "callgrind":
         per = measure_callgrind(args, message)
         print(f"{args.server} {args.type} {args.size} B: {per:,.0f} instructions per echo")
+    elif args.measure == "functions":
+        for count, name in measure_functions(args, message):
+            print(f"{count:12,.0f}  {name}")
+    elif args.measure == "tracemalloc":
+        peak = measure_tracemalloc(args, message)
+        print(f"threads {args.type} {args.size} B: peak {peak / 2**20:.2f} MiB allocated per echo")
     else:
         calls = measure_strace(args, message)
         shown = ", ".join(f"{name} {count:.1f}" for name, count in sorted(calls.items()))

@@ -19,7 +19,9 @@ makes anyway is the message's ``bytes``) and the frame goes on as any other.
 Memory: the buffer starts at most at ``_FIRST_BUFFER`` bytes and doubles as it
 fills, up to the declared length, so a peer that announces a large frame and
 sends little makes it hold at most ``_FIRST_BUFFER`` bytes, or twice what it
-sent. Text is still checked as it arrives (invalid UTF-8 fails before the rest
+sent. A process keeps ``_SPARES`` first buffers of finished frames for the next
+ones (2 MiB at most): a new ``bytearray`` is zero-filled, which costs half a
+copy of the payload. Text is still checked as it arrives (invalid UTF-8 fails before the rest
 of the frame is read); the arriving part is unmasked for the check with the
 key turned to its offset, as the frame layer does for frames in its buffer.
 """
@@ -37,6 +39,10 @@ __all__ = ["LARGE_FRAME", "LargeFrame"]
 LARGE_FRAME = 65536
 
 _FIRST_BUFFER = 2**20  # a 1 MiB message needs one buffer, never grown
+_SPARES = 2
+# First buffers of finished frames, for the next: list.pop and list.append are
+# atomic, so threads share it without a lock.
+_spares: list[bytearray] = []
 
 
 class LargeFrame:
@@ -65,8 +71,14 @@ class LargeFrame:
         self.length = length
         self.key = key
         self.probe = probe
-        self.buffer = bytearray(min(length, max(_FIRST_BUFFER, 2 * len(arrived))))
         count = len(arrived)
+        size = min(length, max(_FIRST_BUFFER, 2 * count))
+        try:
+            spare = _spares.pop() if size <= _FIRST_BUFFER else None
+        except IndexError:
+            spare = None
+        # A spare may be longer than the frame: only its first ``length`` bytes are used.
+        self.buffer = bytearray(size) if spare is None else spare
         self.buffer[:count] = arrived
         self.filled = count
         self.probed = count  # payload bytes the probe has seen
@@ -82,7 +94,7 @@ class LargeFrame:
         filled = self.filled
         if filled == len(self.buffer):  # full, and the frame is not: double it
             self._grow(filled + 1)
-        return memoryview(self.buffer)[filled:]
+        return memoryview(self.buffer)[filled : self.length]
 
     def arrived(self, count: int) -> memoryview:
         """The ``count`` bytes just written into :meth:`window`, to feed ``receive_data``."""
@@ -134,6 +146,14 @@ class LargeFrame:
         return True
 
     def payload(self) -> bytes:
-        """The whole payload, unmasked: one copy, which is the message's bytes."""
+        """The whole payload, unmasked: one copy, which is the message's bytes.
+
+        The buffer is then given up (kept as a spare if it is a first buffer).
+        """
         buffer = self.buffer
-        return bytes(buffer) if self.key is None else apply_mask(buffer, self.key)
+        view = memoryview(buffer)[: self.length]
+        payload = bytes(view) if self.key is None else apply_mask(view, self.key)
+        view.release()
+        if len(buffer) == _FIRST_BUFFER and len(_spares) < _SPARES:
+            _spares.append(buffer)
+        return payload

@@ -11,6 +11,7 @@ import struct
 
 import pytest
 
+from faye_sync.protocol import large as large_module
 from faye_sync.protocol.events import Close, Error, Message, Ping
 from faye_sync.protocol.hybi import HybiProtocol
 from faye_sync.protocol.large import LARGE_FRAME
@@ -157,3 +158,19 @@ def test_a_large_send_keeps_header_and_payload_apart() -> None:
     small = HybiProtocol(is_client=False, max_length=2**26)
     assert small.send_binary(b"x" * (LARGE_FRAME - 1))
     assert len(small.frames_to_send()) == 1
+
+
+def test_a_finished_frames_buffer_serves_the_next_frame() -> None:
+    large_module._spares.clear()  # as in a fresh process
+    protocol = HybiProtocol(is_client=False, max_length=2**26)
+    first, second = os.urandom(2**20), os.urandom(100_000)
+    protocol.receive_data(frame(0x82, first)[:100])
+    large = protocol.large_frame
+    assert large is not None
+    buffer = large.buffer
+    protocol.receive_data(frame(0x82, first)[100:])
+    protocol.receive_data(frame(0x82, second)[:100])
+    large = protocol.large_frame
+    assert large is not None and large.buffer is buffer  # no new zero-filled buffer
+    read_in_place(protocol, frame(0x82, second)[100:], 30_000)
+    assert protocol.events_received() == [Message(first), Message(second)]  # nothing stale
