@@ -95,14 +95,21 @@ def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) ->
         wait_port(port, 120)
         echo(port, message, count)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        # gunicorn: a graceful stop from the master, so that the worker writes its file
+        os.kill(proc.pid, signal.SIGTERM if args.server == "gthread" else signal.SIGINT)
         proc.wait(timeout=120)
-    time.sleep(2)  # gunicorn's worker writes its file as it exits
-    total = 0  # gunicorn: the master's and the worker's files
-    for path in out.iterdir():
-        match = re.search(r"^totals:\s+(\d+)", path.read_text(errors="replace"), re.M)
-        total += int(match.group(1)) if match else 0
-    return total
+    totals: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the worker may still be writing its file
+        texts = [path.read_text(errors="replace") for path in out.iterdir()]
+        found = [re.search(r"^totals:\s+(\d+)", text, re.M) for text in texts]
+        totals = [int(match.group(1)) for match in found if match]
+        if len(totals) == (2 if args.server == "gthread" else 1):
+            break
+        time.sleep(1)
+    else:
+        raise TimeoutError(f"no complete callgrind files in {out}")
+    return sum(totals)  # gunicorn: the master's and the worker's
 
 
 def measure_functions(args: argparse.Namespace, message: str | bytes) -> list[tuple[float, str]]:
