@@ -83,16 +83,29 @@ def measure_callgrind(args: argparse.Namespace, message: str | bytes) -> float:
     return (many - few) / args.messages
 
 
-def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) -> int:
+def start_callgrind(
+    server: str, name: str, *options: str
+) -> tuple[int, Path, subprocess.Popen[bytes]]:
+    """The echo server under callgrind, listening: its port, output folder and process."""
     port = free_port()
     out = Path(tempfile.mkdtemp(prefix="faye-cg-"))
     cmd = [
-        *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p"),
-        *server_command(args.server, port),
+        *("valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}/{name}"),
+        *server_command(server, port),
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port, 120)
+    except TimeoutError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        raise
+    return port, out, proc
+
+
+def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) -> int:
+    port, out, proc = start_callgrind(args.server, "cg.%p")
+    try:
         echo(port, message, count)
     finally:
         # gunicorn: a graceful stop from the master, so that the worker writes its file
@@ -114,15 +127,8 @@ def run_callgrind(args: argparse.Namespace, message: str | bytes, count: int) ->
 
 def measure_functions(args: argparse.Namespace, message: str | bytes) -> list[tuple[float, str]]:
     """Instructions per echo by function, the top ones (gevent: one process to toggle)."""
-    port = free_port()
-    out = Path(tempfile.mkdtemp(prefix="faye-cg-"))
-    cmd = [
-        *("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg"),
-        *server_command("gevent", port),
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, start_new_session=True)
+    port, out, proc = start_callgrind("gevent", "cg", "--instr-atstart=no")
     try:
-        wait_port(port, 120)
         url = f"ws://{HOST}:{port}/"
         with connect(url, compression=None, max_size=None, open_timeout=120) as ws:
             toggle = ["callgrind_control", "-i"]
