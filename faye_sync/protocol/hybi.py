@@ -235,13 +235,13 @@ class HybiProtocol(FrameWriter):
             start = pos + header + (4 if masked else 0)
             end = start + length
             if end > size:
+                if length >= LARGE_FRAME and size >= start and self._extensions is None:
+                    self._large_begin(b0, buf, pos, start, size, length, masked)
+                    return
                 if opcode < CLOSE and size > start and self._extensions is None:
                     if not self._probe_utf8(opcode, buf, start, size, masked):
                         self._fail_at(pos, 1007, ERROR_UTF8)
                         return
-                if length >= LARGE_FRAME and size >= start and self._extensions is None:
-                    self._large_begin(b0, opcode, buf, start, size, length, masked)
-                    return
                 break
             self._probe = None
             if opcode == CLOSE and self._message_produced:
@@ -418,14 +418,18 @@ class HybiProtocol(FrameWriter):
         return True
 
     def _large_begin(
-        self, b0: int, opcode: int, buf: bytearray, start: int, size: int, length: int, masked: int
+        self, b0: int, buf: bytearray, pos: int, start: int, size: int, length: int, masked: int
     ) -> None:
         """Hand a large frame whose header has arrived to a :class:`LargeFrame`."""
-        if self._probe is None:  # no payload yet: make the text's decoder
-            self._probe_utf8(opcode, buf, start, start, masked)
-        key = bytes(buf[start - 4 : start]) if masked else None
-        self.large_frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
         self._probe = None
+        self._probe_utf8(b0 & 0x0F, buf, start, start, masked)  # a text frame's decoder
+        key = bytes(buf[start - 4 : start]) if masked else None
+        frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
+        self._probe = None
+        if not frame.check_utf8():
+            self._fail_at(pos, 1007, ERROR_UTF8)  # or parsed again from pos, if it pauses
+            return
+        self.large_frame = frame
         buf.clear()
 
     def _large_arrived(
@@ -441,9 +445,26 @@ class HybiProtocol(FrameWriter):
                 self._fail_protocol(1007, ERROR_UTF8)
             return None
         self.large_frame = None
+        # Joining the pieces is a copy: worth it once they hold half the text.
+        if frame.text is not None and 2 * frame.probed >= frame.length:
+            return self._large_text(frame, rest)
         b0 = frame.b0
         self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
         return None if self._failed else rest
+
+    def _large_text(self, frame: LargeFrame, rest: bytes | memoryview) -> bytes | memoryview | None:
+        """``_message_done`` for a text message of one frame, decoded as it arrived."""
+        if self.state != OPEN:
+            return rest  # faye drops messages that arrive once we have sent our close
+        try:
+            text = frame.message_text()
+        except UnicodeDecodeError:
+            self._fail_protocol(1007, ERROR_UTF8)
+            return None
+        self._events.append(Message(text))
+        self._message_produced = True
+        self._produced += frame.length
+        return rest
 
     def _fail_at(self, pos: int, code: int, message: str) -> None:
         """Fail on a frame header, or pause before it if a message came first."""

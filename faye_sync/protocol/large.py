@@ -21,9 +21,12 @@ fills, up to the declared length, so a peer that announces a large frame and
 sends little makes it hold at most ``_FIRST_BUFFER`` bytes, or twice what it
 sent. A process keeps ``_SPARES`` first buffers of finished frames for the next
 ones (2 MiB at most): a new ``bytearray`` is zero-filled, which costs half a
-copy of the payload. Text is still checked as it arrives (invalid UTF-8 fails before the rest
-of the frame is read); the arriving part is unmasked for the check with the
-key turned to its offset, as the frame layer does for frames in its buffer.
+copy of the payload.
+
+Text is still checked as it arrives (invalid UTF-8 fails before the rest of the
+frame is read): each arriving part is unmasked with the key turned to its
+offset and decoded. For a text message of one frame those decoded pieces are
+kept and joined at the end, so the text is unmasked and decoded once.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ LARGE_FRAME = 65536
 
 _FIRST_BUFFER = 2**20  # a 1 MiB message needs one buffer, never grown
 _SPARES = 2
+_PIECES = 1024  # the most pieces a text message is kept in as it arrives
 # First buffers of finished frames, for the next: list.pop and list.append are
 # atomic, so threads share it without a lock.
 _spares: list[bytearray] = []
@@ -57,7 +61,17 @@ class LargeFrame:
         arrived: those payload bytes.
     """
 
-    __slots__ = ("_arrival", "b0", "buffer", "filled", "key", "length", "probe", "probed")
+    __slots__ = (
+        "_arrival",
+        "b0",
+        "buffer",
+        "filled",
+        "key",
+        "length",
+        "probe",
+        "probed",
+        "text",
+    )
 
     def __init__(
         self,
@@ -81,7 +95,10 @@ class LargeFrame:
         self.buffer = bytearray(size) if spare is None else spare
         self.buffer[:count] = arrived
         self.filled = count
-        self.probed = count  # payload bytes the probe has seen
+        self.probed = 0  # payload bytes the probe has seen
+        # A text message in one frame: the probe's pieces make its text, so that
+        # it is neither unmasked nor decoded twice. None once there are too many.
+        self.text: list[str] | None = [] if probe is not None and b0 == 0x81 else None
         self._arrival: memoryview | None = None
 
     @property
@@ -133,17 +150,39 @@ class LargeFrame:
         probe = self.probe
         if probe is None or self.probed == self.filled:
             return True
-        arrived = memoryview(self.buffer)[self.probed : self.filled]
-        key = self.key
-        if key is not None:
-            phase = self.probed % 4
-            arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
-        self.probed = self.filled
         try:
-            probe.decode(arrived)
+            piece = probe.decode(self._unmasked())
         except UnicodeDecodeError:
             return False
+        text = self.text
+        if text is not None:
+            if len(text) < _PIECES:
+                text.append(piece)
+            else:  # arriving in many small reads: decode it whole at the end
+                self.text = None
         return True
+
+    def _unmasked(self) -> bytes | memoryview:
+        """The payload bytes the probe has not seen, unmasked; they count as seen."""
+        start, self.probed = self.probed, self.filled
+        arrived = memoryview(self.buffer)[start : self.filled]
+        key = self.key
+        if key is None:
+            return arrived
+        phase = start % 4
+        return apply_mask(arrived, key[phase:] + key[:phase])
+
+    def message_text(self) -> str:
+        """The text of a whole text message (``text`` is not None): its last piece and all.
+
+        Raises:
+            UnicodeDecodeError: the message ends inside a character, or its
+                last piece is not UTF-8.
+        """
+        assert self.text is not None and self.probe is not None
+        self.text.append(self.probe.decode(self._unmasked(), True))
+        self._give_up_buffer()
+        return "".join(self.text)
 
     def payload(self) -> bytes:
         """The whole payload, unmasked: one copy, which is the message's bytes.
@@ -154,6 +193,9 @@ class LargeFrame:
         view = memoryview(buffer)[: self.length]
         payload = bytes(view) if self.key is None else apply_mask(view, self.key)
         view.release()
-        if len(buffer) == _FIRST_BUFFER and len(_spares) < _SPARES:
-            _spares.append(buffer)
+        self._give_up_buffer()
         return payload
+
+    def _give_up_buffer(self) -> None:
+        if len(self.buffer) == _FIRST_BUFFER and len(_spares) < _SPARES:
+            _spares.append(self.buffer)

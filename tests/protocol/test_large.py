@@ -174,3 +174,20 @@ def test_a_finished_frames_buffer_serves_the_next_frame() -> None:
     assert large is not None and large.buffer is buffer  # no new zero-filled buffer
     read_in_place(protocol, frame(0x82, second)[100:], 30_000)
     assert protocol.events_received() == [Message(first), Message(second)]  # nothing stale
+
+
+@pytest.mark.parametrize("step", [50, 65536])  # 50: too many pieces, decoded whole at the end
+def test_a_text_frame_ending_inside_a_character_fails_when_it_is_whole(step: int) -> None:
+    protocol = HybiProtocol(is_client=False, max_length=2**26)
+    read_in_place(protocol, frame(0x81, "é".encode() * 60_000 + b"\xc3"), step)
+    events = protocol.events_received()
+    assert events[0] == Error("Could not decode a text frame as UTF-8", 1007)
+    assert events[-1].code == 1007
+    assert protocol.large_frame is None
+
+
+def test_a_message_after_our_close_is_dropped() -> None:
+    protocol = HybiProtocol(is_client=False, max_length=2**26)
+    assert protocol.send_close(1000)
+    read_in_place(protocol, frame(0x81, b"x" * LARGE_FRAME) + frame(0x82, bytes(LARGE_FRAME)), 9000)
+    assert protocol.events_received() == []  # faye drops them while CLOSING
