@@ -7,10 +7,12 @@ limit and which close codes may be sent.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .events import Close, Error, Event
-from .large import LargeFrame
+
+if TYPE_CHECKING:
+    from .large import LargeFrame
 
 __all__ = [
     "CLOSED",

@@ -51,7 +51,7 @@ from .framing import (
     MessagePipeline,
     close_payload,
 )
-from .large import LARGE_FRAME, LargeFrame
+from .large import ERROR_UTF8, LARGE_FRAME, LargeFrameReader
 from .masking import apply_mask
 
 # MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
@@ -70,7 +70,6 @@ _unpack_long = struct.Struct("!Q").unpack_from
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 ERROR_TOO_LARGE = "WebSocket frame length too large"
-ERROR_UTF8 = "Could not decode a text frame as UTF-8"
 ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
 
@@ -79,7 +78,7 @@ def _truncate_reason(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-class HybiProtocol(FrameWriter):
+class HybiProtocol(LargeFrameReader, FrameWriter):
     """One RFC 6455 connection's frame layer.
 
     Args:
@@ -94,7 +93,6 @@ class HybiProtocol(FrameWriter):
     """
 
     version = "hybi-13"
-    large_frame: LargeFrame | None = None  # a large frame's payload still arriving
 
     def __init__(
         self,
@@ -416,55 +414,6 @@ class HybiProtocol(FrameWriter):
         except UnicodeDecodeError:
             return False
         return True
-
-    def _large_begin(
-        self, b0: int, buf: bytearray, pos: int, start: int, size: int, length: int, masked: int
-    ) -> None:
-        """Hand a large frame whose header has arrived to a :class:`LargeFrame`."""
-        self._probe = None
-        self._probe_utf8(b0 & 0x0F, buf, start, start, masked)  # a text frame's decoder
-        key = bytes(buf[start - 4 : start]) if masked else None
-        frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
-        self._probe = None
-        if not frame.check_utf8():
-            self._fail_at(pos, 1007, ERROR_UTF8)  # or parsed again from pos, if it pauses
-            return
-        self.large_frame = frame
-        buf.clear()
-
-    def _large_arrived(
-        self, frame: LargeFrame, data: bytes | bytearray | memoryview
-    ) -> bytes | memoryview | None:
-        """Add ``data`` to a large frame; once it is whole, parse it.
-
-        Returns the bytes past the frame, or None while it is not whole or when it failed.
-        """
-        rest = frame.take(data)
-        if frame.needed:
-            if not frame.check_utf8():
-                self._fail_protocol(1007, ERROR_UTF8)
-            return None
-        self.large_frame = None
-        # Joining the pieces is a copy: worth it once they hold half the text.
-        if frame.text is not None and 2 * frame.probed >= frame.length:
-            return self._large_text(frame, rest)
-        b0 = frame.b0
-        self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
-        return None if self._failed else rest
-
-    def _large_text(self, frame: LargeFrame, rest: bytes | memoryview) -> bytes | memoryview | None:
-        """``_message_done`` for a text message of one frame, decoded as it arrived."""
-        if self.state != OPEN:
-            return rest  # faye drops messages that arrive once we have sent our close
-        try:
-            text = frame.message_text()
-        except UnicodeDecodeError:
-            self._fail_protocol(1007, ERROR_UTF8)
-            return None
-        self._events.append(Message(text))
-        self._message_produced = True
-        self._produced += frame.length
-        return rest
 
     def _fail_at(self, pos: int, code: int, message: str) -> None:
         """Fail on a frame header, or pause before it if a message came first."""

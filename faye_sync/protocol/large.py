@@ -32,10 +32,15 @@ kept and joined at the end, so the text is unmasked and decoded once.
 from __future__ import annotations
 
 import codecs
+from typing import TYPE_CHECKING
 
+from .base import OPEN, ReadyState
+from .events import Event, Message
 from .masking import apply_mask
 
-__all__ = ["LARGE_FRAME", "LargeFrame"]
+__all__ = ["ERROR_UTF8", "LARGE_FRAME", "LargeFrame", "LargeFrameReader"]
+
+ERROR_UTF8 = "Could not decode a text frame as UTF-8"
 
 #: Frames from this payload length on are read in place (smaller ones arrive in
 #: one or two reads of the blocking layer's 64 KiB, where copying costs little).
@@ -199,3 +204,74 @@ class LargeFrame:
     def _give_up_buffer(self) -> None:
         if len(self.buffer) == _FIRST_BUFFER and len(_spares) < _SPARES:
             _spares.append(self.buffer)
+
+
+class LargeFrameReader:
+    """The large-frame part of :class:`~faye_sync.protocol.hybi.HybiProtocol`'s input."""
+
+    large_frame: LargeFrame | None = None  # a large frame's payload still arriving
+
+    state: ReadyState
+    _probe: codecs.IncrementalDecoder | None
+    _events: list[Event]
+    _message_produced: bool
+    _produced: int
+    _failed: bool
+
+    if TYPE_CHECKING:
+
+        def _probe_utf8(
+            self, opcode: int, buf: bytearray, start: int, size: int, masked: int
+        ) -> bool: ...
+        def _fail_at(self, pos: int, code: int, message: str) -> None: ...
+        def _fail_protocol(self, code: int, message: str) -> None: ...
+        def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None: ...
+
+    def _large_begin(
+        self, b0: int, buf: bytearray, pos: int, start: int, size: int, length: int, masked: int
+    ) -> None:
+        """Hand a large frame whose header has arrived to a :class:`LargeFrame`."""
+        self._probe = None
+        self._probe_utf8(b0 & 0x0F, buf, start, start, masked)  # a text frame's decoder
+        key = bytes(buf[start - 4 : start]) if masked else None
+        frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
+        self._probe = None
+        if not frame.check_utf8():
+            self._fail_at(pos, 1007, ERROR_UTF8)  # or parsed again from pos, if it pauses
+            return
+        self.large_frame = frame
+        buf.clear()
+
+    def _large_arrived(
+        self, frame: LargeFrame, data: bytes | bytearray | memoryview
+    ) -> bytes | memoryview | None:
+        """Add ``data`` to a large frame; once it is whole, parse it.
+
+        Returns the bytes past the frame, or None while it is not whole or when it failed.
+        """
+        rest = frame.take(data)
+        if frame.needed:
+            if not frame.check_utf8():
+                self._fail_protocol(1007, ERROR_UTF8)
+            return None
+        self.large_frame = None
+        # Joining the pieces is a copy: worth it once they hold half the text.
+        if frame.text is not None and 2 * frame.probed >= frame.length:
+            return self._large_text(frame, rest)
+        b0 = frame.b0
+        self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
+        return None if self._failed else rest
+
+    def _large_text(self, frame: LargeFrame, rest: bytes | memoryview) -> bytes | memoryview | None:
+        """``_message_done`` for a text message of one frame, decoded as it arrived."""
+        if self.state != OPEN:
+            return rest  # faye drops messages that arrive once we have sent our close
+        try:
+            text = frame.message_text()
+        except UnicodeDecodeError:
+            self._fail_protocol(1007, ERROR_UTF8)
+            return None
+        self._events.append(Message(text))
+        self._message_produced = True
+        self._produced += frame.length
+        return rest
