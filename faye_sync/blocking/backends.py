@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from .greenlet_lock import GreenletLock
+from .greenlet_lock import NO_LOCK, GreenletLock
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -440,29 +440,6 @@ _GEVENT_PLAIN: set[type] = set()
 
 class _Timeout(Exception):
     pass
-
-
-class _NoLock:
-    """A :class:`Lock` that never waits: for sections no other greenlet can enter."""
-
-    __slots__ = ()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-    def __enter__(self) -> bool:
-        return True
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
-
-
-#: gevent's mutex. The hottest sections skip it by identity: a ``with`` costs
-#: about 2,000 instructions, a tenth of what the floor spends on a small echo.
-NO_LOCK: Lock = _NoLock()
 
 
 class _GeventTimer:

@@ -331,13 +331,18 @@ class Connection(KeepAlive):
         try:
             if timeout is not None and not self._backend.wait_readable(sock, timeout):
                 return
-            data = self._backend.recv(sock, READ_SIZE)
+            large = self._protocol.large_frame
+            data: bytes | memoryview
+            if large is None:
+                data = self._backend.recv(sock, READ_SIZE)
+            else:  # a large frame's payload, read in place (protocol/large.py)
+                data = large.arrived(sock.recv_into(large.window()))
             self._bytes_in += len(data)
         except (OSError, ValueError):  # reset, or closed by another thread (fileno -1)
             data = b""
         self._process(data, eof=not data)
 
-    def _process(self, data: bytes, *, eof: bool) -> None:
+    def _process(self, data: bytes | memoryview, *, eof: bool) -> None:
         protocol = self._protocol
         if data and self._idle_timeout:
             self._last_received = self._now()

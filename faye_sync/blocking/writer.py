@@ -34,8 +34,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.base import CLOSED, FrameProtocol
+from ..protocol.large import LARGE_FRAME
 from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
+from .large import send_large
 
 __all__ = ["Writer"]
 
@@ -133,7 +135,10 @@ class Writer(EventEmitter):
             self._start()
         protocol = self._protocol
         frame = _framer(protocol, message, "send")
-        if self._send_lock.acquire(False):
+        large = send_large(self, frame, message) if len(message) >= LARGE_FRAME else None
+        if large is not None:  # header and payload went out with one sendmsg
+            written, sent = large
+        elif self._send_lock.acquire(False):
             # Nobody is writing: make the frame and write it straight away. A
             # second path on purpose: queuing this frame too (one path, through
             # _drain) measured 7.5 % slower on a 32-byte echo over a socket pair.
@@ -330,7 +335,7 @@ class Writer(EventEmitter):
                 return not self._write_failed  # the socket is full: the rest waits
         return False
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self, data: bytes | memoryview) -> bool:
         """Write one frame with the send lock held and nothing queued (the fast path)."""
         sock, send_wait = self._sock, self._send_wait
         assert sock is not None and send_wait is not None

@@ -7,9 +7,12 @@ limit and which close codes may be sent.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .events import Close, Error, Event
+
+if TYPE_CHECKING:
+    from .large import LargeFrame
 
 __all__ = [
     "CLOSED",
@@ -79,6 +82,7 @@ class FrameProtocol(Protocol):
     version: str
     is_client: bool
     paused: bool  # input is buffered: call receive_data(b"") to go on
+    large_frame: LargeFrame | None  # its payload can be read in place (protocol/large.py)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
     def receive_eof(self) -> None: ...
@@ -95,6 +99,8 @@ class FrameProtocol(Protocol):
 
 class NoBinaryNoPings:
     """The sends of a frame layer without binary, ping or pong frames: all refused."""
+
+    large_frame: LargeFrame | None = None  # nor large frames read in place
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bool:
         """Always False: there is no binary frame (faye's ``binary()`` too)."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
 from .base import OPEN, ReadyState, validate_close_arguments
+from .large import LARGE_FRAME
 from .masking import apply_mask
 
 __all__ = [
@@ -139,5 +140,24 @@ class FrameWriter:
                 return False
             data = message.data
             first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
-        self._output.append(self._frame(first, data))
+        if len(data) < LARGE_FRAME:
+            self._output.append(self._frame(first, data))
+        else:
+            self._output += self._frame_parts(first, data)
         return True
+
+    def _frame_parts(self, first: int, payload: bytes) -> tuple[bytes, bytes]:
+        """A frame of ``LARGE_FRAME`` bytes or more as header and payload, not joined.
+
+        ``data_to_send`` joins them; :meth:`frames_to_send` hands them to a writer
+        that sends both with one ``sendmsg``, so the payload is never copied.
+        """
+        if self.is_client:
+            key = self._mask_key()
+            return _pack_long(first, 0xFF, len(payload)) + key, apply_mask(payload, key)
+        return _pack_long(first, 127, len(payload)), payload
+
+    def frames_to_send(self) -> list[bytes]:
+        """Like ``data_to_send``, but a large frame's header and payload stay apart."""
+        output, self._output = self._output, []
+        return output

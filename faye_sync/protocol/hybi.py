@@ -51,6 +51,7 @@ from .framing import (
     MessagePipeline,
     close_payload,
 )
+from .large import ERROR_UTF8, LARGE_FRAME, LargeFrameReader
 from .masking import apply_mask
 
 # MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
@@ -72,7 +73,6 @@ _unpack_long = struct.Struct("!Q").unpack_from
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 ERROR_TOO_LARGE = "WebSocket frame length too large"
-ERROR_UTF8 = "Could not decode a text frame as UTF-8"
 ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
 
@@ -81,7 +81,7 @@ def _truncate_reason(reason: str) -> bytes:
     return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
-class HybiProtocol(FrameWriter):
+class HybiProtocol(LargeFrameReader, FrameWriter):
     """One RFC 6455 connection's frame layer.
 
     Args:
@@ -147,6 +147,11 @@ class HybiProtocol(FrameWriter):
         self._produced = 0
         if self.state == CLOSED:
             return
+        if self.large_frame is not None:
+            rest = self._large_arrived(self.large_frame, data)
+            if rest is None:  # the frame goes on, or it failed
+                return
+            data = rest
         buf = self._buffer
         buf += data
         pos = 0
@@ -231,6 +236,9 @@ class HybiProtocol(FrameWriter):
             start = pos + header + (4 if masked else 0)
             end = start + length
             if end > size:
+                if length >= LARGE_FRAME and size >= start and self._extensions is None:
+                    self._large_begin(b0, buf, pos, start, size, length, masked)
+                    return
                 if opcode < CLOSE and size > start and self._extensions is None:
                     if not self._probe_utf8(opcode, buf, start, size, masked):
                         self._fail_at(pos, 1007, ERROR_UTF8)
@@ -448,6 +456,7 @@ class HybiProtocol(FrameWriter):
         self.state = CLOSED
         self._failed = True
         self._buffer.clear()
+        self.large_frame = None
         self._fragments = bytearray()
         if self._extensions is not None:
             self._extensions.close()

@@ -21,6 +21,7 @@ from faye_sync.blocking.backends import get_backend
 from faye_sync.blocking.connection import CLOSED, OPEN, Connection, close_all
 from faye_sync.exceptions import ConcurrencyError, ConnectionClosed
 from faye_sync.protocol.hybi import HybiProtocol
+from tests.wire import TEXT, masked
 
 WAIT = 5.0
 
@@ -72,7 +73,10 @@ def test_send_nowait_queues_in_order_with_send_and_never_waits(
 ) -> None:
     server = make(pair[0], client=False)
     client = make(pair[1], client=True)
-    client.send("warm")  # read at the end: the server's reading is not held up either
+    # Read at the end: the server's reading is not held up either. Written raw, so
+    # that the client starts no reader of its own (a send would: it never reads),
+    # which would take the server's frames off the socket pair at once.
+    pair[1].sendall(masked(TEXT, b"warm"))
     server.send("first")  # the first use: before it, send_nowait's frames would wait
     # 900 KiB nobody reads yet: more than the socket pair's buffers hold (and under
     # the 1 MiB max_length).
