@@ -4,7 +4,8 @@ Each target turns the bytes into a run of one sans-I/O parser and checks its
 contract with an oracle: only documented exceptions, only documented events and
 close codes, and (for the EventSource parser) exactly what a straightforward
 implementation of the WHATWG algorithm gives. A broken contract raises
-``AssertionError``; any other exception escaping is a bug in itself.
+``AssertionError``; any other exception escaping is a bug in itself. Each returns
+what it saw, for the tests in tests/hardening to check more on.
 
 The same functions run under atheris (``tests/fuzz/run.py``, coverage-guided)
 and under Hypothesis in the default test run (``tests/hardening/test_properties.py``).
@@ -151,14 +152,14 @@ def _read_output(data: bytes, masked: bool) -> list[tuple[int, bytes]]:
     return frames
 
 
-def frame_parser(data: bytes) -> None:
-    """Random bytes (or frames built from them) into a hybi-13 protocol.
+def frame_parser(data: bytes) -> list[object]:
+    """Random bytes (or frames built from them) into a hybi-13 protocol; its events.
 
     Byte 0 configures the run: role, deflate, ``max_length``, structured frames,
     end of stream; byte 1 the size of the pieces the input is fed in.
     """
     if len(data) < 2:
-        return
+        return []
     config, split = data[0], data[1]
     is_client = bool(config & 1)
     deflate = bool(config & 2)
@@ -196,6 +197,7 @@ def frame_parser(data: bytes) -> None:
         output += protocol.data_to_send()
     _check_events(events, max_length, eof)
     _check_output(events, _read_output(bytes(output), masked=is_client))
+    return events
 
 
 def _check_events(events: list[object], max_length: int, eof: bool) -> None:
@@ -240,15 +242,15 @@ def _check_output(events: list[object], frames: list[tuple[int, bytes]]) -> None
 # ------------------------------------------------------------- server handshake
 
 
-def server_handshake_target(data: bytes) -> None:
-    """A fuzzed upgrade request through ``server_handshake``.
+def server_handshake_target(data: bytes) -> Acceptance | Rejection | None:
+    """A fuzzed upgrade request through ``server_handshake``; its outcome.
 
     Byte 0's bits add the headers a valid request needs (so the fuzzer gets past
     the first checks); the rest is latin-1 text (as WSGI environ strings are):
     a method on the first line, then ``name: value`` lines that add or override.
     """
     if not data:
-        return
+        return None
     flags = data[0]
     lines = data[1:].decode("latin-1").split("\n")
     method = "GET" if flags & 1 else lines[0].strip()
@@ -271,9 +273,10 @@ def server_handshake_target(data: bytes) -> None:
         outcome = server_handshake(request, protocols=["chat", "superchat"], extensions=extensions)
     except Exception as exc:
         if tolerated(exc):
-            return
+            return None
         raise
     _check_handshake(request, outcome)
+    return outcome
 
 
 def _is_websocket(request: Request) -> bool:
@@ -320,8 +323,12 @@ def _check_handshake(request: Request, outcome: Acceptance | Rejection) -> None:
 # ------------------------------------------------------------ extension header
 
 
-def extension_header(data: bytes) -> None:
-    """A fuzzed ``Sec-WebSocket-Extensions`` value: parse, round-trip, negotiate."""
+def extension_header(data: bytes) -> str | None:
+    """A fuzzed ``Sec-WebSocket-Extensions`` value: parse, round-trip, negotiate.
+
+    Returns:
+        The server's answer to it as an offer (``None`` if refused or declined).
+    """
     header = data.decode("latin-1")
     try:
         parsed = parse_header(header)
@@ -337,6 +344,7 @@ def extension_header(data: bytes) -> None:
             assert parse_header(text) == [(name, params)], f"round trip of {text!r}"
     # The negotiation either side runs on such a header raises only ValueError.
     server = Extensions([PerMessageDeflate()])
+    response: str | None = None
     try:
         response = server.generate_response(header)
     except ValueError:
@@ -350,6 +358,7 @@ def extension_header(data: bytes) -> None:
         client.activate(header)
     except ValueError:
         pass
+    return response
 
 
 # ---------------------------------------------------------- EventSource parser
@@ -384,10 +393,10 @@ def _reference_sse(stream: bytes, last_event_id: str) -> tuple[list[tuple[str, s
     return events, committed
 
 
-def sse_stream(data: bytes) -> None:
-    """A fuzzed event stream, fed in pieces, against the reference algorithm."""
+def sse_stream(data: bytes) -> sse_parser.EventStreamParser | None:
+    """A fuzzed event stream, fed in pieces, against the reference algorithm; the parser."""
     if sse_parser is None or not data:
-        return
+        return None
     split, limit_choice, body = data[0], data[:1], data[1:]
     limit = (None, 16, 256, None)[limit_choice[0] >> 6]
     parser = sse_parser.EventStreamParser(last_event_id="start", max_event_size=limit)
@@ -409,12 +418,13 @@ def sse_stream(data: bytes) -> None:
     if too_large:
         assert limit is not None, "EventTooLargeError without a limit"
         assert got == expected[: len(got)], "events before the error differ"
-        return
+        return parser
     assert got == expected, f"events differ: {got!r} != {expected!r}"
     assert parser.last_event_id == last_id
+    return parser
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {
+TARGETS: dict[str, Callable[[bytes], object]] = {
     "frames": frame_parser,
     "handshake": server_handshake_target,
     "extensions": extension_header,

@@ -61,7 +61,10 @@ def test_responses_that_are_not_event_streams(
 
 def test_an_event_stream_passes() -> None:
     request = EventSourceRequest("http://h/")
-    request.check_response(200, "OK", {"content-type": "Text/Event-Stream; charset=utf-8"})
+    try:
+        request.check_response(200, "OK", {"content-type": "Text/Event-Stream; charset=utf-8"})
+    except HandshakeError as refused:
+        pytest.fail(f"an event stream was refused: {refused}")
 
 
 def test_last_event_id() -> None:
