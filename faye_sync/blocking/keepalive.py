@@ -110,6 +110,11 @@ class KeepAlive(Writer):
         return self._queue(make, urgent=True) and not self._write_failed
 
     def _pong(self, payload: bytes) -> None:
+        # The answered ping's timeout goes first, so that it cannot fire against
+        # the next ping (sent once _awaiting_pong is False).
+        timer = self._pong_timer
+        if timer is not None:
+            timer.cancel()
         self._awaiting_pong = False
         callbacks = self._ping_callbacks
         callback = None if callbacks is None else callbacks.pop(payload, None)
@@ -162,8 +167,15 @@ class KeepAlive(Writer):
             # takes nothing is cut.
             self._ping_mark, self._ping_delayed = taken, behind
             self._pong_timer = self._call_later(self._ping_timeout or 0, self._on_pong_timeout)
+            if self._answered():  # the pong came meanwhile: _pong missed this timer
+                self._pong_timer.cancel()
             return
         self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
+
+    def _answered(self) -> bool:
+        # A call, not the attribute: mypy takes _awaiting_pong for True after a
+        # check, but the reader's _pong may clear it at any time.
+        return not self._awaiting_pong
 
     def _taken(self) -> int:
         """Bytes the peer has acknowledged: how far it has read our output."""

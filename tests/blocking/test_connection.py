@@ -21,7 +21,8 @@ from faye_sync.blocking.backends import get_backend
 from faye_sync.blocking.connection import CLOSED, OPEN, Connection, close_all
 from faye_sync.exceptions import ConcurrencyError, ConnectionClosed
 from faye_sync.protocol.hybi import HybiProtocol
-from tests.wire import TEXT, masked
+from tests.wire import PING, PONG, TEXT, FrameReader, masked
+from tests.wire import frame as wire_frame
 
 WAIT = 5.0
 
@@ -226,6 +227,40 @@ def test_keepalive_pings_are_answered_by_a_live_peer(
     assert server.ready_state == OPEN
     server.close()
     reader.join(WAIT)
+
+
+def test_ping_timeout_counts_from_the_ping_it_waits_for(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A peer that answers each ping 0.15 s late, well within ping_timeout.
+
+    The timeout of an answered ping must not fire against the next one: it did,
+    closing a live connection with 1006 as soon as a ping was out when an older
+    ping's 0.5 s were up.
+    """
+    server = make(pair[0], client=False, ping=0.05, ping_timeout=0.5)
+    seen = events(server)
+    peer = pair[1]
+    peer.settimeout(0.05)
+    reader, pongs = FrameReader(), 0
+    receiver = in_thread(lambda: server.run())  # reads the pongs
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and server.ready_state == OPEN:
+        try:
+            data = peer.recv(4096)
+            for got in reader.feed(data):
+                assert got.opcode == PING, got
+                time.sleep(0.15)
+                peer.sendall(wire_frame(PONG, got.payload))
+                pongs += 1
+        except TimeoutError:
+            continue
+        except OSError:  # closed by the server: the assertion below says why
+            break
+    assert server.ready_state == OPEN, seen
+    assert pongs >= 5
+    server.close()
+    receiver.join(WAIT)
 
 
 def test_close_timeout_ends_a_peer_that_never_answers(

@@ -393,7 +393,7 @@ def test_idle_timeout_closes_a_silent_socket_with_1001(server: Server) -> None:
 
 
 def test_idle_timeout_spares_a_socket_that_answers_keep_alive_pings(server: Server) -> None:
-    sock, rest = open_ws(server, "id=alive&idle_timeout=0.6&ping=0.2")
+    sock, rest = open_ws(server, "id=alive&idle_timeout=1.0&ping=0.2")  # 5 pings a period
     reader = FrameReader()
     reader.feed(rest)
     deadline = time.monotonic() + 2.0
@@ -412,7 +412,7 @@ def test_idle_timeout_spares_a_socket_that_answers_keep_alive_pings(server: Serv
 
 
 def test_idle_timeout_counts_messages_as_activity(server: Server) -> None:
-    sock, rest = open_ws(server, "id=talk&idle_timeout=0.6")
+    sock, rest = open_ws(server, "id=talk&idle_timeout=1.0")  # 4 messages a period
     reader = FrameReader()
     reader.feed(rest)
     for n in range(8):
