@@ -393,10 +393,10 @@ def test_idle_timeout_closes_a_silent_socket_with_1001(server: Server) -> None:
 
 
 def test_idle_timeout_spares_a_socket_that_answers_keep_alive_pings(server: Server) -> None:
-    sock, rest = open_ws(server, "id=alive&idle_timeout=1.0&ping=0.2")  # 5 pings a period
+    sock, rest = open_ws(server, "id=alive&idle_timeout=2.0&ping=0.4")  # 5 pings a period
     reader = FrameReader()
     reader.feed(rest)
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 4.0
     sock.settimeout(0.1)
     while time.monotonic() < deadline:
         try:
@@ -412,13 +412,13 @@ def test_idle_timeout_spares_a_socket_that_answers_keep_alive_pings(server: Serv
 
 
 def test_idle_timeout_counts_messages_as_activity(server: Server) -> None:
-    sock, rest = open_ws(server, "id=talk&idle_timeout=1.0")  # 4 messages a period
+    sock, rest = open_ws(server, "id=talk&idle_timeout=2.0")  # 4 messages a period
     reader = FrameReader()
     reader.feed(rest)
     for n in range(8):
         sock.sendall(frame(TEXT, b"%d" % n, mask=MASK))
         read_until(sock, reader, lambda got, n=n: len(got) > n)  # type: ignore[misc]
-        time.sleep(0.25)
+        time.sleep(0.5)
     assert [f.payload for f in reader.frames] == [b"%d" % n for n in range(8)]
     assert finish(sock, reader)[-1].close_code == 1000
 
