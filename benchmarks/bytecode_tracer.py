@@ -1,0 +1,92 @@
+"""Run a Python server with its executed bytecodes counted between two signals.
+
+    python benchmarks/bytecode_tracer.py OUT -m wsgi_examples.echo --port P --server gevent
+    python benchmarks/bytecode_tracer.py OUT benchmarks/servers/floor_pywsgi.py --port P
+
+What ``benchmarks/bytecodes.py`` starts in place of ``python ...``. The trace
+function is installed before anything else is imported, so that every greenlet
+and thread inherits it; until SIGUSR1 it returns at once on each call and traces
+nothing. SIGUSR1 clears the counts, writes ``OUT.started`` and turns counting on:
+from then on each new frame (and each resumed generator) counts its opcodes.
+SIGUSR2 turns counting off and writes ``OUT`` (JSON: [file, qualified name,
+first line, opcodes, calls] per code object; a call is a frame entered, or a
+generator resumed). Frames already running at SIGUSR1 are not
+counted. The handlers are gevent's (``gevent.signal_handler``): the servers run
+gevent's loop, where a plain ``signal.signal`` handler may wait for a wake-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import threading
+from collections import Counter
+from types import CodeType, FrameType
+from typing import Any
+
+TraceFunction = Any  # sys.settrace's callable; typeshed's alias is private
+
+counts: Counter[CodeType] = Counter()  # opcodes executed
+calls: Counter[CodeType] = Counter()  # frames entered or resumed (generators)
+counting = False
+
+
+def count_opcodes(frame: FrameType, event: str, arg: object) -> TraceFunction:
+    if event == "opcode":
+        counts[frame.f_code] += 1
+    return count_opcodes
+
+
+def on_call(frame: FrameType, event: str, arg: object) -> TraceFunction:
+    if not counting:
+        return None
+    calls[frame.f_code] += 1
+    frame.f_trace_lines = False
+    frame.f_trace_opcodes = True
+    return count_opcodes
+
+
+def start(out: str) -> None:
+    global counting
+    counts.clear()
+    calls.clear()
+    with open(out + ".started", "w"):
+        pass
+    counting = True
+
+
+def dump(out: str) -> None:
+    global counting
+    counting = False
+    rows = [
+        [code.co_filename, code.co_qualname, code.co_firstlineno, counts[code], calls[code]]
+        for code in calls.keys() | counts.keys()
+        if code.co_filename != __file__  # this file's own few opcodes (dump's first line)
+    ]
+    with open(out + ".tmp", "w") as f:
+        json.dump(rows, f)
+    os.replace(out + ".tmp", out)  # the reader sees the whole file or none
+
+
+def main() -> None:
+    out, target, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    sys.settrace(on_call)
+    threading.settrace(on_call)
+    import signal
+
+    import gevent
+
+    gevent.signal_handler(signal.SIGUSR1, start, out)
+    gevent.signal_handler(signal.SIGUSR2, dump, out)
+    if target == "-m":
+        sys.argv = [args[0], *args[1:]]
+        runpy.run_module(args[0], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = [target, *args]
+        runpy.run_path(target, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
