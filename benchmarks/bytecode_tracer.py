@@ -8,11 +8,14 @@ function is installed before anything else is imported, so that every greenlet
 and thread inherits it; until SIGUSR1 it returns at once on each call and traces
 nothing. SIGUSR1 clears the counts, writes ``OUT.started`` and turns counting on:
 from then on each new frame (and each resumed generator) counts its opcodes.
-SIGUSR2 turns counting off and writes ``OUT`` (JSON: [file, qualified name,
-first line, opcodes, calls] per code object; a call is a frame entered, or a
-generator resumed). Frames already running at SIGUSR1 are not
-counted. The handlers are gevent's (``gevent.signal_handler``): the servers run
-gevent's loop, where a plain ``signal.signal`` handler may wait for a wake-up.
+SIGUSR2 turns counting off and writes ``OUT``, JSON: ``functions``, [file,
+qualified name, first line, opcodes, calls] per code object (a call is a frame
+entered or a generator resumed), and ``c_calls``, [file, qualified name, first
+line, C function, calls] per C function a code object called. A profile function
+(``sys.setprofile``) sees those: builtin functions and methods, not types
+(``bytes(...)``). Frames already running at SIGUSR1 are not counted. The handlers
+are gevent's (``gevent.signal_handler``): the servers run gevent's loop, where a
+plain ``signal.signal`` handler may wait for a wake-up.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ TraceFunction = Any  # sys.settrace's callable; typeshed's alias is private
 
 counts: Counter[CodeType] = Counter()  # opcodes executed
 calls: Counter[CodeType] = Counter()  # frames entered or resumed (generators)
+c_calls: Counter[tuple[CodeType, str | None, str]] = Counter()  # caller, C module, C name
 counting = False
 
 
@@ -48,25 +52,39 @@ def on_call(frame: FrameType, event: str, arg: object) -> TraceFunction:
     return count_opcodes
 
 
+def on_profile(frame: FrameType, event: str, arg: Any) -> None:
+    if counting and event == "c_call":
+        c_calls[frame.f_code, getattr(arg, "__module__", None), arg.__qualname__] += 1
+
+
 def start(out: str) -> None:
     global counting
     counts.clear()
     calls.clear()
+    c_calls.clear()
     with open(out + ".started", "w"):
         pass
     counting = True
 
 
+def where(code: CodeType) -> list[object]:
+    name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: with the class
+    return [code.co_filename, name, code.co_firstlineno]
+
+
 def dump(out: str) -> None:
     global counting
     counting = False
-    rows = [
-        [code.co_filename, code.co_qualname, code.co_firstlineno, counts[code], calls[code]]
-        for code in calls.keys() | counts.keys()
-        if code.co_filename != __file__  # this file's own few opcodes (dump's first line)
+    # without this file's own few opcodes and calls (dump's first line)
+    codes = [code for code in calls.keys() | counts.keys() if code.co_filename != __file__]
+    functions = [[*where(code), counts[code], calls[code]] for code in codes]
+    c_rows = [
+        [*where(code), f"{module}.{name}" if module else name, n]
+        for (code, module, name), n in c_calls.items()
+        if code.co_filename != __file__
     ]
     with open(out + ".tmp", "w") as f:
-        json.dump(rows, f)
+        json.dump({"functions": functions, "c_calls": c_rows}, f)
     os.replace(out + ".tmp", out)  # the reader sees the whole file or none
 
 
@@ -74,6 +92,8 @@ def main() -> None:
     out, target, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     sys.settrace(on_call)
     threading.settrace(on_call)
+    sys.setprofile(on_profile)
+    threading.setprofile(on_profile)
     import signal
 
     import gevent

@@ -10,12 +10,13 @@ opcodes every Python frame executes between SIGUSR1 and SIGUSR2. This process is
 the client: ``--warmup`` handshakes (imports, first-use paths), SIGUSR1, ``--n``
 sequential handshakes (upgrade, client close 1000, the server's close and FIN,
 each step sent once the server sleeps in its event loop: instructions.py's
-client), SIGUSR2, and the server is stopped. The report gives bytecodes per
-handshake grouped (faye_sync and the app by module, gevent's pywsgi, socket and
-the rest, the standard library by module, other) and the top functions, each
-server side by side with the first one minus the floor. A proxy for CPU cost, not
-instructions: C code (gevent's compiled modules, the socket calls, hashing, the
-interpreter's own work per call) counts nothing, and opcodes differ in cost.
+client), SIGUSR2, and the server is stopped. The report gives, per handshake,
+bytecodes, Python calls and C function calls grouped by module (faye_sync and
+the app by file, gevent's pywsgi, socket and the rest, the standard library by
+module, other), the top functions by bytecodes and the top C functions by calls,
+each server side by side with the first one minus the floor. A proxy for CPU
+cost, not instructions: what C code does inside (gevent's compiled modules,
+system calls, hashing, allocation) counts nothing, and opcodes differ in cost.
 Linux only (``/proc/PID/syscall``); every wait is bounded, the server killed at
 the end.
 """
@@ -32,8 +33,10 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import instructions  # the deterministic client (and run.py, the servers)
 import run
@@ -47,6 +50,36 @@ SECTIONS = ("faye_sync", "app", "gevent", "stdlib", "other")
 
 Function = tuple[str, str, int]  # file, qualified name, first line
 Counts = Counter[Function]
+Key = TypeVar("Key")
+
+
+@dataclass
+class Profile:
+    """One server's counts over the counted handshakes."""
+
+    opcodes: Counts  # bytecodes executed, by function
+    calls: Counts  # frames entered or resumed, by function
+    c_calls: Counter[tuple[Function, str]]  # C functions called, by caller and callee
+
+    @classmethod
+    def load(cls, dump: dict[str, list[list[Any]]]) -> Profile:
+        opcodes: Counts = Counter()
+        calls: Counts = Counter()
+        c_calls: Counter[tuple[Function, str]] = Counter()
+        # += : code objects can share a name (dataclasses' generated methods, <string>:2)
+        for file, name, line, ops, frames in dump["functions"]:
+            opcodes[file, name, line] += ops
+            calls[file, name, line] += frames
+        for file, name, line, callee, count in dump["c_calls"]:
+            c_calls[(file, name, line), callee] += count
+        return cls(opcodes, calls, c_calls)
+
+    def c_calls_by(self, side: int) -> Counter[Any]:
+        """C calls by caller (``side`` 0) or by C function (1)."""
+        out: Counter[Any] = Counter()
+        for pair, count in self.c_calls.items():
+            out[pair[side]] += count
+        return out
 
 
 def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -57,8 +90,8 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.02)
 
 
-def profile(server: run.Server, n: int, warmup: int) -> tuple[Counts, Counts]:
-    """Opcodes and calls per function over ``n`` handshakes, after ``warmup`` others."""
+def profile(server: run.Server, n: int, warmup: int) -> Profile:
+    """The server's counts over ``n`` handshakes, after ``warmup`` others."""
     if server.cmd[0] != run.PY:
         raise SystemExit(f"{server.name} is not a Python server")
     with tempfile.TemporaryDirectory(prefix="faye-bytecodes-") as tmp:
@@ -77,12 +110,9 @@ def profile(server: run.Server, n: int, warmup: int) -> tuple[Counts, Counts]:
             instructions.idle(proc.pid)  # the last connection's teardown is done
             os.kill(proc.pid, signal.SIGUSR2)
             wait_for(out, proc)
-            rows = json.loads(out.read_text())
+            return Profile.load(json.loads(out.read_text()))
         finally:
             run.stop(proc)
-    opcodes = Counter({(file, name, line): ops for file, name, line, ops, _ in rows})
-    calls = Counter({(file, name, line): calls for file, name, line, _, calls in rows})
-    return opcodes, calls
 
 
 def short(file: str) -> str:
@@ -144,20 +174,29 @@ def grouped_table(results: dict[str, Counts], n: int, diff: str | None) -> str:
     return run.table(headers, rows)
 
 
-def top_table(results: dict[str, Counts], n: int, top: int, diff: str | None) -> str:
-    """The ``top`` functions by bytecodes per handshake (the most of any server)."""
+def function_label(function: Function) -> str:
+    file, qualname, line = function
+    return f"`{short(file)}:{line}` {qualname}"
+
+
+def top_table(
+    results: dict[str, Counter[Key]],
+    n: int,
+    top: int,
+    diff: str | None,
+    label: Callable[[Key], str],
+) -> str:
+    """The ``top`` keys by count per handshake (the most of any server)."""
     names = list(results)
-    functions = set().union(*results.values())
-    ranked = sorted(functions, key=lambda f: -max(counts[f] for counts in results.values()))
+    keys: set[Key] = set().union(*results.values())
+    ranked = sorted(keys, key=lambda key: -max(counts[key] for counts in results.values()))
     rows = []
-    for function in ranked[:top]:
-        file, qualname, line = function
-        cells = [f"`{short(file)}:{line}` {qualname}"]
-        cells += [per_handshake(results[name][function], n) for name in names]
+    for key in ranked[:top]:
+        cells = [label(key), *(per_handshake(results[name][key], n) for name in names)]
         if diff:
-            cells.append(per_handshake(results[names[0]][function] - results[diff][function], n))
+            cells.append(per_handshake(results[names[0]][key] - results[diff][key], n))
         rows.append(cells)
-    headers = ["function", *names, *([f"{names[0]} − {diff}"] if diff else [])]
+    headers = ["", *names, *([f"{names[0]} − {diff}"] if diff else [])]
     return run.table(headers, rows)
 
 
@@ -170,19 +209,29 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     opts = parser.parse_args()
     names = [name for name in opts.servers.split(",") if name]
-    opcodes, calls = {}, {}
-    for name in names:
-        opcodes[name], calls[name] = profile(run.SERVERS[name], opts.n, opts.warmup)
+    res = {name: profile(run.SERVERS[name], opts.n, opts.warmup) for name in names}
     diff = run.FLOOR if run.FLOOR in names[1:] else None
+    n, top = opts.n, opts.top
+    sections = {
+        "Executed bytecodes per handshake, by module": grouped_table(
+            {name: p.opcodes for name, p in res.items()}, n, diff
+        ),
+        "Python calls per handshake (frames entered or generators resumed), by module": (
+            grouped_table({name: p.calls for name, p in res.items()}, n, diff)
+        ),
+        "C function calls per handshake, by the calling module": grouped_table(
+            {name: p.c_calls_by(0) for name, p in res.items()}, n, diff
+        ),
+        f"Top {top} functions by bytecodes per handshake": top_table(
+            {name: p.opcodes for name, p in res.items()}, n, top, diff, function_label
+        ),
+        f"Top {top} C functions by calls per handshake": top_table(
+            {name: p.c_calls_by(1) for name, p in res.items()}, n, top, diff, "`{}`".format
+        ),
+    }
     command = " ".join(["python benchmarks/bytecodes.py", *sys.argv[1:]])
-    report = (
-        f"`{command}`: N = {opts.n} handshakes counted, after {opts.warmup}\n\n"
-        f"Executed bytecodes per handshake:\n\n{grouped_table(opcodes, opts.n, diff)}\n\n"
-        f"Python calls per handshake (frames entered or resumed):\n\n"
-        f"{grouped_table(calls, opts.n, diff)}\n\n"
-        f"Top {opts.top} functions, bytecodes per handshake:\n\n"
-        f"{top_table(opcodes, opts.n, opts.top, diff)}\n"
-    )
+    report = f"`{command}`: N = {n} handshakes counted, after {opts.warmup}\n"
+    report += "".join(f"\n{title}:\n\n{table}\n" for title, table in sections.items())
     print(report)
     if opts.out:
         opts.out.write_text(report)
