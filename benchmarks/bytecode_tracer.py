@@ -10,12 +10,14 @@ nothing. SIGUSR1 clears the counts, writes ``OUT.started`` and turns counting on
 from then on each new frame (and each resumed generator) counts its opcodes.
 SIGUSR2 turns counting off and writes ``OUT``, JSON: ``functions``, [file,
 qualified name, first line, opcodes, calls] per code object (a call is a frame
-entered or a generator resumed), and ``c_calls``, [file, qualified name, first
-line, C function, calls] per C function a code object called. A profile function
-(``sys.setprofile``) sees those: builtin functions and methods, not types
-(``bytes(...)``). Frames already running at SIGUSR1 are not counted. The handlers
-are gevent's (``gevent.signal_handler``): the servers run gevent's loop, where a
-plain ``signal.signal`` handler may wait for a wake-up.
+entered or a generator resumed; code compiled from a string, as the methods
+dataclasses generate, counts under its first caller's file), and ``c_calls``,
+[file, qualified name, first line, C function, calls] per C function a code
+object called. A profile function (``sys.setprofile``) sees those: builtin
+functions and methods, not types (``bytes(...)``). Frames already running at
+SIGUSR1 are not counted. The handlers are gevent's (``gevent.signal_handler``):
+the servers run gevent's loop, where a plain ``signal.signal`` handler may wait
+for a wake-up.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ TraceFunction = Any  # sys.settrace's callable; typeshed's alias is private
 counts: Counter[CodeType] = Counter()  # opcodes executed
 calls: Counter[CodeType] = Counter()  # frames entered or resumed (generators)
 c_calls: Counter[tuple[CodeType, str | None, str]] = Counter()  # caller, C module, C name
+generated: dict[CodeType, CodeType] = {}  # code compiled from a string (dataclasses): its caller
 counting = False
 
 
@@ -47,6 +50,8 @@ def on_call(frame: FrameType, event: str, arg: object) -> TraceFunction:
     if not counting:
         return None
     calls[frame.f_code] += 1
+    if frame.f_code.co_filename == "<string>" and frame.f_back:
+        generated.setdefault(frame.f_code, frame.f_back.f_code)
     frame.f_trace_lines = False
     frame.f_trace_opcodes = True
     return count_opcodes
@@ -62,13 +67,18 @@ def start(out: str) -> None:
     counts.clear()
     calls.clear()
     c_calls.clear()
+    generated.clear()
     with open(out + ".started", "w"):
         pass
     counting = True
 
 
 def where(code: CodeType) -> list[object]:
+    """File, name, first line; a generated method counts in its (first) caller's file."""
     name = getattr(code, "co_qualname", code.co_name)  # Python 3.11+: with the class
+    if code in generated:
+        caller = where(generated[code])
+        return [caller[0], f"{caller[1]} → generated {code.co_name}", caller[2]]
     return [code.co_filename, name, code.co_firstlineno]
 
 

@@ -66,7 +66,7 @@ class Profile:
         opcodes: Counts = Counter()
         calls: Counts = Counter()
         c_calls: Counter[tuple[Function, str]] = Counter()
-        # += : code objects can share a name (dataclasses' generated methods, <string>:2)
+        # += : code objects can share a name (two dataclasses made by one caller)
         for file, name, line, ops, frames in dump["functions"]:
             opcodes[file, name, line] += ops
             calls[file, name, line] += frames
@@ -134,8 +134,6 @@ def group(file: str) -> tuple[str, str]:
         name = path.removeprefix("gevent/")
         kind = "pywsgi" if name == "pywsgi.py" else "socket" if name in GEVENT_SOCKET else "other"
         return "gevent", f"gevent {kind}"
-    if path == "<string>":  # methods that dataclasses and namedtuple generate
-        return "other", "<string> (generated methods)"
     if path.startswith("<frozen "):
         return "stdlib", path.removeprefix("<frozen ").removesuffix(">")
     if file.startswith(str(STDLIB)) and not file.startswith(str(SITE)):
