@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import shutil
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import run  # benchmarks/run.py: the servers, ports, tables
-from instructions import TIMEOUT, settled, stop
+from instructions import TIMEOUT, settled, start, stop
 
 EVENT = b"data: "  # every event (and nothing else the servers send) holds it once
 
@@ -73,18 +73,7 @@ def measure(server: run.Server, conns: int, ns: list[int], profile: Path | None)
     out_dir = profile or Path(tempfile.mkdtemp(prefix="faye-sse-instr-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     port = run.free_port()
-    valgrind = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/{server.name}.%p")
-    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=str(run.SERVERS_DIR))
-    with open(out_dir / f"{server.name}.log", "ab") as log:
-        proc = subprocess.Popen(
-            [*valgrind, *server.command(port)],
-            cwd=server.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    proc = start(server, port, out_dir)
     try:
         run.wait_port(port, proc, timeout=180.0)
         run_once(proc.pid, port, conns, ns[0], None)  # warm up: imports and first-use paths
@@ -93,6 +82,8 @@ def measure(server: run.Server, conns: int, ns: list[int], profile: Path | None)
         return (large - small) / (conns * (ns[1] - ns[0]))
     finally:
         stop(proc)
+        if profile is None:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main() -> int:
