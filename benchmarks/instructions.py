@@ -174,16 +174,13 @@ def run_once(pid: int, port: int, workload: str, n: int, profile: Path | None) -
     return after - before
 
 
-def measure(server: run.Server, works: list[str], ns: list[int], profile: Path | None) -> dict:
-    """Instructions per message (per connection for handshake) of each workload."""
-    out_dir = profile or Path(tempfile.mkdtemp(prefix="faye-instr-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    port = run.free_port()
+def start(server: run.Server, port: int, out_dir: Path) -> subprocess.Popen[bytes]:
+    """``server`` under callgrind on ``port``; its log and callgrind files go to ``out_dir``."""
     valgrind = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/{server.name}.%p")
     env = dict(os.environ, PYTHONHASHSEED="0")
     env["PYTHONPATH"] = os.pathsep.join([str(server.root), str(run.SERVERS_DIR)])
     with open(out_dir / f"{server.name}.log", "ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [*valgrind, *server.command(port)],
             cwd=server.root,
             env=env,
@@ -192,6 +189,14 @@ def measure(server: run.Server, works: list[str], ns: list[int], profile: Path |
             stderr=log,
             start_new_session=True,
         )
+
+
+def measure(server: run.Server, works: list[str], ns: list[int], profile: Path | None) -> dict:
+    """Instructions per message (per connection for handshake) of each workload."""
+    out_dir = profile or Path(tempfile.mkdtemp(prefix="faye-instr-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = run.free_port()
+    proc = start(server, port, out_dir)
     try:
         run.wait_port(port, proc, timeout=180.0)
         Client(port, proc.pid).close()  # warm up: imports and first-use paths

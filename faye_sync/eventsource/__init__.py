@@ -259,7 +259,7 @@ class EventSource(EventEmitter):
         none: the result and the ``max_buffered`` rule are :meth:`send`'s, for
         the batch as a whole.
         """
-        return self._enqueue(*events)
+        return self._enqueue(b"".join(events))  # one chunk: the response joins them anyway
 
     def ping(self) -> bool:
         """Queue a keep-alive comment now, besides the periodic ones.
@@ -364,8 +364,8 @@ class EventSource(EventEmitter):
 
     # -- internals --------------------------------------------------------
 
-    def _enqueue(self, *chunks: bytes) -> bool:
-        size = sum(map(len, chunks))
+    def _enqueue(self, chunk: bytes) -> bool:
+        size = len(chunk)
         with self._lock:
             if self._closing:
                 return False
@@ -377,7 +377,7 @@ class EventSource(EventEmitter):
                 # these, or the client would resume past them.
                 self._close_locked()
             else:
-                self._queue.extend(chunks)
+                self._queue.append(chunk)
                 self._queued += size
         if overflow:
             self._overflow(buffered, size)
