@@ -32,7 +32,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
-from wsgiref.util import request_uri
 
 from ..adapters.admission import REFUSAL_MESSAGE, REFUSAL_STATUS, admit, refusal_headers
 from ..adapters.connection import find_connection
@@ -41,7 +40,7 @@ from ..blocking.backends import Backend, Signal, detect_backend
 from ..blocking.emitter import Event, EventEmitter
 from ..blocking.emitter import Listener as EmitterListener
 from ..protocol import sse
-from ..protocol.options import seconds
+from .options import byte_limit, ping_interval, request_url
 from .response import StreamResponse
 
 __all__ = ["EventSource", "EventSourceEvent", "is_eventsource"]
@@ -151,14 +150,14 @@ class EventSource(EventEmitter):
         retry = sse.DEFAULT_RETRY if retry is None else retry
         self._preamble = sse.encode_retry(retry)  # checks it: a number of seconds, >= 0
         self._retry = float(retry)
-        self._ping = _ping_interval(ping)
-        self._max_buffered = _byte_limit(max_buffered)
+        self._ping = ping_interval(ping)
+        self._max_buffered = byte_limit(max_buffered)
         self.status = "200 OK"
         self.headers = sse.response_headers(headers)
         self._path = str(environ.get("PATH_INFO", ""))
         # Read now: servers clear the environ when the request ends, and a
         # producer failing after that is logged with the URL.
-        self.url: str = _request_url(environ)
+        self.url: str = request_url(environ)
         """The full URL of the request (faye's ``url``), query string included."""
         self.last_event_id = sse.parse_last_event_id(
             environ.get("HTTP_LAST_EVENT_ID"), environ.get("QUERY_STRING")
@@ -478,26 +477,3 @@ class EventSource(EventEmitter):
     def __repr__(self) -> str:
         state = {0: "CONNECTING", 1: "OPEN", 3: "CLOSED"}[self.ready_state]
         return f"<EventSource {state} {self._path!r}>"
-
-
-def _ping_interval(ping: float | None) -> float:
-    if ping is None or ping == 0:
-        return float(sse.DEFAULT_PING)
-    return seconds("ping", ping, allow_zero=False)
-
-
-def _byte_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"max_buffered must be a number of bytes or None, not {limit!r}")
-    if limit <= 0:
-        raise ValueError(f"max_buffered must be > 0 bytes or None, not {limit!r}")
-    return limit
-
-
-def _request_url(environ: Mapping[str, Any]) -> str:
-    try:
-        return request_uri(dict(environ))
-    except KeyError:  # a hand-made environ without the URL's parts
-        return str(environ.get("PATH_INFO", ""))
