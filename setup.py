@@ -45,7 +45,9 @@ def _extensions() -> list[Any]:
     try:
         from mypyc.build import mypycify
 
-        return list(mypycify(COMPILED, opt_level="3"))  # from the project's root, as pip runs it
+        # Paths from the project's root, where pip runs this; one shared library,
+        # faye_sync__mypyc, beside the package.
+        return list(mypycify(COMPILED, opt_level="3", group_name="faye_sync"))
     except (Exception, SystemExit) as exc:  # no mypy (ImportError); mypyc exits on its errors
         warnings.warn(f"faye_sync: building the pure-Python package ({exc!r})", stacklevel=1)
         return []
@@ -67,4 +69,5 @@ class OptionalBuildExt(build_ext):
             self.extensions = []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+if __name__ == "__main__":  # as pip and build run it; tests/compiled.py imports COMPILED
+    setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
