@@ -38,7 +38,6 @@ def stale() -> list[Path]:
 
 
 def build() -> None:
-    from mypyc.build import mypycify
     from setuptools import setup
 
     os.chdir(ROOT)  # setup.py's paths are from the root
@@ -46,7 +45,7 @@ def build() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # its setup() runs only as __main__
-    extensions = mypycify(module.COMPILED, opt_level="3", group_name="faye_sync")
+    extensions = module.frame_layer_extensions()
     setup(
         name="faye_sync",
         script_args=["build_ext", "--inplace"],

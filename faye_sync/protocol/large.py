@@ -220,9 +220,7 @@ class LargeFrameReader:
     _failed: bool
 
     # HybiProtocol's (mypyc allows no `if TYPE_CHECKING:` declarations in a class).
-    def _probe_utf8(
-        self, opcode: int, buf: bytearray, start: int, size: int, masked: int
-    ) -> bool:
+    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
         raise NotImplementedError
 
     def _fail_at(self, pos: int, code: int, message: str) -> None:
