@@ -2,7 +2,7 @@
 
 ``python -m tests.compiled build`` compiles setup.py's ``COMPILED`` modules in place
 (the ``.so`` files beside their ``.py``, where the suite and the servers it starts
-import them); ``python -m tests.compiled clean`` removes them. tests/conftest.py
+import them); ``python -m tests.compiled clean`` removes them and ``build/``. tests/conftest.py
 refuses to run when a ``.py`` is newer than its ``.so`` (an edit the build shadows).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -59,6 +60,9 @@ def build() -> None:
 def clean() -> None:
     for path in compiled_files():
         path.unlink()
+    # mypyc's C and setuptools' copies: a later wheel build in this checkout
+    # (pip builds in place) must not pick them up.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
 
 
 def main() -> int:
