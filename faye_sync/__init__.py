@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.machinery import EXTENSION_SUFFIXES
 
 from .adapters.admission import set_connection_limit
 from .blocking.live import close_all
@@ -24,9 +25,14 @@ from .exceptions import (
 )
 from .extensions import PerMessageDeflate
 from .metrics import Stats, add_gauge, stats
+from .protocol import hybi as _hybi
 from .websocket import WebSocket
 
 __version__ = "0.1.0.dev0"
+
+#: True when the frame layer in use is the one mypyc compiled (a wheel built where
+#: mypy and a C compiler were; setup.py), False for the pure-Python package.
+__compiled__ = str(_hybi.__file__).endswith(tuple(EXTENSION_SUFFIXES))
 
 __all__ = [
     "Client",

@@ -8,7 +8,13 @@ every ``settings(...)`` made at import time inherits it (tests/test_hypothesis_p
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.compiled import stale
+
+if stale():  # tox's compiled run builds in place (tests/compiled.py); an edit since then
+    pytest.exit(f"compiled modules older than {stale()}: python -m tests.compiled clean", 4)
 
 settings.register_profile(
     "faye_sync",

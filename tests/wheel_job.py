@@ -5,7 +5,8 @@
    README's own ``pip install`` lines, with ``faye_sync`` standing for the wheel;
    lines that are about a clone (``-e``) or tooling (``tox``) are left out. With only
    that installed, each README ``gunicorn`` line starts and echoes a message. Then the
-   extras the README's other recipes need, and the test runner.
+   extras the README's other recipes need, and the test runner; under tox the wheel
+   must hold mypyc's compiled frame layer (``faye_sync.__compiled__``).
 3. The README's blocks run against it (tests/test_readme.py) from a copy of the tests
    without the package beside them, so every ``import faye_sync`` is the wheel's
    (``FAYE_SYNC_WHEEL=1`` makes the tests check that).
@@ -115,6 +116,14 @@ def _port_of(server: subprocess.Popen[str], where: str) -> int:
     raise AssertionError(f"{where}: gunicorn did not start:\n{output}")
 
 
+def check_build(python: Path) -> None:
+    """tox (FAYE_SYNC_EXPECT_COMPILED=1): the wheel holds mypyc's frame layer (setup.py)."""
+    pure = os.environ.get("FAYE_SYNC_PURE", "") not in ("", "0")
+    if os.environ.get("FAYE_SYNC_EXPECT_COMPILED") == "1" and not pure:
+        check = "import faye_sync; assert faye_sync.__compiled__, 'the wheel is pure Python'"
+        step(python, "-c", check, cwd=python.parent)  # not beside the checkout's package
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -138,6 +147,7 @@ def main() -> int:
         tree.mkdir()
         run_gunicorn_lines(python, tree)  # before anything but the README's lines is installed
         step(python, "-m", "pip", "install", "--quiet", f"{wheel}[{RECIPE_EXTRAS}]")
+        check_build(python)
         step(python, "-m", "pip", "install", "--quiet", *TEST_TOOLS)
 
         for name in COPIED:

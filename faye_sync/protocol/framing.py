@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
+from ._mypyc import trait
 from .base import OPEN, ReadyState, validate_close_arguments
 from .large import LARGE_FRAME
 from .masking import apply_mask
@@ -55,6 +56,7 @@ def close_payload(code: int, reason: bytes) -> bytes:
     return _pack_code(code) + reason
 
 
+@trait  # a mixin: mypyc compiles HybiProtocol's two halves as traits
 class FrameWriter:
     """The ``send_*`` half of :class:`~faye_sync.protocol.hybi.HybiProtocol`."""
 
@@ -64,9 +66,8 @@ class FrameWriter:
     _extensions: MessagePipeline | None
     _output: list[bytes]
 
-    if TYPE_CHECKING:
-
-        def _fail_protocol(self, code: int, message: str) -> None: ...
+    def _fail_protocol(self, code: int, message: str) -> None:  # HybiProtocol's
+        raise NotImplementedError
 
     def send_text(self, text: str) -> bool:
         """Queue a text message; False once closing (faye drops it silently)."""

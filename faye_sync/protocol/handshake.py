@@ -171,7 +171,7 @@ def server_handshake(
         head,
         protocol,
         subprotocol,
-        HybiProtocol.version,
+        protocol.version,
         accepted,
     )
 
@@ -333,4 +333,4 @@ class ClientHandshake:
             name = accepted.split(";")[0].strip()
             raise fail(f'Server sent an extension response for unknown extension "{name}"')
         protocol = HybiProtocol(is_client=True, max_length=self.max_length, extensions=active)
-        return Acceptance(b"", protocol, subprotocol or "", HybiProtocol.version, accepted)
+        return Acceptance(b"", protocol, subprotocol or "", protocol.version, accepted)

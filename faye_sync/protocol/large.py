@@ -32,8 +32,8 @@ kept and joined at the end, so the text is unmasked and decoded once.
 from __future__ import annotations
 
 import codecs
-from typing import TYPE_CHECKING
 
+from ._mypyc import trait
 from .base import OPEN, ReadyState
 from .events import Event, Message
 from .masking import apply_mask
@@ -206,6 +206,7 @@ class LargeFrame:
             _spares.append(self.buffer)
 
 
+@trait  # a mixin: mypyc compiles HybiProtocol's two halves as traits
 class LargeFrameReader:
     """The large-frame part of :class:`~faye_sync.protocol.hybi.HybiProtocol`'s input."""
 
@@ -218,14 +219,18 @@ class LargeFrameReader:
     _produced: int
     _failed: bool
 
-    if TYPE_CHECKING:
+    # HybiProtocol's (mypyc allows no `if TYPE_CHECKING:` declarations in a class).
+    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
+        raise NotImplementedError
 
-        def _probe_utf8(
-            self, opcode: int, buf: bytearray, start: int, size: int, masked: int
-        ) -> bool: ...
-        def _fail_at(self, pos: int, code: int, message: str) -> None: ...
-        def _fail_protocol(self, code: int, message: str) -> None: ...
-        def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None: ...
+    def _fail_at(self, pos: int, code: int, message: str) -> None:
+        raise NotImplementedError
+
+    def _fail_protocol(self, code: int, message: str) -> None:
+        raise NotImplementedError
+
+    def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
+        raise NotImplementedError
 
     def _large_begin(
         self, b0: int, buf: bytearray, pos: int, start: int, size: int, length: int, masked: int
@@ -234,13 +239,18 @@ class LargeFrameReader:
         self._probe = None
         self._probe_utf8(b0 & 0x0F, buf, start, start, masked)  # a text frame's decoder
         key = bytes(buf[start - 4 : start]) if masked else None
-        frame = LargeFrame(b0, length, key, self._probe, memoryview(buf)[start:size])
-        self._probe = None
+        frame = LargeFrame(b0, length, key, self._take_probe(), memoryview(buf)[start:size])
         if not frame.check_utf8():
             self._fail_at(pos, 1007, ERROR_UTF8)  # or parsed again from pos, if it pauses
             return
         self.large_frame = frame
         buf.clear()
+
+    def _take_probe(self) -> codecs.IncrementalDecoder | None:
+        # A call, not a read after the one above: mypy (and mypyc, which trusts it)
+        # would take self._probe for the None assigned before _probe_utf8 set it.
+        probe, self._probe = self._probe, None
+        return probe
 
     def _large_arrived(
         self, frame: LargeFrame, data: bytes | bytearray | memoryview
