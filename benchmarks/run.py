@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -1029,6 +1029,31 @@ def baseline_server(rev: str) -> Server:
     )
 
 
+def compiled_servers() -> list[Server]:
+    """faye-gevent and faye-gthread on mypyc's build of the frame layer (setup.py's COMPILED).
+
+    The working tree's faye_sync, wsgi_examples and build files are copied to a temp
+    directory and compiled in place there (tests/compiled.py), so that the pure servers
+    and the compiled ones run in the same run, interleaved.
+    """
+    root = Path(tempfile.mkdtemp(prefix="faye-bench-compiled-"))
+    for name in ("faye_sync", "wsgi_examples", "tests"):
+        shutil.copytree(
+            ROOT / name, root / name, ignore=shutil.ignore_patterns("*.so", "__pycache__")
+        )
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.rst"):
+        shutil.copy(ROOT / name, root / name)
+    build = subprocess.run(
+        [PY, "-m", "tests.compiled", "build"], cwd=root, capture_output=True, text=True
+    )
+    if build.returncode:
+        raise SystemExit(f"--compiled: the mypyc build failed:\n{build.stderr[-2000:]}")
+    return [
+        replace(SERVERS[name], name=f"{name}-compiled", root=root)
+        for name in ("faye-gevent", "faye-gthread")
+    ]
+
+
 def raise_fd_limit(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else max(soft, need)
@@ -1076,6 +1101,11 @@ def main(argv: list[str] | None = None) -> int:
         help="echo in lock-step rounds (every connection sends, then all echoes are awaited)",
     )
     parser.add_argument("--json", type=Path, help="write every repetition's raw results here")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also run faye-gevent and faye-gthread on mypyc's build of the frame layer",
+    )
     parser.add_argument("--no-micro", action="store_true", help="skip benchmarks/micro.py")
     parser.add_argument(
         "--baseline",
@@ -1104,6 +1134,8 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(server)
     if opts.baseline:
         servers.append(baseline_server(opts.baseline))
+    if opts.compiled:
+        servers += compiled_servers()
     cores = pick_cores(opts.no_pin)
 
     print(f"# machine: {machine()} (at start)", flush=True)
