@@ -22,7 +22,7 @@ import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from faye_sync.exceptions import HijackError
 
@@ -134,14 +134,13 @@ def socket_of(reader: io.BufferedReader) -> socket.socket | None:
     (gevent.pywsgi, wsgiref, Django). The socket may be gevent's, which is not a
     subclass of :class:`socket.socket`, so it is recognised by its methods.
     """
-    sock = getattr(reader.raw, "_sock", None)
-    if sock is None:
+    sock: socket.socket | None = getattr(reader.raw, "_sock", None)
+    if sock is None or type(sock) in _SOCKET_TYPES:
+        return sock
+    if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
         return None
-    if type(sock) not in _SOCKET_TYPES:
-        if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
-            return None
-        _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
-    return cast(socket.socket, sock)
+    _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
+    return sock
 
 
 # Types that passed socket_of's check: their instances need not be looked at again.

@@ -9,7 +9,8 @@ session fails in one direction, that direction stays failed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 from ..exceptions import ProtocolError
 from .base import ClientSession, Extension, ExtensionMessage, Params, Session
@@ -20,6 +21,9 @@ __all__ = ["MAX_LENGTH", "Extensions"]
 MAX_LENGTH = 2**20  # as the frame layer's: 1 MiB
 
 _MISSING = object()
+
+# Extension names that passed add()'s token check: a name is checked once per process.
+_VALID_NAMES: set[str] = set()
 
 
 class Extensions:
@@ -51,13 +55,16 @@ class Extensions:
             raise ValueError(f"max_length must not be negative, not {max_length}")
         self.max_length = max_length
         self._registered: dict[str, Extension] = {}
-        self._offered: dict[str, tuple[Extension, ClientSession]] = {}
-        self._active: list[tuple[Extension, Session]] = []
-        self._rsv_allowed = (False, False, False)
-        self._incoming_error: ProtocolError | None = None
-        self._outgoing_error: ProtocolError | None = None
         for extension in extensions:
             self.add(extension)
+
+    # Until negotiation or a failure sets them (a server that is offered nothing, most
+    # connections, sets none of them: class attributes, never changed in place).
+    _offered: Mapping[str, tuple[Extension, ClientSession]] = MappingProxyType({})
+    _active: Sequence[tuple[Extension, Session]] = ()
+    _rsv_allowed = (False, False, False)
+    _incoming_error: ProtocolError | None = None
+    _outgoing_error: ProtocolError | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(self._registered)
@@ -77,6 +84,25 @@ class Extensions:
                 ``"permessage"``, an ``rsv`` field is not a bool, or an
                 extension with that name is already registered.
         """
+        try:  # the usual extension: a valid name seen before, the type and bools
+            name = extension.name
+            if (
+                type(name) is str
+                and name in _VALID_NAMES
+                and extension.type == "permessage"
+                and type(extension.rsv1) is bool
+                and type(extension.rsv2) is bool
+                and type(extension.rsv3) is bool
+                and name not in self._registered
+            ):
+                self._registered[name] = extension
+                return
+        except AttributeError:  # the checks below say which
+            pass
+        self._add_checked(extension)
+
+    def _add_checked(self, extension: Extension) -> None:
+        """:meth:`add` with every check in turn, each with its message."""
         name = getattr(extension, "name", _MISSING)
         if not isinstance(name, str):
             raise TypeError("extension.name must be a string")
@@ -90,6 +116,8 @@ class Extensions:
         if name in self._registered:
             raise TypeError(f'An extension with name "{name}" is already registered')
         self._registered[name] = extension
+        if type(name) is str and len(_VALID_NAMES) < 64:  # bounded: names come from code
+            _VALID_NAMES.add(name)
 
     # ------------------------------------------------------------ client side
 
@@ -103,12 +131,13 @@ class Extensions:
             The header value, or None when nothing is offered.
         """
         offers: list[str] = []
-        self._offered = {}
+        offered: dict[str, tuple[Extension, ClientSession]] = {}
+        self._offered = offered
         for extension in self._registered.values():
             session = extension.create_client_session(max_length=self.max_length)
             if session is None:
                 continue
-            self._offered[extension.name] = (extension, session)
+            offered[extension.name] = (extension, session)
             offer = session.generate_offer()
             if offer is None:
                 continue
@@ -152,7 +181,7 @@ class Extensions:
         for _, session in self._offered.values():
             if not any(session is chosen for _, chosen in active):
                 _close_quietly(session)
-        self._offered = {}
+        self._offered = MappingProxyType({})
         self._set_active(active)
 
     # ------------------------------------------------------------ server side
