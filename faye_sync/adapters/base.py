@@ -176,8 +176,11 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     Servers read the request headers through a buffered reader, so bytes the client
     sent in the same packet (a pipelined first frame) sit in its buffer, where reading
     the socket will never see them. ``peek()`` returns the buffer without a raw read
-    when it is not empty, but reads the socket (and would block) when it is: the socket
-    is made non-blocking for that one call. The caller resets the timeout afterwards.
+    when it is not empty, but reads the socket (and would block) when it is. Under a
+    ``sock.makefile()`` reader (every server's) that read goes to a stand-in that finds
+    nothing: no system call, no ``EAGAIN``; what the kernel holds stays there for the
+    session's own reads. Other readers get the read with the socket made non-blocking
+    for that one call (the caller resets the timeout afterwards).
 
     Args:
         reader: The server's buffered reader over ``sock``.
@@ -186,6 +189,14 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     Returns:
         The buffered bytes (possibly empty).
     """
+    raw = reader.raw
+    if type(raw) is socket.SocketIO and getattr(raw, "_sock", None) is sock:
+        raw._sock = _NOTHING_TO_READ  # type: ignore[attr-defined]  # see socket_of
+        try:
+            peeked = reader.peek()
+        finally:
+            raw._sock = sock  # type: ignore[attr-defined]
+        return reader.read(len(peeked)) if peeked else b""
     sock.setblocking(False)
     try:
         peeked = reader.peek()
@@ -194,6 +205,23 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     except ssl.SSLWantReadError:
         return b""  # SocketIO lets this one through: it has no EAGAIN errno
     return reader.read(len(peeked)) if peeked else b""
+
+
+class _NothingToRead:
+    """What ``SocketIO.readinto`` reads from while :func:`drain_buffered_reader` peeks.
+
+    Its end of stream makes ``peek()`` return the reader's buffer as it is. (Bytes a
+    TLS socket decrypted but has not returned stay in it: the backends read those
+    before they wait on the socket.)
+    """
+
+    __slots__ = ()
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return 0
+
+
+_NOTHING_TO_READ = _NothingToRead()
 
 
 class Adapter(ABC):
