@@ -42,6 +42,16 @@ TOO_LARGE = "WebSocket frame length too large"
 _DEFAULT_LEVEL = zlib.Z_DEFAULT_COMPRESSION
 _DEFAULT_MEM_LEVEL = 5
 _DEFAULT_STRATEGY = zlib.Z_DEFAULT_STRATEGY
+# PerMessageDeflate's options, in its repr's order.
+_OPTIONS = (
+    "level",
+    "mem_level",
+    "strategy",
+    "no_context_takeover",
+    "request_no_context_takeover",
+    "max_window_bits",
+    "request_max_window_bits",
+)
 
 
 def _is_window_bits(value: ParamValue | None) -> bool:
@@ -139,7 +149,9 @@ class PerMessageDeflate:
         max_window_bits: int | None = None,
         request_max_window_bits: int | None = None,
     ) -> None:
-        if not (  # the defaults (small ints are one object each): nothing to check
+        # The defaults (small ints are one object each) are the class's attributes: an
+        # app that makes one per connection with no options (most) sets nothing.
+        if not (
             level is _DEFAULT_LEVEL
             and mem_level is _DEFAULT_MEM_LEVEL
             and strategy is _DEFAULT_STRATEGY
@@ -147,16 +159,26 @@ class PerMessageDeflate:
             and request_max_window_bits is None
         ):
             _check_options(level, mem_level, strategy, max_window_bits, request_max_window_bits)
-        self.level = level
-        self.mem_level = mem_level
-        self.strategy = strategy
-        self.no_context_takeover = bool(no_context_takeover)
-        self.request_no_context_takeover = bool(request_no_context_takeover)
-        self.max_window_bits = max_window_bits
-        self.request_max_window_bits = request_max_window_bits
+            self.level = level
+            self.mem_level = mem_level
+            self.strategy = strategy
+            self.max_window_bits = max_window_bits
+            self.request_max_window_bits = request_max_window_bits
+        if no_context_takeover:
+            self.no_context_takeover = True
+        if request_no_context_takeover:
+            self.request_no_context_takeover = True
+
+    level = _DEFAULT_LEVEL
+    mem_level = _DEFAULT_MEM_LEVEL
+    strategy = _DEFAULT_STRATEGY
+    no_context_takeover = False
+    request_no_context_takeover = False
+    max_window_bits: int | None = None
+    request_max_window_bits: int | None = None
 
     def __repr__(self) -> str:
-        options = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        options = ", ".join(f"{key}={getattr(self, key)!r}" for key in _OPTIONS)
         return f"PerMessageDeflate({options})"
 
     def create_client_session(self, *, max_length: int) -> DeflateClientSession:
