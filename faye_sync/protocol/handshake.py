@@ -180,8 +180,13 @@ def server_handshake(
         max_length=max_length,
         extensions=extensions if accepted else None,
     )
-    if headers is None and not subprotocol and not accepted:
-        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n\r\n"  # the usual answer
+    if headers is None:  # the usual answer: what _response_head writes, from a template
+        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n"
+        if subprotocol:
+            head += _header_line("Sec-WebSocket-Protocol", subprotocol)
+        if accepted:
+            head += _header_line("Sec-WebSocket-Extensions", accepted)
+        head += b"\r\n"
     else:
         head = _response_head(key, headers, subprotocol, accepted)
     return Acceptance(head, protocol, subprotocol, HybiProtocol.version, accepted)
@@ -203,6 +208,12 @@ def _response_head(
     if accepted:
         response.set("Sec-WebSocket-Extensions", accepted)
     return b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n"
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """One header as ``HeaderList.set`` checks and writes it."""
+    check_header(name, value)
+    return f"{name}: {value.strip()}\r\n".encode("latin-1")
 
 
 def _check_request(request: Request) -> Rejection | str:
