@@ -95,8 +95,7 @@ class Request(NamedTuple):
         return self.headers.get(name)
 
 
-@dataclass
-class Acceptance:
+class Acceptance(NamedTuple):
     """Write ``response`` to the socket, then run ``protocol`` on it."""
 
     response: bytes
@@ -219,7 +218,9 @@ def _header_line(name: str, value: str) -> bytes:
 def _check_request(request: Request) -> Rejection | str:
     """faye's checks of an upgrade request, in faye's order: a rejection, or the key."""
     header = request.headers.get
-    if not is_websocket(request.method, header("connection"), header("upgrade")):
+    connection, upgrade = header("connection"), header("upgrade")
+    usual = request.method == "GET" and connection in _UPGRADE_TOKENS and upgrade in _WEBSOCKET
+    if not usual and not is_websocket(request.method, connection, upgrade):
         return Rejection("400 Bad Request", "Not a WebSocket request")
     if header("host") is None:
         return Rejection("400 Bad Request", "Missing handshake request header: Host")
