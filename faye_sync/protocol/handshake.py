@@ -95,7 +95,8 @@ class Request(NamedTuple):
         return self.headers.get(name)
 
 
-class Acceptance(NamedTuple):
+@dataclass  # not a named tuple: its plain __init__ and attribute reads cost less here
+class Acceptance:
     """Write ``response`` to the socket, then run ``protocol`` on it."""
 
     response: bytes
