@@ -277,6 +277,8 @@ class Extensions:
 
     def _set_active(self, active: list[tuple[Extension, Session]]) -> None:
         self._active = active
+        # On the instance from here on: every message reads them.
+        self._incoming_error = self._outgoing_error = None
         self._rsv_allowed = (
             any(extension.rsv1 for extension, _ in active),
             any(extension.rsv2 for extension, _ in active),
