@@ -10,6 +10,7 @@ session fails in one direction, that direction stays failed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from types import MappingProxyType
 
 from ..exceptions import ProtocolError
@@ -201,7 +202,7 @@ class Extensions:
             ValueError: the header does not parse.
         """
         offers: dict[str, list[Params]] = {}
-        for name, params in parse_header(header):
+        for name, params in _parse_offer(header):
             offers.setdefault(name, []).append(params)
         active: list[tuple[Extension, Session]] = []
         reserved: dict[int, str] = {}
@@ -284,6 +285,27 @@ class Extensions:
             any(extension.rsv2 for extension, _ in active),
             any(extension.rsv3 for extension, _ in active),
         )
+
+
+# Browsers send one of a handful of offers ("permessage-deflate; client_max_window_bits"):
+# each is parsed once (3 µs a handshake otherwise). Short headers only, so that what
+# the cache holds stays small whatever clients send; failures are not kept.
+_CACHED_OFFER_LENGTH = 256
+
+
+@lru_cache(maxsize=64)
+def _parsed_offer(header: str) -> tuple[tuple[str, Params], ...]:
+    return tuple(parse_header(header))
+
+
+def _parse_offer(header: str) -> list[tuple[str, Params]]:
+    """``parse_header(header)``, each pair's parameters a fresh copy (sessions own them)."""
+    if len(header) > _CACHED_OFFER_LENGTH:
+        return parse_header(header)
+    return [
+        (name, {key: value[:] if type(value) is list else value for key, value in params.items()})
+        for name, params in _parsed_offer(header)
+    ]
 
 
 def _clash(extension: Extension, reserved: dict[int, str]) -> tuple[int, str] | None:
