@@ -280,11 +280,12 @@ class Extensions:
         self._active = active
         # On the instance from here on: every message reads them.
         self._incoming_error = self._outgoing_error = None
-        self._rsv_allowed = (
-            any(extension.rsv1 for extension, _ in active),
-            any(extension.rsv2 for extension, _ in active),
-            any(extension.rsv3 for extension, _ in active),
-        )
+        rsv1 = rsv2 = rsv3 = False  # one pass, not three generators (add() checked the bools)
+        for extension, _ in active:
+            rsv1 = rsv1 or extension.rsv1
+            rsv2 = rsv2 or extension.rsv2
+            rsv3 = rsv3 or extension.rsv3
+        self._rsv_allowed = (rsv1, rsv2, rsv3)
 
 
 # Browsers send one of a handful of offers ("permessage-deflate; client_max_window_bits"):
