@@ -85,9 +85,14 @@ class ConnectionClosed(FayeSyncError):
     """The connection is closed; ``code`` and ``reason`` are those of the ``close`` event."""
 
     def __init__(self, code: int | None, reason: str | None) -> None:
-        super().__init__(f"connection closed: {code} {reason!r}")
+        # No super().__init__: BaseException.__new__ has set args to (code, reason)
+        # (so it pickles), and the message is made only when shown: iterating a
+        # WebSocket ends on one of these, never shown, at every close.
         self.code = code
         self.reason = reason
+
+    def __str__(self) -> str:
+        return f"connection closed: {self.code} {self.reason!r}"
 
 
 class ConcurrencyError(FayeSyncError, RuntimeError):

@@ -37,6 +37,7 @@ LAYERS = {
 CORE_STDLIB = {
     "__future__",
     "base64",
+    "binascii",
     "codecs",
     "collections",
     "dataclasses",

@@ -4,7 +4,7 @@
 application, recovers the bytes the server had already read past the request headers,
 and returns a :class:`~faye_sync.adapters.base.Hijack` whose
 :meth:`~faye_sync.adapters.base.Hijack.finish` ends the WSGI call without the server
-writing anything more.A refusal raises
+writing anything more. A refusal raises
 :class:`~faye_sync.exceptions.HijackError` before anything is touched, so a caller can
 still answer with an HTTP error (``error.respond(start_response)``).
 
@@ -38,16 +38,6 @@ ADAPTERS: tuple[Adapter, ...] = (
 )
 
 
-def _adapter_for(environ: Environ) -> Adapter:
-    error = refusal(environ)
-    if error is not None:
-        raise error
-    for adapter in ADAPTERS:
-        if adapter.recognises(environ):
-            return adapter
-    raise unsupported_server(environ)
-
-
 def hijack(environ: Environ) -> Hijack:
     """Take the request's connection over from the WSGI server.
 
@@ -67,4 +57,10 @@ def hijack(environ: Environ) -> Hijack:
             out its connections (waitress, mod_wsgi, uWSGI, unknown servers); nothing
             has been touched then.
     """
-    return _adapter_for(environ).hijack(environ)
+    error = refusal(environ)
+    if error is not None:
+        raise error
+    for adapter in ADAPTERS:
+        if adapter.recognises(environ):
+            return adapter.hijack(environ)
+    raise unsupported_server(environ)

@@ -76,9 +76,11 @@ class Slot:
     def release(self) -> bool:
         """Free the slot; True if this call freed it."""
         global _open
+        if self._released:  # the second call (the finaliser after a close): no lock taken
+            return False
         with _lock:
-            if self._released:
-                return False
+            if self._released:  # another thread released it meanwhile (mypy cannot know)
+                return False  # type: ignore[unreachable]
             self._released = True
             _open -= 1
         stats.closed(self._kind)
@@ -132,7 +134,11 @@ def admit(environ: Mapping[str, Any], kind: str) -> Slot | None:
         kind: ``"websocket"`` or ``"eventsource"``, for ``faye_sync.stats()``.
     """
     global _open, _warned_full
-    limit = connection_limit(environ)
+    derived = _derived  # the cap found from the server, without connection_limit's call
+    if _limit == _AUTO and derived is not None and derived[0] == _pid:
+        limit = derived[1]
+    else:
+        limit = connection_limit(environ)
     with _lock:
         if limit is None or _open < limit:
             _open += 1

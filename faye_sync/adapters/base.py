@@ -22,7 +22,7 @@ import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from faye_sync.exceptions import HijackError
 
@@ -134,14 +134,13 @@ def socket_of(reader: io.BufferedReader) -> socket.socket | None:
     (gevent.pywsgi, wsgiref, Django). The socket may be gevent's, which is not a
     subclass of :class:`socket.socket`, so it is recognised by its methods.
     """
-    sock = getattr(reader.raw, "_sock", None)
-    if sock is None:
+    sock: socket.socket | None = getattr(reader.raw, "_sock", None)
+    if sock is None or type(sock) in _SOCKET_TYPES:
+        return sock
+    if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
         return None
-    if type(sock) not in _SOCKET_TYPES:
-        if not all(callable(getattr(sock, name, None)) for name in ("recv", "sendall", "shutdown")):
-            return None
-        _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
-    return cast(socket.socket, sock)
+    _SOCKET_TYPES.add(type(sock))  # a class's methods: checked once per type
+    return sock
 
 
 # Types that passed socket_of's check: their instances need not be looked at again.
@@ -177,8 +176,11 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     Servers read the request headers through a buffered reader, so bytes the client
     sent in the same packet (a pipelined first frame) sit in its buffer, where reading
     the socket will never see them. ``peek()`` returns the buffer without a raw read
-    when it is not empty, but reads the socket (and would block) when it is: the socket
-    is made non-blocking for that one call. The caller resets the timeout afterwards.
+    when it is not empty, but reads the socket (and would block) when it is. Under a
+    ``sock.makefile()`` reader (every server's) that read goes to a stand-in that finds
+    nothing: no system call, no ``EAGAIN``; what the kernel holds stays there for the
+    session's own reads. Other readers get the read with the socket made non-blocking
+    for that one call (the caller resets the timeout afterwards).
 
     Args:
         reader: The server's buffered reader over ``sock``.
@@ -187,6 +189,14 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     Returns:
         The buffered bytes (possibly empty).
     """
+    raw = reader.raw
+    if type(raw) is socket.SocketIO and getattr(raw, "_sock", None) is sock:
+        raw._sock = _NOTHING_TO_READ  # type: ignore[attr-defined]  # see socket_of
+        try:
+            peeked = reader.peek()
+        finally:
+            raw._sock = sock  # type: ignore[attr-defined]
+        return reader.read(len(peeked)) if peeked else b""
     sock.setblocking(False)
     try:
         peeked = reader.peek()
@@ -195,6 +205,23 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     except ssl.SSLWantReadError:
         return b""  # SocketIO lets this one through: it has no EAGAIN errno
     return reader.read(len(peeked)) if peeked else b""
+
+
+class _NothingToRead:
+    """What ``SocketIO.readinto`` reads from while :func:`drain_buffered_reader` peeks.
+
+    Its end of stream makes ``peek()`` return the reader's buffer as it is. (Bytes a
+    TLS socket decrypted but has not returned stay in it: the backends read those
+    before they wait on the socket.)
+    """
+
+    __slots__ = ()
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        return 0
+
+
+_NOTHING_TO_READ = _NothingToRead()
 
 
 class Adapter(ABC):

@@ -90,6 +90,17 @@ def refusal(environ: Environ) -> HijackError | None:
     The request is checked first (a WebSocket handshake is an HTTP/1.1 GET), then the
     servers known to keep their sockets to themselves.
     """
+    get = environ.get
+    software = get("SERVER_SOFTWARE")
+    if (
+        get("REQUEST_METHOD") == "GET"
+        and get("SERVER_PROTOCOL") == "HTTP/1.1"
+        and "waitress.client_disconnected" not in environ
+        and "mod_wsgi.version" not in environ
+        and "uwsgi.version" not in environ
+        and not (isinstance(software, str) and software.startswith("waitress"))
+    ):
+        return None  # the usual request: what the two checks below find, at less cost
     return _refuse_request(environ) or _refuse_server(environ)
 
 

@@ -39,6 +39,19 @@ _STRATEGIES = frozenset(
     (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED, zlib.Z_HUFFMAN_ONLY, zlib.Z_RLE, zlib.Z_FIXED)
 )
 TOO_LARGE = "WebSocket frame length too large"
+_DEFAULT_LEVEL = zlib.Z_DEFAULT_COMPRESSION
+_DEFAULT_MEM_LEVEL = 5
+_DEFAULT_STRATEGY = zlib.Z_DEFAULT_STRATEGY
+# PerMessageDeflate's options, in its repr's order.
+_OPTIONS = (
+    "level",
+    "mem_level",
+    "strategy",
+    "no_context_takeover",
+    "request_no_context_takeover",
+    "max_window_bits",
+    "request_max_window_bits",
+)
 
 
 def _is_window_bits(value: ParamValue | None) -> bool:
@@ -56,6 +69,29 @@ def _valid_params(params: Params) -> bool:
     return "server_max_window_bits" not in params or _is_window_bits(
         params["server_max_window_bits"]
     )
+
+
+def _check_options(
+    level: int,
+    mem_level: int,
+    strategy: int,
+    max_window_bits: int | None,
+    request_max_window_bits: int | None,
+) -> None:
+    """PerMessageDeflate's option checks (ValueError naming the option)."""
+    if max_window_bits is not None or request_max_window_bits is not None:
+        for option, value in (
+            ("max_window_bits", max_window_bits),
+            ("request_max_window_bits", request_max_window_bits),
+        ):
+            if value is not None and not _is_window_bits(value):
+                raise ValueError(f"{option} must be an integer from 8 to 15, not {value!r}")
+    if type(level) is not int or not -1 <= level <= 9:
+        raise ValueError(f"level must be an integer from -1 to 9, not {level!r}")
+    if type(mem_level) is not int or not 1 <= mem_level <= 9:
+        raise ValueError(f"mem_level must be an integer from 1 to 9, not {mem_level!r}")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy must be one of zlib's Z_* strategies, not {strategy!r}")
 
 
 class PerMessageDeflate:
@@ -105,37 +141,44 @@ class PerMessageDeflate:
     def __init__(
         self,
         *,
-        level: int = zlib.Z_DEFAULT_COMPRESSION,
-        mem_level: int = 5,
-        strategy: int = zlib.Z_DEFAULT_STRATEGY,
+        level: int = _DEFAULT_LEVEL,
+        mem_level: int = _DEFAULT_MEM_LEVEL,
+        strategy: int = _DEFAULT_STRATEGY,
         no_context_takeover: bool = False,
         request_no_context_takeover: bool = False,
         max_window_bits: int | None = None,
         request_max_window_bits: int | None = None,
     ) -> None:
-        if max_window_bits is not None or request_max_window_bits is not None:
-            for option, value in (
-                ("max_window_bits", max_window_bits),
-                ("request_max_window_bits", request_max_window_bits),
-            ):
-                if value is not None and not _is_window_bits(value):
-                    raise ValueError(f"{option} must be an integer from 8 to 15, not {value!r}")
-        if type(level) is not int or not -1 <= level <= 9:
-            raise ValueError(f"level must be an integer from -1 to 9, not {level!r}")
-        if type(mem_level) is not int or not 1 <= mem_level <= 9:
-            raise ValueError(f"mem_level must be an integer from 1 to 9, not {mem_level!r}")
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of zlib's Z_* strategies, not {strategy!r}")
-        self.level = level
-        self.mem_level = mem_level
-        self.strategy = strategy
-        self.no_context_takeover = bool(no_context_takeover)
-        self.request_no_context_takeover = bool(request_no_context_takeover)
-        self.max_window_bits = max_window_bits
-        self.request_max_window_bits = request_max_window_bits
+        # The defaults (small ints are one object each) are the class's attributes: an
+        # app that makes one per connection with no options (most) sets nothing.
+        if not (
+            level is _DEFAULT_LEVEL
+            and mem_level is _DEFAULT_MEM_LEVEL
+            and strategy is _DEFAULT_STRATEGY
+            and max_window_bits is None
+            and request_max_window_bits is None
+        ):
+            _check_options(level, mem_level, strategy, max_window_bits, request_max_window_bits)
+            self.level = level
+            self.mem_level = mem_level
+            self.strategy = strategy
+            self.max_window_bits = max_window_bits
+            self.request_max_window_bits = request_max_window_bits
+        if no_context_takeover:
+            self.no_context_takeover = True
+        if request_no_context_takeover:
+            self.request_no_context_takeover = True
+
+    level = _DEFAULT_LEVEL
+    mem_level = _DEFAULT_MEM_LEVEL
+    strategy = _DEFAULT_STRATEGY
+    no_context_takeover = False
+    request_no_context_takeover = False
+    max_window_bits: int | None = None
+    request_max_window_bits: int | None = None
 
     def __repr__(self) -> str:
-        options = ", ".join(f"{key}={value!r}" for key, value in vars(self).items())
+        options = ", ".join(f"{key}={getattr(self, key)!r}" for key in _OPTIONS)
         return f"PerMessageDeflate({options})"
 
     def create_client_session(self, *, max_length: int) -> DeflateClientSession:

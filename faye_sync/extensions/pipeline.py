@@ -9,7 +9,9 @@ session fails in one direction, that direction stays failed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from types import MappingProxyType
 
 from ..exceptions import ProtocolError
 from .base import ClientSession, Extension, ExtensionMessage, Params, Session
@@ -20,6 +22,9 @@ __all__ = ["MAX_LENGTH", "Extensions"]
 MAX_LENGTH = 2**20  # as the frame layer's: 1 MiB
 
 _MISSING = object()
+
+# Extension names that passed add()'s token check: a name is checked once per process.
+_VALID_NAMES: set[str] = set()
 
 
 class Extensions:
@@ -51,13 +56,16 @@ class Extensions:
             raise ValueError(f"max_length must not be negative, not {max_length}")
         self.max_length = max_length
         self._registered: dict[str, Extension] = {}
-        self._offered: dict[str, tuple[Extension, ClientSession]] = {}
-        self._active: list[tuple[Extension, Session]] = []
-        self._rsv_allowed = (False, False, False)
-        self._incoming_error: ProtocolError | None = None
-        self._outgoing_error: ProtocolError | None = None
         for extension in extensions:
             self.add(extension)
+
+    # Until negotiation or a failure sets them (a server that is offered nothing, most
+    # connections, sets none of them: class attributes, never changed in place).
+    _offered: Mapping[str, tuple[Extension, ClientSession]] = MappingProxyType({})
+    _active: Sequence[tuple[Extension, Session]] = ()
+    _rsv_allowed = (False, False, False)
+    _incoming_error: ProtocolError | None = None
+    _outgoing_error: ProtocolError | None = None
 
     def __repr__(self) -> str:
         names = ", ".join(self._registered)
@@ -77,6 +85,25 @@ class Extensions:
                 ``"permessage"``, an ``rsv`` field is not a bool, or an
                 extension with that name is already registered.
         """
+        try:  # the usual extension: a valid name seen before, the type and bools
+            name = extension.name
+            if (
+                type(name) is str
+                and name in _VALID_NAMES
+                and extension.type == "permessage"
+                and type(extension.rsv1) is bool
+                and type(extension.rsv2) is bool
+                and type(extension.rsv3) is bool
+                and name not in self._registered
+            ):
+                self._registered[name] = extension
+                return
+        except AttributeError:  # the checks below say which
+            pass
+        self._add_checked(extension)
+
+    def _add_checked(self, extension: Extension) -> None:
+        """:meth:`add` with every check in turn, each with its message."""
         name = getattr(extension, "name", _MISSING)
         if not isinstance(name, str):
             raise TypeError("extension.name must be a string")
@@ -90,6 +117,8 @@ class Extensions:
         if name in self._registered:
             raise TypeError(f'An extension with name "{name}" is already registered')
         self._registered[name] = extension
+        if type(name) is str and len(_VALID_NAMES) < 64:  # bounded: names come from code
+            _VALID_NAMES.add(name)
 
     # ------------------------------------------------------------ client side
 
@@ -103,12 +132,13 @@ class Extensions:
             The header value, or None when nothing is offered.
         """
         offers: list[str] = []
-        self._offered = {}
+        offered: dict[str, tuple[Extension, ClientSession]] = {}
+        self._offered = offered
         for extension in self._registered.values():
             session = extension.create_client_session(max_length=self.max_length)
             if session is None:
                 continue
-            self._offered[extension.name] = (extension, session)
+            offered[extension.name] = (extension, session)
             offer = session.generate_offer()
             if offer is None:
                 continue
@@ -152,7 +182,7 @@ class Extensions:
         for _, session in self._offered.values():
             if not any(session is chosen for _, chosen in active):
                 _close_quietly(session)
-        self._offered = {}
+        self._offered = MappingProxyType({})
         self._set_active(active)
 
     # ------------------------------------------------------------ server side
@@ -172,7 +202,7 @@ class Extensions:
             ValueError: the header does not parse.
         """
         offers: dict[str, list[Params]] = {}
-        for name, params in parse_header(header):
+        for name, params in _parse_offer(header):
             offers.setdefault(name, []).append(params)
         active: list[tuple[Extension, Session]] = []
         reserved: dict[int, str] = {}
@@ -248,11 +278,35 @@ class Extensions:
 
     def _set_active(self, active: list[tuple[Extension, Session]]) -> None:
         self._active = active
-        self._rsv_allowed = (
-            any(extension.rsv1 for extension, _ in active),
-            any(extension.rsv2 for extension, _ in active),
-            any(extension.rsv3 for extension, _ in active),
-        )
+        # On the instance from here on: every message reads them.
+        self._incoming_error = self._outgoing_error = None
+        rsv1 = rsv2 = rsv3 = False  # one pass, not three generators (add() checked the bools)
+        for extension, _ in active:
+            rsv1 = rsv1 or extension.rsv1
+            rsv2 = rsv2 or extension.rsv2
+            rsv3 = rsv3 or extension.rsv3
+        self._rsv_allowed = (rsv1, rsv2, rsv3)
+
+
+# Browsers send one of a handful of offers ("permessage-deflate; client_max_window_bits"):
+# each is parsed once (3 µs a handshake otherwise). Short headers only, so that what
+# the cache holds stays small whatever clients send; failures are not kept.
+_CACHED_OFFER_LENGTH = 256
+
+
+@lru_cache(maxsize=64)
+def _parsed_offer(header: str) -> tuple[tuple[str, Params], ...]:
+    return tuple(parse_header(header))
+
+
+def _parse_offer(header: str) -> list[tuple[str, Params]]:
+    """``parse_header(header)``, each pair's parameters a fresh copy (sessions own them)."""
+    if len(header) > _CACHED_OFFER_LENGTH:
+        return parse_header(header)
+    return [
+        (name, {key: value[:] if type(value) is list else value for key, value in params.items()})
+        for name, params in _parsed_offer(header)
+    ]
 
 
 def _clash(extension: Extension, reserved: dict[int, str]) -> tuple[int, str] | None:

@@ -14,8 +14,10 @@ import base64
 import hashlib
 import re
 import secrets
+from binascii import b2a_base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..exceptions import HandshakeError
 from ..extensions.pipeline import Extensions
@@ -39,6 +41,15 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _COMMA = re.compile(r" *, *")
 
+# A key as every client writes it: 16 bytes in base64, 22 characters and "==". Any
+# string it matches passes _valid_key's base64 check; others are checked by that.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9+/]{22}==")
+
+# The Connection and Upgrade values browsers and libraries send, which is_websocket's
+# token rules accept: one set lookup each instead of the rules.
+_UPGRADE_TOKENS = frozenset({"Upgrade", "upgrade", "keep-alive, Upgrade"})
+_WEBSOCKET = frozenset({"websocket", "WebSocket"})
+
 # The 101 with no header but the three every answer has, up to the accept key:
 # what HeaderList writes for them, made once.
 _PLAIN_101 = (
@@ -54,7 +65,7 @@ def accept_key(key: str) -> str:
 
 def _accept_bytes(key: str) -> bytes:
     digest = hashlib.sha1((key + GUID).encode("ascii", "surrogateescape")).digest()
-    return base64.b64encode(digest)
+    return b2a_base64(digest, newline=False)  # base64.b64encode without its Python call
 
 
 def _valid_key(key: str) -> bool:
@@ -65,13 +76,14 @@ def _valid_key(key: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """An upgrade request, as the WSGI façade read it from the environ.
 
     ``headers`` maps lower-case names to values (repeated headers joined with
     ``", "``), ``target`` is the path with its query string, ``url`` the full
-    ``ws://`` or ``wss://`` URL faye reports.
+    ``ws://`` or ``wss://`` URL faye reports. Immutable: a named tuple, made
+    with one C call per handshake (a frozen dataclass sets each field through
+    ``object.__setattr__``).
     """
 
     method: str
@@ -83,7 +95,7 @@ class Request:
         return self.headers.get(name)
 
 
-@dataclass
+@dataclass  # not a named tuple: its plain __init__ and attribute reads cost less here
 class Acceptance:
     """Write ``response`` to the socket, then run ``protocol`` on it."""
 
@@ -122,6 +134,8 @@ def is_websocket(method: str, connection: str | None, upgrade: str | None) -> bo
     """
     if method != "GET" or not connection or not upgrade:
         return False
+    if connection in _UPGRADE_TOKENS and upgrade in _WEBSOCKET:
+        return True  # the usual values: the rules below accept them
     tokens = connection.lower()
     if tokens != "upgrade" and "upgrade" not in (t.strip() for t in tokens.split(",")):
         return False
@@ -143,37 +157,39 @@ def server_handshake(
     (RFC 6455 §4.4) where faye sends 400; a request without ``Host`` gets 400
     (RFC 6455 §4.2.1, RFC 9112 §3.2) where faye answers 101.
     """
-    rejection = _check_request(request)
-    if rejection is not None:
-        return rejection
+    key = _check_request(request)
+    if isinstance(key, Rejection):
+        return key
     header = request.headers.get
-    key = header("sec-websocket-key") or ""
-    offered = header("sec-websocket-extensions")
     accepted = ""
-    if extensions is not None and offered:  # nothing offered: nothing to negotiate
-        try:
-            accepted = extensions.generate_response(offered) or ""
-        except ValueError:
-            return Rejection(
-                "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
-            )
-    subprotocol = select_subprotocol(header("sec-websocket-protocol"), protocols)
+    if extensions is not None:
+        offered = header("sec-websocket-extensions")
+        if offered:  # nothing offered: nothing to negotiate
+            try:
+                accepted = extensions.generate_response(offered) or ""
+            except ValueError:
+                return Rejection(
+                    "400 Bad Request", f"Invalid Sec-WebSocket-Extensions header: {offered}"
+                )
+    # Without protocols of ours no offer can match: the header is not read.
+    subprotocol = (
+        select_subprotocol(header("sec-websocket-protocol"), protocols) if protocols else ""
+    )
     protocol = HybiProtocol(
         is_client=False,
         max_length=max_length,
         extensions=extensions if accepted else None,
     )
-    if headers is None and not subprotocol and not accepted:
-        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n\r\n"  # the usual answer
+    if headers is None:  # the usual answer: what _response_head writes, from a template
+        head = _PLAIN_101 + _accept_bytes(key) + b"\r\n"
+        if subprotocol:
+            head += _header_line("Sec-WebSocket-Protocol", subprotocol)
+        if accepted:
+            head += _header_line("Sec-WebSocket-Extensions", accepted)
+        head += b"\r\n"
     else:
         head = _response_head(key, headers, subprotocol, accepted)
-    return Acceptance(
-        head,
-        protocol,
-        subprotocol,
-        protocol.version,
-        accepted,
-    )
+    return Acceptance(head, protocol, subprotocol, protocol.version, accepted)
 
 
 def _response_head(
@@ -194,10 +210,18 @@ def _response_head(
     return b"HTTP/1.1 101 Switching Protocols\r\n" + response.to_bytes() + b"\r\n"
 
 
-def _check_request(request: Request) -> Rejection | None:
-    """faye's checks of an upgrade request, in faye's order."""
+def _header_line(name: str, value: str) -> bytes:
+    """One header as ``HeaderList.set`` checks and writes it."""
+    check_header(name, value)
+    return f"{name}: {value.strip()}\r\n".encode("latin-1")
+
+
+def _check_request(request: Request) -> Rejection | str:
+    """faye's checks of an upgrade request, in faye's order: a rejection, or the key."""
     header = request.headers.get
-    if not is_websocket(request.method, header("connection"), header("upgrade")):
+    connection, upgrade = header("connection"), header("upgrade")
+    usual = request.method == "GET" and connection in _UPGRADE_TOKENS and upgrade in _WEBSOCKET
+    if not usual and not is_websocket(request.method, connection, upgrade):
         return Rejection("400 Bad Request", "Not a WebSocket request")
     if header("host") is None:
         return Rejection("400 Bad Request", "Missing handshake request header: Host")
@@ -209,12 +233,12 @@ def _check_request(request: Request) -> Rejection | None:
             f"Unsupported WebSocket version: {shown}",
             [("Sec-WebSocket-Version", "13")],
         )
-    key = header("sec-websocket-key")
+    key: str | None = header("sec-websocket-key")
     if not key:
         return Rejection("400 Bad Request", "Missing handshake request header: Sec-WebSocket-Key")
-    if not _valid_key(key):
+    if _PLAIN_KEY.fullmatch(key) is None and not _valid_key(key):
         return Rejection("400 Bad Request", f"Invalid Sec-WebSocket-Key header: {key}")
-    return None
+    return key
 
 
 def split_protocols(protocols: Sequence[str] | str | None) -> list[str]:

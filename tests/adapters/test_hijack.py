@@ -388,6 +388,23 @@ def test_nothing_read_ahead_does_not_block(
     assert hijack(environ).buffered == b""  # would hang on a blocking peek()
 
 
+def test_bytes_the_reader_has_not_buffered_stay_in_the_socket(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, client_side = socket_pair
+    reader = server_side.makefile("rb")
+    client_side.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    client_side.sendall(b"later")  # in the kernel, not in the reader's buffer
+    environ = _environ(SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": reader})
+    taken = hijack(environ)
+    assert taken.buffered == b""  # the drain made no read of the socket...
+    server_side.settimeout(TIMEOUT)
+    assert server_side.recv(16) == b"later"  # ...so the session reads them from it
+    assert reader.raw._sock is server_side  # type: ignore[attr-defined]  # put back
+
+
 def _hijack_from_wsgiref(server_side: socket.socket) -> Hijack:
     environ = _environ(
         SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": server_side.makefile("rb")}

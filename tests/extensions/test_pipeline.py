@@ -478,6 +478,18 @@ class TestGenerateResponse:
         server.generate_response("deflate; a, deflate; b")
         assert ext.calls == [("server", [{"a": True}, {"b": True}], 99)]
 
+    def test_each_negotiation_gets_its_own_parameters(
+        self, ext: FakeExtension, conflict: FakeExtension, nonconflict: FakeExtension
+    ) -> None:
+        header = "deflate; a=1; b; a=2"  # a repeated parameter: a list
+        Extensions([ext, conflict, nonconflict]).generate_response(header)
+        first = ext.calls[0][1][0]  # type: ignore[index]
+        assert first == {"a": [1, 2], "b": True}
+        first["b"] = False  # a session that changes what it was given...
+        first["a"].append(3)
+        Extensions([ext, conflict, nonconflict]).generate_response(header)
+        assert ext.calls[1][1] == [{"a": [1, 2], "b": True}]  # type: ignore[index]  # ...alone
+
     def test_asks_the_session_for_a_response(
         self, server: Extensions, session: FakeSession
     ) -> None:

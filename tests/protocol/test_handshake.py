@@ -12,7 +12,11 @@ boxes are in tests/net/test_net.py.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from faye_sync.exceptions import HandshakeError
 from faye_sync.extensions import Extensions, PerMessageDeflate
@@ -169,6 +173,8 @@ def test_deflate_accepted_when_offered() -> None:
     [
         ("GET", "Upgrade", "websocket", True),
         ("GET", "keep-alive, Upgrade", "WebSocket", True),
+        ("GET", "upgrade", "websocket", True),
+        ("GET", "Upgrade, keep-alive", " WEBSOCKET ", True),
         ("POST", "Upgrade", "websocket", False),
         ("GET", "keep-alive", "websocket", False),
         ("GET", "Upgrade", "websocket, h2c", False),
@@ -328,6 +334,34 @@ def test_failed_protocol_reports_error_then_close_and_refuses_everything() -> No
     assert failed.data_to_send() == b""
     assert failed.close_expected()
     assert failed.state == 3
+
+
+def test_101_with_subprotocol_and_extension_is_byte_exact() -> None:
+    outcome = server_handshake(
+        request(
+            **{
+                "sec-websocket-protocol": "soap, chat",
+                "sec-websocket-extensions": "permessage-deflate; client_max_window_bits",
+            }
+        ),
+        protocols=["chat"],
+        extensions=Extensions([PerMessageDeflate()]),
+    )
+    plain = server_handshake(request())  # byte-exact in test_101_is_byte_exact
+    assert isinstance(outcome, Acceptance) and isinstance(plain, Acceptance)
+    assert outcome.response == plain.response[:-2] + (
+        b"Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    )
+
+
+@given(st.text(alphabet="AQgw+/=aZ09 \u00e9", min_size=20, max_size=28))
+def test_a_key_is_accepted_exactly_when_it_is_16_bytes_of_base64(key: str) -> None:
+    try:
+        valid = len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (UnicodeEncodeError, ValueError):
+        valid = False
+    outcome = server_handshake(request(**{"sec-websocket-key": key}))
+    assert isinstance(outcome, Acceptance) is (valid and bool(key))
 
 
 @pytest.mark.parametrize("key", ["not base64!", "dG9vIHNob3J0", "dGhlIHNhbXBsZSBub25jZQ\u00e9="])
