@@ -199,6 +199,20 @@ class WebSocket(Connection):
     an HTTP 500 into the socket.
     """
 
+    # Slots, as the connection's; "__dict__" keeps users' own attributes working
+    # (its dict is made with the first one).
+    __slots__ = (
+        "__dict__",
+        "_environ",
+        "_hijack",
+        "_rejection",
+        "_responded",
+        "_slot",
+        "_start_response",
+        "extensions",
+        "protocol",
+    )
+
     def __init__(
         self,
         environ: dict[str, Any],
@@ -224,7 +238,6 @@ class WebSocket(Connection):
         self._slot: Slot | None = None
         self._responded = False
         request = request_from_environ(environ)
-        self.url = request.url
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
@@ -260,6 +273,11 @@ class WebSocket(Connection):
         # view's set-up (joining a room, subscribing) must be done by then. It is
         # the write under way: every frame, pongs included, goes after it.
         self._partial = memoryview(outcome.response)
+
+    @property
+    def url(self) -> str:
+        """The request's URL, ``ws://`` or ``wss://``; made from the environ when asked."""
+        return request_from_environ(self._environ).url
 
     def _take_over(self, environ: Environ, slot: Slot, backend: str | None) -> Hijack | None:
         """The connection from the server, or None when it cannot give it (refused)."""

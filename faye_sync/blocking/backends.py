@@ -348,7 +348,7 @@ class GeventBackend(Backend):
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
 
     def lock(self) -> Lock:
-        return GreenletLock(self._event)  # a flag while free: see greenlet_lock.py
+        return GreenletLock()  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never

@@ -93,9 +93,10 @@ class Writer(EventEmitter):
 
     def _init_writer(self, send_timeout: float | None) -> None:
         # Output: frames made and not yet written (see the module docstring).
-        self._urgent: list[bytes] = []  # pings and pongs
+        # None while empty (nearly always): two empty lists cost every idle socket 112 bytes.
+        self._urgent: list[bytes] | None = None  # pings and pongs
         self._urgent_size = 0
-        self._pending: list[bytes] = []  # data and close frames, in order
+        self._pending: list[bytes] | None = None  # data and close frames, in order
         self._pending_size = 0
         self._partial: memoryview | None = None  # the rest of a write under way
         self._writing = 0  # the size of a frame the fast path is writing
@@ -244,7 +245,10 @@ class Writer(EventEmitter):
     def _enqueue(self, data: bytes) -> None:
         """Queue data or close frames in the frame layer's order; ``_mutex`` held."""
         if data:
-            self._pending.append(data)
+            if self._pending is None:
+                self._pending = [data]
+            else:
+                self._pending.append(data)
             self._pending_size += len(data)
 
     def _enqueue_urgent(self, data: bytes) -> None:
@@ -255,6 +259,8 @@ class Writer(EventEmitter):
         """
         if data:
             urgent = self._urgent
+            if urgent is None:
+                urgent = self._urgent = []
             urgent.append(data)
             self._urgent_size += len(data)
             while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
@@ -323,10 +329,11 @@ class Writer(EventEmitter):
             view = self._partial
             if view is None:
                 with self._mutex:
-                    chunks = self._urgent + self._pending
+                    urgent, pending = self._urgent, self._pending
+                    chunks = urgent + pending if urgent and pending else urgent or pending
                     if not chunks:
                         return True
-                    self._urgent, self._pending = [], []
+                    self._urgent = self._pending = None
                     self._urgent_size = self._pending_size = 0
                     view = self._partial = memoryview(
                         chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -385,7 +392,7 @@ class Writer(EventEmitter):
         """The socket broke or stalled: drop the output and end the connection (1006)."""
         self._write_failed = True
         with self._mutex:
-            self._urgent, self._pending, self._partial = [], [], None
+            self._urgent = self._pending = self._partial = None
             self._urgent_size = self._pending_size = 0
         self._abort(1006, reason)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
-from .base import OPEN, ReadyState, validate_close_arguments
+from .base import MIXIN_SLOTS, OPEN, ReadyState, validate_close_arguments
 from .large import LARGE_FRAME
 from .masking import apply_mask
 
@@ -57,6 +57,10 @@ def close_payload(code: int, reason: bytes) -> bytes:
 
 class FrameWriter:
     """The ``send_*`` half of :class:`~faye_sync.protocol.hybi.HybiProtocol`."""
+
+    # None of its own: HybiProtocol lists the attributes. (A name, not the literal
+    # ``()``, which mypy would hold this mixin's assignments against.)
+    __slots__ = MIXIN_SLOTS
 
     state: ReadyState
     is_client: bool

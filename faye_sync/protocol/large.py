@@ -34,7 +34,7 @@ from __future__ import annotations
 import codecs
 from typing import TYPE_CHECKING
 
-from .base import OPEN, ReadyState
+from .base import MIXIN_SLOTS, OPEN, ReadyState
 from .events import Event, Message
 from .masking import apply_mask
 
@@ -209,7 +209,11 @@ class LargeFrame:
 class LargeFrameReader:
     """The large-frame part of :class:`~faye_sync.protocol.hybi.HybiProtocol`'s input."""
 
-    large_frame: LargeFrame | None = None  # a large frame's payload still arriving
+    # None of its own: HybiProtocol lists the attributes. (A name, not the literal
+    # ``()``, which mypy would hold this mixin's assignments against.)
+    __slots__ = MIXIN_SLOTS
+
+    large_frame: LargeFrame | None  # a large frame's payload still arriving
 
     state: ReadyState
     _probe: codecs.IncrementalDecoder | None
