@@ -63,16 +63,21 @@ def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     return lambda _: None
 
 
-# Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY"), made
-# once per name: a handshake looks up a dozen.
-_ENVIRON_KEYS: dict[str, str] = {}
+class _EnvironKeys(dict[str, str]):
+    """Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY").
+
+    Made once per name (a handshake looks up a dozen), in ``__missing__``: a known
+    name is then one subscript, done in C.
+    """
+
+    def __missing__(self, name: str) -> str:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if len(self) < 256:  # the names code asks for: a handful
+            self[name] = key
+        return key
 
 
-def _environ_key(name: str) -> str:
-    key = "HTTP_" + name.upper().replace("-", "_")
-    if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
-        _ENVIRON_KEYS[name] = key
-    return key
+_ENVIRON_KEYS = _EnvironKeys()
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -87,10 +92,10 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get(_ENVIRON_KEYS.get(name) or _environ_key(name))
-        if value is None:
-            return default
-        return value if type(value) is str else str(value)
+        value = self._environ.get(_ENVIRON_KEYS[name])
+        if type(value) is str:
+            return value
+        return default if value is None else str(value)
 
     def __getitem__(self, name: str) -> str:
         value: str | None = self.get(name)
@@ -401,6 +406,7 @@ class WebSocket(Connection):
                 log.warning("WebSocket listener failed while closing", exc_info=True)
         if self._hijack is not None:
             self._responded = True
+            self._slot = None  # released as it closed: nothing left for __del__
             # The connection shut the socket when it closed: once is enough.
             self._hijack.finish(start_response or _ignore_start_response, shut_down=False)
 
@@ -477,5 +483,6 @@ class WebSocket(Connection):
             return [rejection.body]
         assert self._hijack is not None
         self._responded = True
+        self._slot = None  # released as it closed: nothing left for __del__
         # The connection shut the socket when it closed: once is enough.
         return self._hijack.finish(start_response, shut_down=False)

@@ -45,6 +45,7 @@ log = logging.getLogger("faye_sync")
 
 SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
+_LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
 _URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
 # A tuple: ``bytes | bytearray | memoryview`` in isinstance() builds a union per call.
 _BINARY = (bytes, bytearray, memoryview)
@@ -301,6 +302,20 @@ class Writer(EventEmitter):
                     self._backend.spawn(self._writer)
                 return
 
+    def _write_last_frames(self) -> None:
+        """Before the FIN: let a write in progress end and write a queued close frame.
+
+        Both peers may close at once: another thread may have taken our close
+        frame off the queue and not written it yet. Bounded, so a send stuck on
+        a peer that does not read cannot hold the close up.
+        """
+        if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
+            return
+        try:
+            self._drain(blocking=False)
+        finally:
+            self._send_lock.release()
+
     def _writer(self) -> None:
         """Finish writing what a reader or timer could not write at once."""
         written = True
@@ -328,6 +343,8 @@ class Writer(EventEmitter):
         while not self._write_failed:
             view = self._partial
             if view is None:
+                if self._urgent is None and self._pending is None:
+                    return True  # as the check under the mutex would find (no with block)
                 with self._mutex:
                     urgent, pending = self._urgent, self._pending
                     chunks = urgent + pending if urgent and pending else urgent or pending
