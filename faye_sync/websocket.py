@@ -119,19 +119,25 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
 
 def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
     """The upgrade request a WSGI server received, as the handshake sees it."""
-    headers = EnvironHeaders(environ)
-    secure = _is_secure(environ)
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    return _request(environ, scheme)
+
+
+def _request(environ: Mapping[str, Any], scheme: str | None) -> Request:
+    """The request; without its ``url`` if ``scheme`` is None (only the drafts need it)."""
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     if not _PLAIN_PATH.fullmatch(path):
         path = quote(path, safe="/;=,@:!$&'()*+~")
     query = environ.get("QUERY_STRING", "")
     target = path + (f"?{query}" if query else "")
+    url = ""
+    if scheme is not None:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        url = f"{scheme}{'s' if _is_secure(environ) else ''}://{host}{target}"
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
         target=target,
-        headers=headers,
-        url=f"{scheme}{'s' if secure else ''}://{host}{target}",
+        headers=EnvironHeaders(environ),
+        url=url,
     )
 
 
@@ -242,7 +248,7 @@ class WebSocket(Connection):
         self._rejection: Rejection | None = None
         self._slot: Slot | None = None
         self._responded = False
-        request = request_from_environ(environ)
+        request = _request(environ, "ws" if allow_drafts else None)  # ws.url: when asked
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
@@ -476,6 +482,8 @@ class WebSocket(Connection):
 
         The 101 is logged for an upgrade; the HTTP error for a rejection.
         """
+        if self._responded:  # ``with`` did it, and the handler returns ws.response
+            return []
         self.run()
         if self._rejection is not None:
             rejection = self._rejection

@@ -312,7 +312,8 @@ class Writer(EventEmitter):
         if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
             return
         try:
-            self._drain(blocking=False)
+            if self._partial is not None or self._urgent or self._pending:
+                self._drain(blocking=False)
         finally:
             self._send_lock.release()
 

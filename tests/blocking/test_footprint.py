@@ -81,3 +81,29 @@ def test_a_websocket_takes_users_attributes_and_reports_its_url() -> None:
     ws.room = "lobby"  # type: ignore[attr-defined]
     assert ws.room == "lobby"  # type: ignore[attr-defined]
     list(ws.response)
+
+
+def draft_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """Accepts hixie drafts: their 101 names the URL, which a WebSocket no longer keeps."""
+    with WebSocket(environ, start_response, allow_drafts=True) as ws:
+        for message in ws:
+            ws.send(message)
+    return ws.response
+
+
+def test_a_draft_handshake_still_names_the_url() -> None:
+    from tests.servers import serve
+
+    with serve("gevent", "tests.blocking.test_footprint:draft_app") as server:
+        with socket.create_connection((server.host, server.port), timeout=WAIT) as sock:
+            sock.sendall(
+                b"GET /app/chat?room=1 HTTP/1.1\r\nHost: example.org:8000\r\n"
+                b"Upgrade: WebSocket\r\nConnection: Upgrade\r\nOrigin: http://example.org\r\n\r\n"
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, head
+                head += chunk
+    assert head.startswith(b"HTTP/1.1 101 Web Socket Protocol Handshake\r\n"), head
+    assert b"WebSocket-Location: ws://example.org:8000/app/chat?room=1\r\n" in head, head
