@@ -345,20 +345,31 @@ class Writer(EventEmitter):
             view = self._partial
             if view is None:
                 if self._urgent is None and self._pending is None:
-                    return True  # as the check under the mutex would find (no with block)
-                with self._mutex:
-                    urgent, pending = self._urgent, self._pending
-                    chunks = urgent + pending if urgent and pending else urgent or pending
-                    if not chunks:
-                        return True
-                    self._urgent = self._pending = None
-                    self._urgent_size = self._pending_size = 0
-                    view = self._partial = memoryview(
-                        chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    )
+                    return True  # as the check under the mutex would find
+                view = self._take_queued()
+                if view is None:
+                    return True
             if not self._write_some(view, blocking) and not blocking:
                 return not self._write_failed  # the socket is full: the rest waits
         return False
+
+    def _take_queued(self) -> memoryview | None:
+        """Take the queued frames as ``_partial``, urgent ones first; None if there are none."""
+        mutex = self._mutex
+        if mutex is not NO_LOCK:  # greenlets need none (a with block: two calls more)
+            mutex.acquire()
+        try:
+            urgent, pending = self._urgent, self._pending
+            chunks = urgent + pending if urgent and pending else urgent or pending
+            if not chunks:
+                return None
+            self._urgent = self._pending = None
+            self._urgent_size = self._pending_size = 0
+            view = self._partial = memoryview(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return view
+        finally:
+            if mutex is not NO_LOCK:
+                mutex.release()
 
     def _write(self, data: bytes | memoryview) -> bool:
         """Write one frame with the send lock held and nothing queued (the fast path)."""
