@@ -300,22 +300,11 @@ class Connection(KeepAlive):
         if self._protocol.state == OPEN:  # a failed handshake never opens
             self._open()
         buffered, self._buffered = self._buffered, b""
-        protocol, mutex = self._protocol, self._mutex
-        if mutex is not NO_LOCK:  # greenlets need none (a with block: two calls more)
-            mutex.acquire()
-        try:
-            if buffered:
-                protocol.receive_data(buffered)
-            events = protocol.events_received()  # a failed handshake's error and close
-            replies = protocol.data_to_send()
-            if replies:
-                self._queue_replies(replies)
-        finally:
-            if mutex is not NO_LOCK:
-                mutex.release()
         self._flush_now()  # the 101, when the WebSocket's first use sends it
-        if events:
-            self._handle(events)
+        if buffered:
+            self._process(buffered, eof=False)
+        else:
+            self._collect()  # a failed handshake's error and close
         if self._closed_event is None:
             self._start_timers()
 
@@ -428,8 +417,12 @@ class Connection(KeepAlive):
 
     def _collect(self) -> None:
         """Report events a timer or a failed write left in the frame layer."""
-        with self._mutex:
+        mutex = self._mutex
+        if mutex is NO_LOCK:  # greenlets need none (a with block: two calls more)
             events = self._protocol.events_received()
+        else:
+            with mutex:
+                events = self._protocol.events_received()
         if events:
             self._handle(events)
 
