@@ -63,16 +63,21 @@ def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     return lambda _: None
 
 
-# Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY"), made
-# once per name: a handshake looks up a dozen.
-_ENVIRON_KEYS: dict[str, str] = {}
+class _EnvironKeys(dict[str, str]):
+    """Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY").
+
+    Made once per name (a handshake looks up a dozen), in ``__missing__``: a known
+    name is then one subscript, done in C.
+    """
+
+    def __missing__(self, name: str) -> str:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if len(self) < 256:  # the names code asks for: a handful
+            self[name] = key
+        return key
 
 
-def _environ_key(name: str) -> str:
-    key = "HTTP_" + name.upper().replace("-", "_")
-    if len(_ENVIRON_KEYS) < 256:  # the names code asks for: a handful
-        _ENVIRON_KEYS[name] = key
-    return key
+_ENVIRON_KEYS = _EnvironKeys()
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -87,10 +92,10 @@ class EnvironHeaders(Mapping[str, str]):
         self._environ = environ
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get(_ENVIRON_KEYS.get(name) or _environ_key(name))
-        if value is None:
-            return default
-        return value if type(value) is str else str(value)
+        value = self._environ.get(_ENVIRON_KEYS[name])
+        if type(value) is str:
+            return value
+        return default if value is None else str(value)
 
     def __getitem__(self, name: str) -> str:
         value: str | None = self.get(name)
@@ -114,19 +119,25 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
 
 def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
     """The upgrade request a WSGI server received, as the handshake sees it."""
-    headers = EnvironHeaders(environ)
-    secure = _is_secure(environ)
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    return _request(environ, scheme)
+
+
+def _request(environ: Mapping[str, Any], scheme: str | None) -> Request:
+    """The request; without its ``url`` if ``scheme`` is None (only the drafts need it)."""
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     if not _PLAIN_PATH.fullmatch(path):
         path = quote(path, safe="/;=,@:!$&'()*+~")
     query = environ.get("QUERY_STRING", "")
     target = path + (f"?{query}" if query else "")
+    url = ""
+    if scheme is not None:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+        url = f"{scheme}{'s' if _is_secure(environ) else ''}://{host}{target}"
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
         target=target,
-        headers=headers,
-        url=f"{scheme}{'s' if secure else ''}://{host}{target}",
+        headers=EnvironHeaders(environ),
+        url=url,
     )
 
 
@@ -199,6 +210,20 @@ class WebSocket(Connection):
     an HTTP 500 into the socket.
     """
 
+    # Slots, as the connection's; "__dict__" keeps users' own attributes working
+    # (its dict is made with the first one).
+    __slots__ = (
+        "__dict__",
+        "_environ",
+        "_hijack",
+        "_rejection",
+        "_responded",
+        "_slot",
+        "_start_response",
+        "extensions",
+        "protocol",
+    )
+
     def __init__(
         self,
         environ: dict[str, Any],
@@ -223,8 +248,7 @@ class WebSocket(Connection):
         self._rejection: Rejection | None = None
         self._slot: Slot | None = None
         self._responded = False
-        request = request_from_environ(environ)
-        self.url = request.url
+        request = _request(environ, "ws" if allow_drafts else None)  # ws.url: when asked
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
         outcome = self._handshake(
             request, protocols, extensions, headers, max_length, allow_drafts, allowed_origins
@@ -260,6 +284,11 @@ class WebSocket(Connection):
         # view's set-up (joining a room, subscribing) must be done by then. It is
         # the write under way: every frame, pongs included, goes after it.
         self._partial = memoryview(outcome.response)
+
+    @property
+    def url(self) -> str:
+        """The request's URL, ``ws://`` or ``wss://``; made from the environ when asked."""
+        return request_from_environ(self._environ).url
 
     def _take_over(self, environ: Environ, slot: Slot, backend: str | None) -> Hijack | None:
         """The connection from the server, or None when it cannot give it (refused)."""
@@ -383,6 +412,7 @@ class WebSocket(Connection):
                 log.warning("WebSocket listener failed while closing", exc_info=True)
         if self._hijack is not None:
             self._responded = True
+            self._slot = None  # released as it closed: nothing left for __del__
             # The connection shut the socket when it closed: once is enough.
             self._hijack.finish(start_response or _ignore_start_response, shut_down=False)
 
@@ -452,6 +482,8 @@ class WebSocket(Connection):
 
         The 101 is logged for an upgrade; the HTTP error for a rejection.
         """
+        if self._responded:  # ``with`` did it, and the handler returns ws.response
+            return []
         self.run()
         if self._rejection is not None:
             rejection = self._rejection
@@ -459,5 +491,6 @@ class WebSocket(Connection):
             return [rejection.body]
         assert self._hijack is not None
         self._responded = True
+        self._slot = None  # released as it closed: nothing left for __del__
         # The connection shut the socket when it closed: once is enough.
         return self._hijack.finish(start_response, shut_down=False)

@@ -348,7 +348,7 @@ class GeventBackend(Backend):
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
 
     def lock(self) -> Lock:
-        return GreenletLock(self._event)  # a flag while free: see greenlet_lock.py
+        return GreenletLock()  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never
@@ -454,6 +454,7 @@ class _GeventTimer:
 
 
 _backends: dict[str, Backend] = {}
+_BACKEND_OF_TYPE: dict[type, Backend] = {}  # gevent's socket types, decided once each
 _backends_lock = threading.Lock()
 
 
@@ -477,10 +478,14 @@ def get_backend(name: str) -> Backend:
 
 def detect_backend(sock: object | None = None) -> Backend:
     """gevent when the socket is gevent's or this code runs in a gevent greenlet."""
+    backend = _BACKEND_OF_TYPE.get(type(sock))
+    if backend is not None:
+        return backend
     gevent = sys.modules.get("gevent")
     if gevent is not None:
         if sock is not None and type(sock).__module__.startswith("gevent"):
-            return get_backend("gevent")
+            backend = _BACKEND_OF_TYPE[type(sock)] = get_backend("gevent")
+            return backend
         if isinstance(gevent.getcurrent(), gevent.Greenlet):
             return get_backend("gevent")
     return get_backend("threads")

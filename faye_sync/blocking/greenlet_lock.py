@@ -23,10 +23,9 @@ __all__ = ["NO_LOCK", "GreenletLock"]
 class GreenletLock:
     """A non-reentrant lock for greenlets of one hub, as ``threading.Lock`` is for threads."""
 
-    __slots__ = ("_event", "_locked", "_waiters")
+    __slots__ = ("_locked", "_waiters")
 
-    def __init__(self, event: Any) -> None:
-        self._event = event  # gevent.event.Event, passed in: gevent is imported by the backend
+    def __init__(self) -> None:
         self._locked = False
         self._waiters: deque[Any] | None = None  # made on the first wait
 
@@ -36,9 +35,11 @@ class GreenletLock:
             return True
         if not blocking:
             return False
+        from gevent.event import Event  # imported already: the backend is gevent's
+
         if self._waiters is None:
             self._waiters = deque()
-        turn = self._event()
+        turn = Event()
         self._waiters.append(turn)
         try:
             turn.wait(None if timeout is None or timeout < 0 else timeout)

@@ -256,7 +256,7 @@ class _PingSweep:
     references, so a connection dropped unclosed is not kept alive.
     """
 
-    __slots__ = ("_armed", "_backend", "_interval", "_lock", "_queue")
+    __slots__ = ("_armed", "_backend", "_interval", "_last_due", "_lock", "_queue")
 
     def __init__(self, backend: Backend, interval: float) -> None:
         self._backend = backend
@@ -264,10 +264,18 @@ class _PingSweep:
         self._queue: deque[weakref.ref[KeepAlive]] = deque()
         self._lock: Lock = threading.Lock()  # never held across a switch or I/O
         self._armed = False  # a timer is set for the first deadline
+        # The last deadline queued. Connections added within the slack after it share
+        # it (pinged up to 1 % early, with it): one float, not 24 bytes each.
+        self._last_due = 0.0
 
     def add(self, connection: KeepAlive) -> None:
         with self._lock:
-            connection._ping_due = time.monotonic() + self._interval
+            due = time.monotonic() + self._interval
+            if due - self._last_due < self._interval * _PING_SLACK:
+                due = self._last_due
+            else:
+                self._last_due = due
+            connection._ping_due = due
             self._queue.append(weakref.ref(connection))
             if not self._armed:
                 self._armed = True
@@ -279,18 +287,21 @@ class _PingSweep:
         with self._lock:
             now = time.monotonic()
             soon = now + self._interval * _PING_SLACK
+            next_due = now + self._interval  # one float for all pinged now
             delay = None
             while queue:
                 connection = queue[0]()
                 if connection is None or connection._closed_event is not None:
                     queue.popleft()
                 elif connection._ping_due <= soon:
-                    connection._ping_due = now + self._interval
+                    connection._ping_due = next_due
                     queue.rotate(-1)  # back at the end, with its new deadline
                     due.append(connection)
                 else:
                     delay = connection._ping_due - now
                     break
+            if due:
+                self._last_due = next_due
             self._armed = delay is not None
             if delay is not None:
                 self._backend.call_later(delay, self._run)

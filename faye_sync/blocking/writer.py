@@ -45,6 +45,7 @@ log = logging.getLogger("faye_sync")
 
 SEND_TIMEOUT = 60.0  # nginx's send_timeout: no byte taken for this long ends it
 _QUEUE_LIMIT = 2**20  # ordered bytes queued before senders wait to make their frame
+_LAST_WRITE_WAIT = 1.0  # seconds a closing connection waits for a write in progress
 _URGENT_LIMIT = 65536  # unwritten pings and pongs kept; older ones are dropped
 # A tuple: ``bytes | bytearray | memoryview`` in isinstance() builds a union per call.
 _BINARY = (bytes, bytearray, memoryview)
@@ -93,9 +94,10 @@ class Writer(EventEmitter):
 
     def _init_writer(self, send_timeout: float | None) -> None:
         # Output: frames made and not yet written (see the module docstring).
-        self._urgent: list[bytes] = []  # pings and pongs
+        # None while empty (nearly always): two empty lists cost every idle socket 112 bytes.
+        self._urgent: list[bytes] | None = None  # pings and pongs
         self._urgent_size = 0
-        self._pending: list[bytes] = []  # data and close frames, in order
+        self._pending: list[bytes] | None = None  # data and close frames, in order
         self._pending_size = 0
         self._partial: memoryview | None = None  # the rest of a write under way
         self._writing = 0  # the size of a frame the fast path is writing
@@ -244,7 +246,10 @@ class Writer(EventEmitter):
     def _enqueue(self, data: bytes) -> None:
         """Queue data or close frames in the frame layer's order; ``_mutex`` held."""
         if data:
-            self._pending.append(data)
+            if self._pending is None:
+                self._pending = [data]
+            else:
+                self._pending.append(data)
             self._pending_size += len(data)
 
     def _enqueue_urgent(self, data: bytes) -> None:
@@ -255,6 +260,8 @@ class Writer(EventEmitter):
         """
         if data:
             urgent = self._urgent
+            if urgent is None:
+                urgent = self._urgent = []
             urgent.append(data)
             self._urgent_size += len(data)
             while self._urgent_size > _URGENT_LIMIT and len(urgent) > 1:
@@ -295,6 +302,21 @@ class Writer(EventEmitter):
                     self._backend.spawn(self._writer)
                 return
 
+    def _write_last_frames(self) -> None:
+        """Before the FIN: let a write in progress end and write a queued close frame.
+
+        Both peers may close at once: another thread may have taken our close
+        frame off the queue and not written it yet. Bounded, so a send stuck on
+        a peer that does not read cannot hold the close up.
+        """
+        if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
+            return
+        try:
+            if self._partial is not None or self._urgent or self._pending:
+                self._drain(blocking=False)
+        finally:
+            self._send_lock.release()
+
     def _writer(self) -> None:
         """Finish writing what a reader or timer could not write at once."""
         written = True
@@ -322,18 +344,32 @@ class Writer(EventEmitter):
         while not self._write_failed:
             view = self._partial
             if view is None:
-                with self._mutex:
-                    chunks = self._urgent + self._pending
-                    if not chunks:
-                        return True
-                    self._urgent, self._pending = [], []
-                    self._urgent_size = self._pending_size = 0
-                    view = self._partial = memoryview(
-                        chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                    )
+                if self._urgent is None and self._pending is None:
+                    return True  # as the check under the mutex would find
+                view = self._take_queued()
+                if view is None:
+                    return True
             if not self._write_some(view, blocking) and not blocking:
                 return not self._write_failed  # the socket is full: the rest waits
         return False
+
+    def _take_queued(self) -> memoryview | None:
+        """Take the queued frames as ``_partial``, urgent ones first; None if there are none."""
+        mutex = self._mutex
+        if mutex is not NO_LOCK:  # greenlets need none (a with block: two calls more)
+            mutex.acquire()
+        try:
+            urgent, pending = self._urgent, self._pending
+            chunks = urgent + pending if urgent and pending else urgent or pending
+            if not chunks:
+                return None
+            self._urgent = self._pending = None
+            self._urgent_size = self._pending_size = 0
+            view = self._partial = memoryview(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return view
+        finally:
+            if mutex is not NO_LOCK:
+                mutex.release()
 
     def _write(self, data: bytes | memoryview) -> bool:
         """Write one frame with the send lock held and nothing queued (the fast path)."""
@@ -385,7 +421,7 @@ class Writer(EventEmitter):
         """The socket broke or stalled: drop the output and end the connection (1006)."""
         self._write_failed = True
         with self._mutex:
-            self._urgent, self._pending, self._partial = [], [], None
+            self._urgent = self._pending = self._partial = None
             self._urgent_size = self._pending_size = 0
         self._abort(1006, reason)
 

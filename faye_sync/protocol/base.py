@@ -19,6 +19,7 @@ __all__ = [
     "CLOSING",
     "CONNECTING",
     "MAX_LENGTH",
+    "MIXIN_SLOTS",
     "OPEN",
     "VALID_CLOSE_CODES",
     "FailedProtocol",
@@ -43,6 +44,9 @@ CONNECTING, OPEN, CLOSING, CLOSED = ReadyState
 # 1 MiB, the websockets package's default (faye's is 2**26 - 1): what one
 # message may cost the receiver, also after inflation.
 MAX_LENGTH = 2**20
+
+#: ``__slots__`` of a mixin whose attributes the concrete class lists.
+MIXIN_SLOTS: tuple[str, ...] = ()
 
 #: The codes a close frame may carry (RFC 6455 §7.4.1, §7.4.2 and IANA's registry).
 VALID_CLOSE_CODES = frozenset([*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)])

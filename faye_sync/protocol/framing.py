@@ -15,7 +15,7 @@ from typing import Protocol
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
 from ._mypyc import trait
-from .base import OPEN, ReadyState, validate_close_arguments
+from .base import MIXIN_SLOTS, OPEN, ReadyState, validate_close_arguments
 from .large import LARGE_FRAME
 from .masking import apply_mask
 
@@ -59,6 +59,10 @@ def close_payload(code: int, reason: bytes) -> bytes:
 @trait  # a mixin: mypyc compiles HybiProtocol's two halves as traits
 class FrameWriter:
     """The ``send_*`` half of :class:`~faye_sync.protocol.hybi.HybiProtocol`."""
+
+    # None of its own: HybiProtocol lists the attributes. (A name, not the literal
+    # ``()``, which mypy would hold this mixin's assignments against.)
+    __slots__ = MIXIN_SLOTS
 
     state: ReadyState
     is_client: bool

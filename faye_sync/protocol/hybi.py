@@ -97,6 +97,33 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
 
     version = "hybi-13"
 
+    # Slots: a server holds one per idle connection, and a dict of these cost
+    # 64 bytes more. The two mixins have none of their own.
+    __slots__ = (
+        "_buffer",
+        "_decoder",
+        "_eof",
+        "_events",
+        "_extensions",
+        "_failed",
+        "_fragments",
+        "_mask_key",
+        "_message_length",
+        "_message_opcode",
+        "_message_produced",
+        "_message_rsv1",
+        "_output",
+        "_probe",
+        "_probe_offset",
+        "_produced",
+        "is_client",
+        "large_frame",
+        "max_length",
+        "paused",
+        "require_masking",
+        "state",
+    )
+
     def __init__(
         self,
         *,
@@ -132,6 +159,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._message_length = 0
         self._decoder: codecs.IncrementalDecoder | None = None
         self._eof = False
+        self.large_frame = None
 
     # ------------------------------------------------------------------ input
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import codecs
 
 from ._mypyc import trait
-from .base import OPEN, ReadyState
+from .base import MIXIN_SLOTS, OPEN, ReadyState
 from .events import Event, Message
 from .masking import apply_mask
 
@@ -210,7 +210,11 @@ class LargeFrame:
 class LargeFrameReader:
     """The large-frame part of :class:`~faye_sync.protocol.hybi.HybiProtocol`'s input."""
 
-    large_frame: LargeFrame | None = None  # a large frame's payload still arriving
+    # None of its own: HybiProtocol lists the attributes. (A name, not the literal
+    # ``()``, which mypy would hold this mixin's assignments against.)
+    __slots__ = MIXIN_SLOTS
+
+    large_frame: LargeFrame | None  # a large frame's payload still arriving
 
     state: ReadyState
     _probe: codecs.IncrementalDecoder | None
