@@ -31,6 +31,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import run  # benchmarks/run.py: the servers, ports, tables
@@ -153,25 +154,38 @@ def settled(pid: int, limit: float = 20.0) -> int:
     raise RuntimeError(f"server {pid} did not go idle within {limit} s")
 
 
+def counted(pid: int, label: str, profile: Path | None, work: Callable[[], object]) -> int:
+    """The instructions ``pid`` runs for ``work()``, between two settled counts.
+
+    With ``profile``, the counters are zeroed first and dumped as ``label`` after,
+    so that the dump holds only this run's costs.
+    """
+    if profile:
+        subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=30)
+    before = settled(pid)
+    work()
+    after = settled(pid)
+    if profile:
+        dump = ["callgrind_control", f"--dump={label}", str(pid)]
+        subprocess.run(dump, capture_output=True, timeout=30)
+    return after - before
+
+
 def run_once(pid: int, port: int, workload: str, n: int, profile: Path | None) -> int:
     """The server's instructions for ``n`` echoes on one connection (or n / 10 handshakes)."""
     size, opcode = WORKLOADS[workload]
-    if profile:  # the dump after this run holds only its own costs
-        subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=30)
-    before = settled(pid)
-    if workload == "handshake":
-        for _ in range(n // 10):
-            Client(port, pid).close()
-    else:
+
+    def work() -> None:
+        if workload == "handshake":
+            for _ in range(n // 10):
+                Client(port, pid).close()
+            return
         payload = bytes(i % 94 + 33 for i in range(size))  # ASCII: valid text, too
         client = Client(port, pid)
         client.echo(masked_frame(opcode, payload), opcode, payload, n)
         client.close()
-    after = settled(pid)
-    if profile:
-        dump = ["callgrind_control", f"--dump={workload}-{n}", str(pid)]
-        subprocess.run(dump, capture_output=True, timeout=30)
-    return after - before
+
+    return counted(pid, f"{workload}-{n}", profile, work)
 
 
 def start(server: run.Server, port: int, out_dir: Path) -> subprocess.Popen[bytes]:

@@ -19,12 +19,11 @@ import argparse
 import dataclasses
 import shutil
 import socket
-import subprocess
 import tempfile
 from pathlib import Path
 
 import run  # benchmarks/run.py: the servers, ports, tables
-from instructions import TIMEOUT, settled, start, stop
+from instructions import TIMEOUT, counted, start, stop
 
 EVENT = b"data: "  # every event (and nothing else the servers send) holds it once
 
@@ -51,22 +50,17 @@ class Stream:
 
 
 def run_once(pid: int, port: int, conns: int, n: int, profile: Path | None) -> int:
-    if profile:
-        subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True, timeout=30)
-    before = settled(pid)
-    streams = [Stream(port) for _ in range(conns)]
-    for stream in streams:  # round-robin in steps, so that no stream's buffers fill up
-        stream.read(0)
-    for step in range(1, 11):
+    def work() -> None:
+        streams = [Stream(port) for _ in range(conns)]
+        for stream in streams:  # round-robin in steps, so that no stream's buffers fill up
+            stream.read(0)
+        for step in range(1, 11):
+            for stream in streams:
+                stream.read(n * step // 10)
         for stream in streams:
-            stream.read(n * step // 10)
-    for stream in streams:
-        stream.close()
-    after = settled(pid)
-    if profile:
-        dump = ["callgrind_control", f"--dump=sse-{n}", str(pid)]
-        subprocess.run(dump, capture_output=True, timeout=30)
-    return after - before
+            stream.close()
+
+    return counted(pid, f"sse-{n}", profile, work)
 
 
 def measure(server: run.Server, conns: int, ns: list[int], profile: Path | None) -> float:
