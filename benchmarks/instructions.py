@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import os
 import re
@@ -31,7 +32,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import run  # benchmarks/run.py: the servers, ports, tables
@@ -205,26 +206,36 @@ def start(server: run.Server, port: int, out_dir: Path) -> subprocess.Popen[byte
         )
 
 
-def measure(server: run.Server, works: list[str], ns: list[int], profile: Path | None) -> dict:
-    """Instructions per message (per connection for handshake) of each workload."""
+@contextlib.contextmanager
+def under_callgrind(server: run.Server, profile: Path | None) -> Iterator[tuple[int, int]]:
+    """``server`` started under callgrind and listening: its (pid, port); stopped after.
+
+    Its callgrind files go to ``profile``, or to a temp directory removed after.
+    """
     out_dir = profile or Path(tempfile.mkdtemp(prefix="faye-instr-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     port = run.free_port()
     proc = start(server, port, out_dir)
     try:
         run.wait_port(port, proc, timeout=180.0)
-        Client(port, proc.pid).close()  # warm up: imports and first-use paths
-        results = {}
-        for work in works:
-            small = run_once(proc.pid, port, work, ns[0], None)
-            large = run_once(proc.pid, port, work, ns[1], profile)
-            scale = 10 if work == "handshake" else 1
-            results[work] = (large - small) / (ns[1] // scale - ns[0] // scale)
-        return results
+        yield proc.pid, port
     finally:
         stop(proc)
         if profile is None:  # the callgrind files of a plain run are not needed
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def measure(server: run.Server, works: list[str], ns: list[int], profile: Path | None) -> dict:
+    """Instructions per message (per connection for handshake) of each workload."""
+    with under_callgrind(server, profile) as (pid, port):
+        Client(port, pid).close()  # warm up: imports and first-use paths
+        results = {}
+        for work in works:
+            small = run_once(pid, port, work, ns[0], None)
+            large = run_once(pid, port, work, ns[1], profile)
+            scale = 10 if work == "handshake" else 1
+            results[work] = (large - small) / (ns[1] // scale - ns[0] // scale)
+        return results
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 import run  # benchmarks/run.py: the servers, ports, tables
-from instructions import TIMEOUT, counted, start, stop
+from instructions import TIMEOUT, counted, under_callgrind
 
 EVENT = b"data: "  # every event (and nothing else the servers send) holds it once
 
@@ -64,20 +62,11 @@ def run_once(pid: int, port: int, conns: int, n: int, profile: Path | None) -> i
 
 
 def measure(server: run.Server, conns: int, ns: list[int], profile: Path | None) -> float:
-    out_dir = profile or Path(tempfile.mkdtemp(prefix="faye-sse-instr-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    port = run.free_port()
-    proc = start(server, port, out_dir)
-    try:
-        run.wait_port(port, proc, timeout=180.0)
-        run_once(proc.pid, port, conns, ns[0], None)  # warm up: imports and first-use paths
-        small = run_once(proc.pid, port, conns, ns[0], None)
-        large = run_once(proc.pid, port, conns, ns[1], profile)
+    with under_callgrind(server, profile) as (pid, port):
+        run_once(pid, port, conns, ns[0], None)  # warm up: imports and first-use paths
+        small = run_once(pid, port, conns, ns[0], None)
+        large = run_once(pid, port, conns, ns[1], profile)
         return (large - small) / (conns * (ns[1] - ns[0]))
-    finally:
-        stop(proc)
-        if profile is None:
-            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main() -> int:
