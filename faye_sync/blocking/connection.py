@@ -32,7 +32,7 @@ from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import CLOSED, CLOSING, CONNECTING, OPEN, FrameProtocol, ReadyState
 from ..protocol.events import Close, Error, Message, Open, Pong
 from .backends import NO_LOCK, Backend, Signal
-from .emitter import Event
+from .emitter import NO_LISTENERS, Event
 from .keepalive import CLOSE_TIMEOUT, KeepAlive
 from .live import add as add_live
 from .live import close_all
@@ -311,7 +311,7 @@ class Connection(KeepAlive):
     def _open(self) -> None:
         if not self._opened and self._closed_event is None:
             self._opened = True
-            if self.onopen is not None or self._listeners:  # most have no listener
+            if self._listeners:  # most have no listener (nor onopen: it is one)
                 self.emit(_OPEN)
 
     def _read(self, timeout: float | None) -> None:
@@ -337,8 +337,9 @@ class Connection(KeepAlive):
 
     def _process(self, data: bytes | memoryview, *, eof: bool) -> None:
         protocol = self._protocol
-        if data and self._idle_timeout:
-            self._last_received = self._now()
+        timers = self._timers  # made with the first timer: None for most
+        if timers is not None and data:
+            timers.last_received = self._now()  # for the idle timeout
         mutex = self._mutex
         if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
             mutex.acquire()
@@ -364,7 +365,10 @@ class Connection(KeepAlive):
             kind = type(event)
             if kind is Message:
                 self._messages_in += 1
-                if self.onmessage is None and not self._listeners.get("message"):
+                listeners = self._listeners
+                if listeners is NO_LISTENERS or not (
+                    listeners.get("message") or listeners.get("onmessage")
+                ):
                     if self._messages is None:
                         self._messages = deque()
                     self._messages.append(event.data)
@@ -394,7 +398,7 @@ class Connection(KeepAlive):
         self._shutdown()
         self._release(event.code or 1005)
         try:
-            if self.onclose is not None or self._listeners:  # most have no listener
+            if self._listeners:  # most have no listener (nor onclose: it is one)
                 self.emit(Event("close", code=event.code, reason=event.reason))
         finally:
             # Only now do the loops see the end: a handler that returns after
