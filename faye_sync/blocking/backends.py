@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from .greenlet_lock import NO_LOCK, GreenletLock
+from .greenlet_lock import NO_LOCK, free_lock
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -348,7 +348,7 @@ class GeventBackend(Backend):
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
 
     def lock(self) -> Lock:
-        return GreenletLock()  # a flag while free: see greenlet_lock.py
+        return free_lock()  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never

@@ -118,7 +118,7 @@ class Connection(KeepAlive):
         send_timeout: float | None = SEND_TIMEOUT,
         idle_timeout: float | None = None,
     ) -> None:
-        super().__init__()
+        self._listeners = NO_LISTENERS  # EventEmitter.__init__, without the call
         self._sock = sock
         self._protocol = protocol
         self._backend = backend

@@ -45,16 +45,16 @@ class Timeouts(NamedTuple):
     idle_timeout: float | None
 
 
-_timeouts: dict[Timeouts, Timeouts] = {}  # interned: most servers use one or two
+# Interned, looked up by a plain tuple (equal to the named one): making a Timeouts
+# runs its Python __new__, which a handshake need not pay for.
+_timeouts: dict[tuple[float | None, ...], Timeouts] = {}
 
 
-def _shared(timeouts: Timeouts) -> Timeouts:
-    shared = _timeouts.get(timeouts)
-    if shared is None:
-        shared = timeouts
-        if len(_timeouts) < 256:  # a server's configurations: a handful
-            _timeouts[timeouts] = timeouts
-    return shared
+def _new_timeouts(key: tuple[float | None, float | None, float, float | None]) -> Timeouts:
+    timeouts = Timeouts(*key)
+    if len(_timeouts) < 256:  # a server's configurations: a handful
+        _timeouts[key] = timeouts
+    return timeouts
 
 
 class _Timers:
@@ -111,7 +111,8 @@ class KeepAlive(Writer):
         close_timeout: float,
         idle_timeout: float | None,
     ) -> None:
-        self._timeouts = _shared(Timeouts(ping, ping_timeout, close_timeout, idle_timeout))
+        key = (ping, ping_timeout, close_timeout, idle_timeout)
+        self._timeouts = _timeouts.get(key) or _new_timeouts(key)
         self._timers: _Timers | None = None  # made with the first timer
         self._ping_counter = 0
         self._ping_due = 0.0
