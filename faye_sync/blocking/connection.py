@@ -56,6 +56,7 @@ READ_SIZE = 65536
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _OPEN = Event("open")  # events are frozen: every connection's open can be this one
+_OPEN_REPORTED, _ERROR_REPORTED = 1, 2  # bits of Connection._reported
 
 
 class Connection(KeepAlive):
@@ -82,23 +83,21 @@ class Connection(KeepAlive):
     # The layers below (KeepAlive, Writer) list their own.
     __slots__ = (
         "__weakref__",
-        "_arrival",
         "_backend",
         "_buffered",
         "_bytes_in",  # and _messages_*, _written: faye_sync.stats(), an integer add each
         "_closed_event",
         "_closing_reported",
-        "_error_reported",
         "_messages",
         "_messages_in",
         "_messages_size",
         "_mutex",
-        "_opened",
         "_protocol",
         "_pump_active",
-        "_pump_done",
+        "_pump_signals",
         "_read_lock",
         "_reader_wanted",
+        "_reported",
         "_send_lock",
         "_sock",
         "_started",
@@ -129,13 +128,12 @@ class Connection(KeepAlive):
         # Made when first needed: most connections never queue a message or pump.
         self._messages: deque[str | bytes] | None = None  # for receive(), in order
         self._messages_size = 0  # their length in bytes (characters for text)
-        self._arrival: Signal | None = None  # a pump queued a message or stopped
-        self._pump_done: Signal | None = None
-        self._init_writer(send_timeout)
-        self._init_timers(ping, ping_timeout, close_timeout, idle_timeout)
+        # A pump's signals: (arrival: it queued a message or stopped, done: it stopped).
+        self._pump_signals: tuple[Signal, Signal] | None = None
+        self._init_timers(ping, ping_timeout, close_timeout, idle_timeout, send_timeout)
+        self._init_writer()  # after: it reads send_timeout from _timeouts
         self._started = False
-        self._opened = False
-        self._error_reported = False
+        self._reported = 0  # _OPEN_REPORTED | _ERROR_REPORTED: each goes out once
         self._closing_reported = False  # close is being dispatched (ready_state CLOSED)
         self._closed_event: Close | None = None  # set once close has been dispatched
         self._user_reads = False
@@ -237,8 +235,9 @@ class Connection(KeepAlive):
                 finally:
                     self._read_lock.release()
             elif self._pump_active:
-                arrival = self._arrival
-                assert arrival is not None  # made before the pump started
+                signals = self._pump_signals
+                assert signals is not None  # made before the pump started
+                arrival = signals[0]
                 self._reader_wanted = True
                 arrival.wait(_PUMP_POLL if remaining is None else min(remaining, _PUMP_POLL))
                 arrival.clear()
@@ -286,11 +285,12 @@ class Connection(KeepAlive):
             else:
                 self._reader_wanted = True  # a pump holds the socket: take it over
         self._messages, self._messages_size = None, 0
-        if self._pump_active and self._pump_done is not None:
+        signals = self._pump_signals
+        if self._pump_active and signals is not None:
             # A pump left waiting on the socket must not outlive the request: the
             # server closes the socket once run() returns (libev aborts on a
             # watcher of a closed fd). It notices the close within one poll.
-            self._pump_done.wait(2 * _PUMP_POLL)
+            signals[1].wait(2 * _PUMP_POLL)
 
     # ------------------------------------------------------------ internals
 
@@ -309,8 +309,8 @@ class Connection(KeepAlive):
             self._start_timers()
 
     def _open(self) -> None:
-        if not self._opened and self._closed_event is None:
-            self._opened = True
+        if not self._reported & _OPEN_REPORTED and self._closed_event is None:
+            self._reported |= _OPEN_REPORTED
             if self._listeners:  # most have no listener (nor onopen: it is one)
                 self.emit(_OPEN)
 
@@ -373,8 +373,8 @@ class Connection(KeepAlive):
                         self._messages = deque()
                     self._messages.append(event.data)
                     self._messages_size += len(event.data)
-                    if self._pump_active and self._arrival is not None:
-                        self._arrival.set()
+                    if self._pump_active and self._pump_signals is not None:
+                        self._pump_signals[0].set()
                 else:
                     self.emit(Event("message", data=event.data))
             elif kind is Pong:
@@ -382,8 +382,8 @@ class Connection(KeepAlive):
             elif kind is Close:
                 self._finish(event)
             elif kind is Error:
-                if not self._error_reported:
-                    self._error_reported = True
+                if not self._reported & _ERROR_REPORTED:
+                    self._reported |= _ERROR_REPORTED
                     self.emit(Event("error", message=event.message))
             elif kind is Open:
                 self._open()
@@ -404,8 +404,8 @@ class Connection(KeepAlive):
             # Only now do the loops see the end: a handler that returns after
             # them finds its close listeners already run.
             self._closed_event = event
-            if self._arrival is not None:
-                self._arrival.set()
+            if self._pump_signals is not None:
+                self._pump_signals[0].set()
 
     def _release(self, code: int) -> None:
         """Closed with ``code`` (1005: none given): a subclass gives back what it holds."""
@@ -439,10 +439,9 @@ class Connection(KeepAlive):
     # Pump: a reader for handlers that only send.
 
     def _start_pump(self) -> None:
-        if self._pump_done is None:
-            self._arrival = self._backend.signal()
-            self._pump_done = self._backend.signal()
-        self._pump_done.clear()
+        if self._pump_signals is None:
+            self._pump_signals = (self._backend.signal(), self._backend.signal())
+        self._pump_signals[1].clear()
         self._pump_active = True
         self._backend.spawn(self._pump)
 
@@ -467,9 +466,10 @@ class Connection(KeepAlive):
         finally:
             self._pump_active = False
             self._reader_wanted = False
-            if self._arrival is not None and self._pump_done is not None:
-                self._arrival.set()
-                self._pump_done.set()
+            if self._pump_signals is not None:
+                arrival, done = self._pump_signals
+                arrival.set()
+                done.set()
         if self._closed_event is None and self._protocol.state == CLOSED:
             self._process(b"", eof=True)
 

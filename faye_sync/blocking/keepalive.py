@@ -20,13 +20,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.events import Close
 from .backends import Backend, Lock, Timer
 from .writer import Writer
 
-__all__ = ["CLOSE_TIMEOUT", "KeepAlive"]
+__all__ = ["CLOSE_TIMEOUT", "KeepAlive", "Timeouts"]
 
 log = logging.getLogger("faye_sync")
 
@@ -36,21 +36,32 @@ CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
 _PING_SLACK = 0.01
 
 
-class Timeouts(NamedTuple):
-    """A connection's timer settings: one shared tuple per configuration, not four slots."""
+class Timeouts:
+    """A connection's timeouts: one object shared by the connections made with the same
+    settings (most servers have one or two), where five slots cost each 40 bytes."""
 
-    ping: float | None  # seconds between keep-alive pings
-    ping_timeout: float | None
-    close_timeout: float
-    idle_timeout: float | None
+    __slots__ = ("close_timeout", "idle_timeout", "ping", "ping_timeout", "send_timeout")
+
+    def __init__(
+        self,
+        ping: float | None,
+        ping_timeout: float | None,
+        close_timeout: float,
+        idle_timeout: float | None,
+        send_timeout: float | None,
+    ) -> None:
+        self.ping = ping  # seconds between keep-alive pings
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.idle_timeout = idle_timeout
+        self.send_timeout = send_timeout
 
 
-# Interned, looked up by a plain tuple (equal to the named one): making a Timeouts
-# runs its Python __new__, which a handshake need not pay for.
-_timeouts: dict[tuple[float | None, ...], Timeouts] = {}
+_Key = tuple[float | None, float | None, float, float | None, float | None]
+_timeouts: dict[_Key, Timeouts] = {}  # by the settings' tuple
 
 
-def _new_timeouts(key: tuple[float | None, float | None, float, float | None]) -> Timeouts:
+def _new_timeouts(key: _Key) -> Timeouts:
     timeouts = Timeouts(*key)
     if len(_timeouts) < 256:  # a server's configurations: a handful
         _timeouts[key] = timeouts
@@ -110,8 +121,9 @@ class KeepAlive(Writer):
         ping_timeout: float | None,
         close_timeout: float,
         idle_timeout: float | None,
+        send_timeout: float | None,
     ) -> None:
-        key = (ping, ping_timeout, close_timeout, idle_timeout)
+        key = (ping, ping_timeout, close_timeout, idle_timeout, send_timeout)
         self._timeouts = _timeouts.get(key) or _new_timeouts(key)
         self._timers: _Timers | None = None  # made with the first timer
         self._ping_counter = 0
