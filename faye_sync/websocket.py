@@ -78,7 +78,7 @@ class _EnvironKeys(dict[str, str]):
 
 
 _ENVIRON_KEYS = _EnvironKeys()
-_new = object.__new__
+_new = object.__new__  # see _request
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -134,9 +134,7 @@ def _request(environ: Mapping[str, Any], scheme: str | None) -> Request:
     if scheme is not None:
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
         url = f"{scheme}{'s' if _is_secure(environ) else ''}://{host}{target}"
-    # Made without the class call, which would enter __init__ from C (about 1,500
-    # instructions of every handshake).
-    headers: EnvironHeaders = _new(EnvironHeaders)
+    headers: EnvironHeaders = _new(EnvironHeaders)  # a class call enters __init__ from C
     headers._environ = environ
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
@@ -480,7 +478,8 @@ class WebSocket(Connection):
                 "this WebSocket was made without start_response: return "
                 "ws.respond(start_response) from the WSGI call instead"
             )
-        return self.respond(self._start_response)
+        # Responded: ``with`` did it. [] as respond() would say, one call sooner.
+        return [] if self._responded else self.respond(self._start_response)
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Run to the end, then report the status through ``start_response``.
