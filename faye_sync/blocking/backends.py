@@ -83,6 +83,10 @@ class Backend:
         """A lock for short sections that do no I/O (never held while blocking)."""
         raise NotImplementedError
 
+    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
+        """A connection's mutex, send lock and read lock: one call for every handshake."""
+        return self.mutex(), self.lock(), self.lock()
+
     def signal(self) -> Signal:
         raise NotImplementedError
 
@@ -354,6 +358,9 @@ class GeventBackend(Backend):
         # Greenlets switch only where they block, and a mutex section never
         # blocks: no other greenlet can enter it, so there is nothing to lock.
         return NO_LOCK
+
+    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
+        return NO_LOCK, free_lock(), free_lock()
 
     def signal(self) -> Signal:
         event: Signal = self._event()

@@ -122,9 +122,7 @@ class Connection(KeepAlive):
         self._protocol = protocol
         self._backend = backend
         self._buffered = buffered
-        self._mutex = backend.mutex()
-        self._send_lock = backend.lock()
-        self._read_lock = backend.lock()
+        self._mutex, self._send_lock, self._read_lock = backend.connection_locks()
         # Made when first needed: most connections never queue a message or pump.
         self._messages: deque[str | bytes] | None = None  # for receive(), in order
         self._messages_size = 0  # their length in bytes (characters for text)
