@@ -26,7 +26,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, overload
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import CLOSED, CLOSING, CONNECTING, OPEN, FrameProtocol, ReadyState
@@ -57,6 +57,7 @@ _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socke
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _OPEN = Event("open")  # events are frozen: every connection's open can be this one
 _OPEN_REPORTED, _ERROR_REPORTED = 1, 2  # bits of Connection._reported
+_RAISE = object()  # receive()'s default at the close: raise ConnectionClosed
 
 
 class Connection(KeepAlive):
@@ -201,7 +202,14 @@ class Connection(KeepAlive):
 
     # ------------------------------------------------------------ receiving
 
-    def receive(self, timeout: float | None = None) -> str | bytes:
+    @overload
+    def receive(self, timeout: float | None = None) -> str | bytes: ...
+    @overload
+    def receive(self, timeout: float | None, _at_close: None) -> str | bytes | None: ...
+
+    def receive(
+        self, timeout: float | None = None, _at_close: object = _RAISE
+    ) -> str | bytes | None:
         """Wait for the next message: ``str`` for text, ``bytes`` for binary.
 
         Raises:
@@ -209,19 +217,9 @@ class Connection(KeepAlive):
             TimeoutError: nothing arrived within ``timeout`` seconds.
             ConcurrencyError: another thread is already receiving.
         """
-        message = self._next_message(timeout)
-        if message is None:
-            closed = self._closed_event
-            assert closed is not None
-            raise ConnectionClosed(closed.code, closed.reason)
-        return message
-
-    def _next_message(self, timeout: float | None) -> str | bytes | None:
-        """``receive()``, but None once the connection has closed and no message is left.
-
-        Iteration ends on None: raising and catching ConnectionClosed cost every
-        iterating handler about 4,900 instructions at its close (callgrind, 3.11).
-        """
+        # ``_at_close`` is iteration's: given None, the end is None, not ConnectionClosed,
+        # whose raise and catch cost every iterating handler about 4,900 instructions at
+        # its close (callgrind, 3.11); a wrapper method cost each receive() about 300.
         if self._messages:
             return self._pop_message()
         if not self._started:
@@ -235,7 +233,9 @@ class Connection(KeepAlive):
                 self._messages_size -= len(message)
                 return message
             if self._closed_event is not None:
-                return None
+                if _at_close is None:
+                    return None
+                raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else deadline - self._now()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"no message within {timeout} s")
@@ -269,7 +269,7 @@ class Connection(KeepAlive):
         """Iterate over messages until the connection closes."""
         # A generator, though it costs an idle handler 208 bytes: a __next__ method
         # cost every message about 1,100 instructions more (callgrind, Python 3.11).
-        while (message := self._next_message(None)) is not None:
+        while (message := self.receive(None, None)) is not None:
             yield message
 
     def run(self) -> None:
