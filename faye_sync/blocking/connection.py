@@ -129,7 +129,7 @@ class Connection(KeepAlive):
         self._messages_size = 0  # their length in bytes (characters for text)
         # A pump's signals: (arrival: it queued a message or stopped, done: it stopped).
         self._pump_signals: tuple[Signal, Signal] | None = None
-        self._init_timers(ping, ping_timeout, close_timeout, idle_timeout, send_timeout)
+        self._init_timers((ping, ping_timeout, close_timeout, idle_timeout, send_timeout))
         self._init_writer()  # after: it reads send_timeout from _timeouts
         self._started = False
         self._reported = 0  # _OPEN_REPORTED | _ERROR_REPORTED: each goes out once

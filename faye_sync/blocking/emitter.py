@@ -90,6 +90,9 @@ class EventEmitter:
         elif name in self._listeners:
             del self._listeners[name]
 
+    # Four properties written out, one per faye attribute: a factory would hide their
+    # types from mypy and their docstrings from help().
+
     @property
     def onopen(self) -> Listener | None:
         """Called with the ``open`` event before the listeners added with :meth:`on`."""

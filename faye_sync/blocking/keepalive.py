@@ -57,11 +57,12 @@ class Timeouts:
         self.send_timeout = send_timeout
 
 
-_Key = tuple[float | None, float | None, float, float | None, float | None]
-_timeouts: dict[_Key, Timeouts] = {}  # by the settings' tuple
+#: Timeouts' arguments, in order: what a connection looks its shared one up by.
+TimeoutSettings = tuple[float | None, float | None, float, float | None, float | None]
+_timeouts: dict[TimeoutSettings, Timeouts] = {}
 
 
-def _new_timeouts(key: _Key) -> Timeouts:
+def _new_timeouts(key: TimeoutSettings) -> Timeouts:
     timeouts = Timeouts(*key)
     if len(_timeouts) < 256:  # a server's configurations: a handful
         _timeouts[key] = timeouts
@@ -115,16 +116,9 @@ class KeepAlive(Writer):
 
         def go_away(self, code: int = 1001, reason: str = "") -> None: ...
 
-    def _init_timers(
-        self,
-        ping: float | None,
-        ping_timeout: float | None,
-        close_timeout: float,
-        idle_timeout: float | None,
-        send_timeout: float | None,
-    ) -> None:
-        key = (ping, ping_timeout, close_timeout, idle_timeout, send_timeout)
-        self._timeouts = _timeouts.get(key) or _new_timeouts(key)
+    def _init_timers(self, settings: TimeoutSettings) -> None:
+        """``settings``: (ping, ping_timeout, close_timeout, idle_timeout, send_timeout)."""
+        self._timeouts = _timeouts.get(settings) or _new_timeouts(settings)
         self._timers: _Timers | None = None  # made with the first timer
         self._ping_counter = 0
         self._ping_due = 0.0
