@@ -78,6 +78,7 @@ class _EnvironKeys(dict[str, str]):
 
 
 _ENVIRON_KEYS = _EnvironKeys()
+_new = object.__new__  # see _request
 
 
 class EnvironHeaders(Mapping[str, str]):
@@ -133,10 +134,12 @@ def _request(environ: Mapping[str, Any], scheme: str | None) -> Request:
     if scheme is not None:
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
         url = f"{scheme}{'s' if _is_secure(environ) else ''}://{host}{target}"
+    headers: EnvironHeaders = _new(EnvironHeaders)  # a class call enters __init__ from C
+    headers._environ = environ
     return Request(
         method=environ.get("REQUEST_METHOD", "GET"),
         target=target,
-        headers=EnvironHeaders(environ),
+        headers=headers,
         url=url,
     )
 
@@ -217,7 +220,6 @@ class WebSocket(Connection):
         "_environ",
         "_hijack",
         "_rejection",
-        "_responded",
         "_slot",
         "_start_response",
         "extensions",
@@ -246,8 +248,7 @@ class WebSocket(Connection):
         self._environ = environ
         self._hijack: Hijack | None = None
         self._rejection: Rejection | None = None
-        self._slot: Slot | None = None
-        self._responded = False
+        self._slot: Slot | None = None  # None again once responded (see respond)
         request = _request(environ, "ws" if allow_drafts else None)  # ws.url: when asked
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
         outcome = self._handshake(
@@ -346,14 +347,13 @@ class WebSocket(Connection):
         try:
             if slot.release():
                 stats.retire(1006, 0, 0, 0, 0)  # dropped unclosed
-            if not self._responded:
-                tell_operator(
-                    self._environ,
-                    f"WebSocket for {self.url} was dropped unfinished: the WSGI call must "
-                    "return ws.response (or use 'with WebSocket(...) as ws:'), else the "
-                    "server may write its own response into the upgraded socket",
-                    level=logging.ERROR,
-                )
+            tell_operator(  # it has a slot: it was never responded
+                self._environ,
+                f"WebSocket for {self.url} was dropped unfinished: the WSGI call must "
+                "return ws.response (or use 'with WebSocket(...) as ws:'), else the "
+                "server may write its own response into the upgraded socket",
+                level=logging.ERROR,
+            )
         except (AttributeError, TypeError):  # the interpreter is exiting: modules are gone
             pass
 
@@ -411,8 +411,7 @@ class WebSocket(Connection):
             except Exception:
                 log.warning("WebSocket listener failed while closing", exc_info=True)
         if self._hijack is not None:
-            self._responded = True
-            self._slot = None  # released as it closed: nothing left for __del__
+            self._slot = None  # responded; released as it closed: nothing left for __del__
             # The connection shut the socket when it closed: once is enough.
             self._hijack.finish(start_response or _ignore_start_response, shut_down=False)
 
@@ -475,14 +474,18 @@ class WebSocket(Connection):
                 "this WebSocket was made without start_response: return "
                 "ws.respond(start_response) from the WSGI call instead"
             )
-        return self.respond(self._start_response)
+        # Responded: ``with`` did it. [] as respond() would say, one call sooner.
+        responded = self._slot is None and self._hijack is not None  # see respond()
+        return [] if responded else self.respond(self._start_response)
 
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         """Run to the end, then report the status through ``start_response``.
 
         The 101 is logged for an upgrade; the HTTP error for a rejection.
         """
-        if self._responded:  # ``with`` did it, and the handler returns ws.response
+        # An upgraded socket drops its slot once responded (no slot of its own for that):
+        # ``with`` did it, and the handler returns ws.response.
+        if self._slot is None and self._hijack is not None:
             return []
         self.run()
         if self._rejection is not None:
@@ -490,7 +493,6 @@ class WebSocket(Connection):
             start_response(rejection.status, rejection.response_headers())
             return [rejection.body]
         assert self._hijack is not None
-        self._responded = True
-        self._slot = None  # released as it closed: nothing left for __del__
+        self._slot = None  # responded; released as it closed: nothing left for __del__
         # The connection shut the socket when it closed: once is enough.
         return self._hijack.finish(start_response, shut_down=False)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from .greenlet_lock import NO_LOCK, GreenletLock
+from .greenlet_lock import NO_LOCK, free_lock
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -82,6 +82,10 @@ class Backend:
     def mutex(self) -> Lock:
         """A lock for short sections that do no I/O (never held while blocking)."""
         raise NotImplementedError
+
+    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
+        """A connection's mutex, send lock and read lock: one call for every handshake."""
+        return self.mutex(), self.lock(), self.lock()
 
     def signal(self) -> Signal:
         raise NotImplementedError
@@ -348,12 +352,15 @@ class GeventBackend(Backend):
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
 
     def lock(self) -> Lock:
-        return GreenletLock()  # a flag while free: see greenlet_lock.py
+        return free_lock()  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
         # Greenlets switch only where they block, and a mutex section never
         # blocks: no other greenlet can enter it, so there is nothing to lock.
         return NO_LOCK
+
+    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
+        return NO_LOCK, free_lock(), free_lock()
 
     def signal(self) -> Signal:
         event: Signal = self._event()

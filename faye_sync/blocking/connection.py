@@ -26,13 +26,13 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, overload
 
 from ..exceptions import ConcurrencyError, ConnectionClosed
 from ..protocol.base import CLOSED, CLOSING, CONNECTING, OPEN, FrameProtocol, ReadyState
 from ..protocol.events import Close, Error, Message, Open, Pong
 from .backends import NO_LOCK, Backend, Signal
-from .emitter import Event
+from .emitter import NO_LISTENERS, Event
 from .keepalive import CLOSE_TIMEOUT, KeepAlive
 from .live import add as add_live
 from .live import close_all
@@ -56,6 +56,8 @@ READ_SIZE = 65536
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _OPEN = Event("open")  # events are frozen: every connection's open can be this one
+_OPEN_REPORTED, _ERROR_REPORTED = 1, 2  # bits of Connection._reported
+_RAISE = object()  # receive()'s default at the close: raise ConnectionClosed
 
 
 class Connection(KeepAlive):
@@ -82,23 +84,21 @@ class Connection(KeepAlive):
     # The layers below (KeepAlive, Writer) list their own.
     __slots__ = (
         "__weakref__",
-        "_arrival",
         "_backend",
         "_buffered",
         "_bytes_in",  # and _messages_*, _written: faye_sync.stats(), an integer add each
         "_closed_event",
         "_closing_reported",
-        "_error_reported",
         "_messages",
         "_messages_in",
         "_messages_size",
         "_mutex",
-        "_opened",
         "_protocol",
         "_pump_active",
-        "_pump_done",
+        "_pump_signals",
         "_read_lock",
         "_reader_wanted",
+        "_reported",
         "_send_lock",
         "_sock",
         "_started",
@@ -118,24 +118,21 @@ class Connection(KeepAlive):
         send_timeout: float | None = SEND_TIMEOUT,
         idle_timeout: float | None = None,
     ) -> None:
-        super().__init__()
+        self._listeners = NO_LISTENERS  # EventEmitter.__init__, without the call
         self._sock = sock
         self._protocol = protocol
         self._backend = backend
         self._buffered = buffered
-        self._mutex = backend.mutex()
-        self._send_lock = backend.lock()
-        self._read_lock = backend.lock()
+        self._mutex, self._send_lock, self._read_lock = backend.connection_locks()
         # Made when first needed: most connections never queue a message or pump.
         self._messages: deque[str | bytes] | None = None  # for receive(), in order
         self._messages_size = 0  # their length in bytes (characters for text)
-        self._arrival: Signal | None = None  # a pump queued a message or stopped
-        self._pump_done: Signal | None = None
-        self._init_writer(send_timeout)
-        self._init_timers(ping, ping_timeout, close_timeout, idle_timeout)
+        # A pump's signals: (arrival: it queued a message or stopped, done: it stopped).
+        self._pump_signals: tuple[Signal, Signal] | None = None
+        self._init_timers((ping, ping_timeout, close_timeout, idle_timeout, send_timeout))
+        self._init_writer()  # after: it reads send_timeout from _timeouts
         self._started = False
-        self._opened = False
-        self._error_reported = False
+        self._reported = 0  # _OPEN_REPORTED | _ERROR_REPORTED: each goes out once
         self._closing_reported = False  # close is being dispatched (ready_state CLOSED)
         self._closed_event: Close | None = None  # set once close has been dispatched
         self._user_reads = False
@@ -205,7 +202,14 @@ class Connection(KeepAlive):
 
     # ------------------------------------------------------------ receiving
 
-    def receive(self, timeout: float | None = None) -> str | bytes:
+    @overload
+    def receive(self, timeout: float | None = None) -> str | bytes: ...
+    @overload
+    def receive(self, timeout: float | None, _at_close: None) -> str | bytes | None: ...
+
+    def receive(
+        self, timeout: float | None = None, _at_close: object = _RAISE
+    ) -> str | bytes | None:
         """Wait for the next message: ``str`` for text, ``bytes`` for binary.
 
         Raises:
@@ -213,6 +217,9 @@ class Connection(KeepAlive):
             TimeoutError: nothing arrived within ``timeout`` seconds.
             ConcurrencyError: another thread is already receiving.
         """
+        # ``_at_close`` is iteration's: given None, the end is None, not ConnectionClosed,
+        # whose raise and catch cost every iterating handler about 4,900 instructions at
+        # its close (callgrind, 3.11); a wrapper method cost each receive() about 300.
         if self._messages:
             return self._pop_message()
         if not self._started:
@@ -226,6 +233,8 @@ class Connection(KeepAlive):
                 self._messages_size -= len(message)
                 return message
             if self._closed_event is not None:
+                if _at_close is None:
+                    return None
                 raise ConnectionClosed(self._closed_event.code, self._closed_event.reason)
             remaining = None if deadline is None else deadline - self._now()
             if remaining is not None and remaining <= 0:
@@ -237,8 +246,9 @@ class Connection(KeepAlive):
                 finally:
                     self._read_lock.release()
             elif self._pump_active:
-                arrival = self._arrival
-                assert arrival is not None  # made before the pump started
+                signals = self._pump_signals
+                assert signals is not None  # made before the pump started
+                arrival = signals[0]
                 self._reader_wanted = True
                 arrival.wait(_PUMP_POLL if remaining is None else min(remaining, _PUMP_POLL))
                 arrival.clear()
@@ -259,11 +269,8 @@ class Connection(KeepAlive):
         """Iterate over messages until the connection closes."""
         # A generator, though it costs an idle handler 208 bytes: a __next__ method
         # cost every message about 1,100 instructions more (callgrind, Python 3.11).
-        while True:
-            try:
-                yield self.receive()
-            except ConnectionClosed:
-                return
+        while (message := self.receive(None, None)) is not None:
+            yield message
 
     def run(self) -> None:
         """Drive the connection until it is closed, dispatching events to listeners.
@@ -286,11 +293,12 @@ class Connection(KeepAlive):
             else:
                 self._reader_wanted = True  # a pump holds the socket: take it over
         self._messages, self._messages_size = None, 0
-        if self._pump_active and self._pump_done is not None:
+        signals = self._pump_signals
+        if self._pump_active and signals is not None:
             # A pump left waiting on the socket must not outlive the request: the
             # server closes the socket once run() returns (libev aborts on a
             # watcher of a closed fd). It notices the close within one poll.
-            self._pump_done.wait(2 * _PUMP_POLL)
+            signals[1].wait(2 * _PUMP_POLL)
 
     # ------------------------------------------------------------ internals
 
@@ -309,9 +317,9 @@ class Connection(KeepAlive):
             self._start_timers()
 
     def _open(self) -> None:
-        if not self._opened and self._closed_event is None:
-            self._opened = True
-            if self.onopen is not None or self._listeners:  # most have no listener
+        if not self._reported & _OPEN_REPORTED and self._closed_event is None:
+            self._reported |= _OPEN_REPORTED
+            if self._listeners:  # most have no listener (nor onopen: it is one)
                 self.emit(_OPEN)
 
     def _read(self, timeout: float | None) -> None:
@@ -337,8 +345,9 @@ class Connection(KeepAlive):
 
     def _process(self, data: bytes | memoryview, *, eof: bool) -> None:
         protocol = self._protocol
-        if data and self._idle_timeout:
-            self._last_received = self._now()
+        timers = self._timers  # made with the first timer: None for most
+        if timers is not None and data:
+            timers.last_received = self._now()  # for the idle timeout
         mutex = self._mutex
         if mutex is not NO_LOCK:  # greenlets need none (see NO_LOCK)
             mutex.acquire()
@@ -364,13 +373,16 @@ class Connection(KeepAlive):
             kind = type(event)
             if kind is Message:
                 self._messages_in += 1
-                if self.onmessage is None and not self._listeners.get("message"):
+                listeners = self._listeners
+                if listeners is NO_LISTENERS or not (
+                    listeners.get("message") or listeners.get("onmessage")
+                ):
                     if self._messages is None:
                         self._messages = deque()
                     self._messages.append(event.data)
                     self._messages_size += len(event.data)
-                    if self._pump_active and self._arrival is not None:
-                        self._arrival.set()
+                    if self._pump_active and self._pump_signals is not None:
+                        self._pump_signals[0].set()
                 else:
                     self.emit(Event("message", data=event.data))
             elif kind is Pong:
@@ -378,8 +390,8 @@ class Connection(KeepAlive):
             elif kind is Close:
                 self._finish(event)
             elif kind is Error:
-                if not self._error_reported:
-                    self._error_reported = True
+                if not self._reported & _ERROR_REPORTED:
+                    self._reported |= _ERROR_REPORTED
                     self.emit(Event("error", message=event.message))
             elif kind is Open:
                 self._open()
@@ -389,19 +401,20 @@ class Connection(KeepAlive):
             return
         self._closing_reported = True
         discard_live(self)
-        self._stop_timers()
+        if self._timers is not None:  # most run none: their pings come from the sweep
+            self._stop_timers()
         self._write_last_frames()
         self._shutdown()
         self._release(event.code or 1005)
         try:
-            if self.onclose is not None or self._listeners:  # most have no listener
+            if self._listeners:  # most have no listener (nor onclose: it is one)
                 self.emit(Event("close", code=event.code, reason=event.reason))
         finally:
             # Only now do the loops see the end: a handler that returns after
             # them finds its close listeners already run.
             self._closed_event = event
-            if self._arrival is not None:
-                self._arrival.set()
+            if self._pump_signals is not None:
+                self._pump_signals[0].set()
 
     def _release(self, code: int) -> None:
         """Closed with ``code`` (1005: none given): a subclass gives back what it holds."""
@@ -435,10 +448,9 @@ class Connection(KeepAlive):
     # Pump: a reader for handlers that only send.
 
     def _start_pump(self) -> None:
-        if self._pump_done is None:
-            self._arrival = self._backend.signal()
-            self._pump_done = self._backend.signal()
-        self._pump_done.clear()
+        if self._pump_signals is None:
+            self._pump_signals = (self._backend.signal(), self._backend.signal())
+        self._pump_signals[1].clear()
         self._pump_active = True
         self._backend.spawn(self._pump)
 
@@ -463,9 +475,10 @@ class Connection(KeepAlive):
         finally:
             self._pump_active = False
             self._reader_wanted = False
-            if self._arrival is not None and self._pump_done is not None:
-                self._arrival.set()
-                self._pump_done.set()
+            if self._pump_signals is not None:
+                arrival, done = self._pump_signals
+                arrival.set()
+                done.set()
         if self._closed_event is None and self._protocol.state == CLOSED:
             self._process(b"", eof=True)
 

@@ -26,7 +26,7 @@ from ..protocol.events import Close
 from .backends import Backend, Lock, Timer
 from .writer import Writer
 
-__all__ = ["CLOSE_TIMEOUT", "KeepAlive"]
+__all__ = ["CLOSE_TIMEOUT", "KeepAlive", "Timeouts"]
 
 log = logging.getLogger("faye_sync")
 
@@ -34,6 +34,66 @@ CLOSE_TIMEOUT = 30.0  # faye's API.CLOSE_TIMEOUT
 # A ping this part of its interval early is sent with the ones due now: one wake-up
 # for the connections opened within that span, not one each.
 _PING_SLACK = 0.01
+
+
+class Timeouts:
+    """A connection's timeouts: one object shared by the connections made with the same
+    settings (most servers have one or two), where five slots cost each 40 bytes."""
+
+    __slots__ = ("close_timeout", "idle_timeout", "ping", "ping_timeout", "send_timeout")
+
+    def __init__(
+        self,
+        ping: float | None,
+        ping_timeout: float | None,
+        close_timeout: float,
+        idle_timeout: float | None,
+        send_timeout: float | None,
+    ) -> None:
+        self.ping = ping  # seconds between keep-alive pings
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.idle_timeout = idle_timeout
+        self.send_timeout = send_timeout
+
+
+#: Timeouts' arguments, in order: what a connection looks its shared one up by.
+TimeoutSettings = tuple[float | None, float | None, float, float | None, float | None]
+_timeouts: dict[TimeoutSettings, Timeouts] = {}
+
+
+def _new_timeouts(key: TimeoutSettings) -> Timeouts:
+    timeouts = Timeouts(*key)
+    if len(_timeouts) < 256:  # a server's configurations: a handful
+        _timeouts[key] = timeouts
+    return timeouts
+
+
+class _Timers:
+    """What only a connection with a timer running needs, made with its first timer.
+
+    An idle connection with the default options has none (its pings come from the
+    shared sweep): seven slots less on every one.
+    """
+
+    __slots__ = (
+        "callbacks",
+        "close",
+        "idle",
+        "last_received",
+        "ping_delayed",
+        "ping_mark",
+        "pong",
+    )
+
+    def __init__(self) -> None:
+        self.pong: Timer | None = None
+        self.idle: Timer | None = None
+        self.close: Timer | None = None
+        self.last_received = 0.0  # time.monotonic() of the last byte (idle timeout)
+        self.ping_mark = 0  # _taken() when the pong timer was last set
+        self.ping_delayed = False  # the pong timer was reset: the ping was behind
+        self.callbacks: dict[bytes, Callable[[], Any]] | None = None  # ping(callback=)
 
 
 class KeepAlive(Writer):
@@ -44,19 +104,10 @@ class KeepAlive(Writer):
 
     __slots__ = (
         "_awaiting_pong",
-        "_close_timeout",
-        "_close_timer",
-        "_idle_timeout",
-        "_idle_timer",
-        "_last_received",
-        "_ping_callbacks",
         "_ping_counter",
-        "_ping_delayed",
         "_ping_due",  # when the sweep pings next (time.monotonic())
-        "_ping_interval",
-        "_ping_mark",
-        "_ping_timeout",
-        "_pong_timer",
+        "_timeouts",
+        "_timers",
     )
 
     _closed_event: Close | None
@@ -65,27 +116,19 @@ class KeepAlive(Writer):
 
         def go_away(self, code: int = 1001, reason: str = "") -> None: ...
 
-    def _init_timers(
-        self,
-        ping: float | None,
-        ping_timeout: float | None,
-        close_timeout: float,
-        idle_timeout: float | None,
-    ) -> None:
-        self._ping_callbacks: dict[bytes, Callable[[], Any]] | None = None
+    def _init_timers(self, settings: TimeoutSettings) -> None:
+        """``settings``: (ping, ping_timeout, close_timeout, idle_timeout, send_timeout)."""
+        self._timeouts = _timeouts.get(settings) or _new_timeouts(settings)
+        self._timers: _Timers | None = None  # made with the first timer
         self._ping_counter = 0
-        self._ping_interval = ping
-        self._ping_timeout = ping_timeout
-        self._ping_mark = 0  # _taken() when the pong timer was last set
-        self._ping_delayed = False  # the pong timer was reset: the ping was behind
-        self._close_timeout = close_timeout
-        self._idle_timeout = idle_timeout
-        self._last_received = 0.0
         self._ping_due = 0.0
-        self._pong_timer: Timer | None = None
-        self._idle_timer: Timer | None = None
-        self._close_timer: Timer | None = None
         self._awaiting_pong = False
+
+    def _the_timers(self) -> _Timers:
+        timers = self._timers
+        if timers is None:
+            timers = self._timers = _Timers()
+        return timers
 
     def ping(self, message: str | bytes = b"", callback: Callable[[], Any] | None = None) -> bool:
         """Send a ping; ``callback()`` runs when a pong with the same payload arrives.
@@ -102,9 +145,10 @@ class KeepAlive(Writer):
         def make() -> bool:
             sent = self._protocol.send_ping(payload)
             if sent and callback is not None:
-                if self._ping_callbacks is None:
-                    self._ping_callbacks = {}
-                self._ping_callbacks[payload] = callback
+                timers = self._the_timers()
+                if timers.callbacks is None:
+                    timers.callbacks = {}
+                timers.callbacks[payload] = callback
             return sent
 
         return self._queue(make, urgent=True) and not self._write_failed
@@ -112,45 +156,57 @@ class KeepAlive(Writer):
     def _pong(self, payload: bytes) -> None:
         # The answered ping's timeout goes first, so that it cannot fire against
         # the next ping (sent once _awaiting_pong is False).
-        timer = self._pong_timer
-        if timer is not None:
-            timer.cancel()
+        timers = self._timers
+        if timers is not None and timers.pong is not None:
+            timers.pong.cancel()
         self._awaiting_pong = False
-        callbacks = self._ping_callbacks
+        if timers is None:
+            return
+        callbacks = timers.callbacks
         callback = None if callbacks is None else callbacks.pop(payload, None)
         if callback is not None:
             callback()
 
     def _start_timers(self) -> None:
-        if self._ping_interval:
-            _sweep_for(self._backend, self._ping_interval).add(self)
-        if self._idle_timeout:
-            self._last_received = self._now()
-            self._idle_timer = self._call_later(self._idle_timeout, self._on_idle)
+        timeouts = self._timeouts
+        if timeouts.ping:
+            _sweep_for(self._backend, timeouts.ping).add(self)
+        if timeouts.idle_timeout:
+            timers = self._the_timers()
+            timers.last_received = self._now()
+            timers.idle = self._call_later(timeouts.idle_timeout, self._on_idle)
 
     def _stop_timers(self) -> None:
         # The ping sweep drops a closed connection when it comes to it.
-        for timer in (self._pong_timer, self._idle_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
+        timers = self._timers
+        if timers is not None:
+            for timer in (timers.pong, timers.idle, timers.close):
+                if timer is not None:
+                    timer.cancel()
 
     def _closing(self, started: bool) -> None:
-        if started and self._close_timer is None and self._closed_event is None:
-            self._close_timer = self._call_later(self._close_timeout, self._on_close_timeout)
+        if started and self._closed_event is None:
+            timers = self._the_timers()
+            if timers.close is None:
+                close_timeout = self._timeouts.close_timeout
+                timers.close = self._call_later(close_timeout, self._on_close_timeout)
 
     def _on_ping(self) -> None:
         """The sweep's call, every ``ping`` seconds while the connection is open."""
         if self._closed_event is not None:
             return
-        if self._ping_timeout and self._awaiting_pong:
+        ping_timeout = self._timeouts.ping_timeout
+        if ping_timeout and self._awaiting_pong:
             return  # the pong timer is still running
         self._ping_counter += 1
         self._awaiting_pong = True
-        self._ping_mark, self._ping_delayed = self._taken(), False
         payload = str(self._ping_counter).encode("ascii")
+        if ping_timeout:  # before the ping is queued: what the peer has taken by then
+            timers = self._the_timers()
+            timers.ping_mark, timers.ping_delayed = self._taken(), False
         self._queue(lambda: self._protocol.send_ping(payload), urgent=True)
-        if self._ping_timeout:
-            self._pong_timer = self._call_later(self._ping_timeout, self._on_pong_timeout)
+        if ping_timeout:
+            self._the_timers().pong = self._call_later(ping_timeout, self._on_pong_timeout)
         if not self._user_reads and not self._pump_active and self._closed_event is None:
             self._start_pump()  # nobody reads: someone must see the pong
 
@@ -158,19 +214,21 @@ class KeepAlive(Writer):
         if not self._awaiting_pong or self._closed_event is not None:
             return
         assert self._sock is not None
+        timers = self._the_timers()
+        ping_timeout = self._timeouts.ping_timeout
         taken = self._taken()
         behind = bool(self.buffered_amount or unacknowledged(self._sock))
-        if (behind and taken != self._ping_mark) or (not behind and self._ping_delayed):
+        if (behind and taken != timers.ping_mark) or (not behind and timers.ping_delayed):
             # The ping may still wait behind a large frame, in our queue or the
             # kernel's, and the peer is taking that frame: it is alive. Once
             # nothing is ahead, the ping gets one more full period. A peer that
             # takes nothing is cut.
-            self._ping_mark, self._ping_delayed = taken, behind
-            self._pong_timer = self._call_later(self._ping_timeout or 0, self._on_pong_timeout)
+            timers.ping_mark, timers.ping_delayed = taken, behind
+            timers.pong = self._call_later(ping_timeout or 0, self._on_pong_timeout)
             if self._answered():  # the pong came meanwhile: _pong missed this timer
-                self._pong_timer.cancel()
+                timers.pong.cancel()
             return
-        self._abort(1006, f"ping timeout: no pong within {self._ping_timeout} s")
+        self._abort(1006, f"ping timeout: no pong within {ping_timeout} s")
 
     def _answered(self) -> bool:
         # A call, not the attribute: mypy takes _awaiting_pong for True after a
@@ -183,18 +241,19 @@ class KeepAlive(Writer):
         return self._written - unacknowledged(self._sock)
 
     def _on_idle(self) -> None:
-        if self._closed_event is not None or not self._idle_timeout:
+        idle_timeout = self._timeouts.idle_timeout
+        if self._closed_event is not None or not idle_timeout:
             return
         sock = self._sock
         assert sock is not None
-        idle = self._now() - self._last_received
-        if idle >= self._idle_timeout and self._backend.wait_readable(sock, 0):
+        timers = self._the_timers()
+        idle = self._now() - timers.last_received
+        if idle >= idle_timeout and self._backend.wait_readable(sock, 0):
             idle = 0.0  # bytes wait unread: the peer is not the silent one
-        if idle < self._idle_timeout:
-            wait = self._idle_timeout - idle
-            self._idle_timer = self._call_later(wait, self._on_idle)
+        if idle < idle_timeout:
+            timers.idle = self._call_later(idle_timeout - idle, self._on_idle)
             return
-        self.go_away(1001, f"idle timeout: nothing received for {self._idle_timeout} s")
+        self.go_away(1001, f"idle timeout: nothing received for {idle_timeout} s")
 
     def _on_close_timeout(self) -> None:
         if self._closed_event is None:

@@ -30,32 +30,36 @@ class GoesAway(Protocol):
 # Plain weak references, not a WeakSet: ``weakref.ref(obj)`` without a callback is
 # made once per object and shared (the ping sweep holds the same one), where a
 # WeakSet makes its own, with a callback. References to connections collected
-# unclosed are swept out as the set grows.
+# unclosed are swept out as the set grows. No lock around add and discard: each is
+# one set operation, atomic under the GIL; the sweep removes only dead references,
+# in one operation too, so an add while it runs is not lost.
 _live: set[weakref.ref[GoesAway]] = set()
-_lock = threading.Lock()
+_sweep_lock = threading.Lock()  # one sweep at a time
 _sweep_at = 64  # the size at which add() next drops dead references
 
 
 def add(connection: GoesAway) -> None:
     """Count ``connection`` among the open ones until :func:`discard`."""
-    global _live, _sweep_at
-    with _lock:
-        _live.add(weakref.ref(connection))
-        if len(_live) >= _sweep_at:
-            _live = {ref for ref in _live if ref() is not None}
-            _sweep_at = max(64, 2 * len(_live))  # amortised: O(1) an add
+    _live.add(weakref.ref(connection))
+    if len(_live) >= _sweep_at:
+        _sweep()
+
+
+def _sweep() -> None:
+    global _sweep_at
+    with _sweep_lock:
+        _live.difference_update([ref for ref in list(_live) if ref() is None])
+        _sweep_at = max(64, 2 * len(_live))  # amortised: O(1) an add
 
 
 def discard(connection: GoesAway) -> None:
     """``connection`` has closed; no error if it was not there."""
-    with _lock:
-        _live.discard(weakref.ref(connection))
+    _live.discard(weakref.ref(connection))
 
 
 def live_connections() -> list[GoesAway]:
     """The connections open now (a copy: they may close while it is read)."""
-    with _lock:
-        refs = list(_live)
+    refs = list(_live)  # one operation, atomic under the GIL
     return [connection for connection in (ref() for ref in refs) if connection is not None]
 
 

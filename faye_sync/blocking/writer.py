@@ -39,6 +39,9 @@ from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
 from .large import send_large
 
+if TYPE_CHECKING:
+    from .keepalive import Timeouts
+
 __all__ = ["Writer"]
 
 log = logging.getLogger("faye_sync")
@@ -65,7 +68,6 @@ class Writer(EventEmitter):
         "_pending",
         "_pending_size",
         "_send_now",
-        "_send_timeout",
         "_send_wait",
         "_senders_waiting",
         "_urgent",
@@ -84,6 +86,7 @@ class Writer(EventEmitter):
     _started: bool
     _user_reads: bool
     _pump_active: bool
+    _timeouts: Timeouts  # send_timeout among them
 
     if TYPE_CHECKING:
 
@@ -92,7 +95,7 @@ class Writer(EventEmitter):
         def _collect(self) -> None: ...
         def _abort(self, code: int, reason: str) -> None: ...
 
-    def _init_writer(self, send_timeout: float | None) -> None:
+    def _init_writer(self) -> None:
         # Output: frames made and not yet written (see the module docstring).
         # None while empty (nearly always): two empty lists cost every idle socket 112 bytes.
         self._urgent: list[bytes] | None = None  # pings and pongs
@@ -106,13 +109,12 @@ class Writer(EventEmitter):
         self._write_failed = False
         self._written = 0  # bytes the socket has taken: the peer's progress
         self._messages_out = 0
-        self._send_timeout = send_timeout
         self._send_now: SendNow | None = None
         self._send_wait: SendWait | None = None
         sock = self._sock
         if sock is not None:
             self._send_now = self._backend.sender(sock)
-            self._send_wait = self._backend.writer(sock, send_timeout)
+            self._send_wait = self._backend.writer(sock, self._timeouts.send_timeout)
 
     @property
     def buffered_amount(self) -> int:
@@ -377,7 +379,7 @@ class Writer(EventEmitter):
         assert sock is not None and send_wait is not None
         self._writing = len(data)  # for buffered_amount while the kernel waits
         try:
-            count = send_wait(sock, data, self._send_timeout)
+            count = send_wait(sock, data, self._timeouts.send_timeout)
         except OSError:
             self._fail_write("")
             return False
@@ -393,7 +395,7 @@ class Writer(EventEmitter):
         return self._drain(blocking=True)
 
     def _timeout_reason(self) -> str:
-        return f"send timeout: the peer took no data for {self._send_timeout} s"
+        return f"send timeout: the peer took no data for {self._timeouts.send_timeout} s"
 
     def _write_some(self, view: memoryview, blocking: bool) -> bool:
         """Write part of ``_partial``: True when it is all written, else False."""
@@ -401,7 +403,7 @@ class Writer(EventEmitter):
         assert sock is not None and self._send_now is not None and self._send_wait is not None
         try:
             if blocking:
-                count = self._send_wait(sock, view, self._send_timeout)
+                count = self._send_wait(sock, view, self._timeouts.send_timeout)
                 if not count:
                     self._fail_write(self._timeout_reason())
                     return False

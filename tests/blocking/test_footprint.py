@@ -107,3 +107,49 @@ def test_a_draft_handshake_still_names_the_url() -> None:
                 head += chunk
     assert head.startswith(b"HTTP/1.1 101 Web Socket Protocol Handshake\r\n"), head
     assert b"WebSocket-Location: ws://example.org:8000/app/chat?room=1\r\n" in head, head
+
+
+def test_a_websocket_object_stays_a_small_object() -> None:
+    # Under 512 bytes (with its 16-byte GC header) Python's small-object allocator
+    # takes it; above, malloc does, with its own overhead. 400 bytes since the timer
+    # settings are shared and the rarely used state is made when first needed.
+    size = WebSocket.__basicsize__ + 16
+    assert size <= 400, size
+
+
+def test_idle_connections_share_their_timeouts_and_make_no_timers(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    threads = get_backend("threads")
+    one = Connection(pair[0], HybiProtocol(is_client=False), backend=threads, ping=25.0)
+    two = Connection(pair[1], HybiProtocol(is_client=True), backend=threads, ping=25.0)
+    assert one._timeouts is two._timeouts
+    assert one._timeouts.ping == 25.0 and one._timeouts.send_timeout == 60.0
+    assert two.send("one")
+    assert one.receive(timeout=WAIT) == "one"
+    assert (one._timers, two._timers) == (None, None)  # no timer has run: none made
+    two.go_away(1000, "")
+    assert list(one) == []
+    two.run()
+    assert two._timers is not None and two._timers.close is not None  # its close timer
+
+
+def test_on_type_attributes_work_without_slots_of_their_own(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    threads = get_backend("threads")
+    server = Connection(pair[0], HybiProtocol(is_client=False), backend=threads)
+    client = Connection(pair[1], HybiProtocol(is_client=True), backend=threads)
+    seen: list[Any] = []
+    assert server.onmessage is None and not server.has_listeners("message")
+    server.onmessage = lambda event: seen.append(("on", event.data))
+    server.on("message", lambda event: seen.append(("listener", event.data)))
+    assert server.has_listeners("message")
+    server.onclose = seen.append
+    server.onclose = None  # replaced by nothing: not called
+    assert server.onclose is None
+    assert client.send("hi")
+    client.go_away(1000, "")
+    server.run()
+    client.run()
+    assert seen == [("on", "hi"), ("listener", "hi")]  # onmessage first, as in faye

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 from faye_sync.blocking import live
 
@@ -31,3 +32,33 @@ def test_dropped_connections_leave_and_the_registry_stays_bounded() -> None:
     live.discard(kept)
     live.discard(kept)  # twice: no error
     assert kept not in live.live_connections()
+
+
+def test_threads_adding_dropping_and_discarding_at_once_lose_no_live_entry() -> None:
+    # add and discard take no lock (each is one set operation); the sweeps that
+    # adds start while others add must not drop a live connection.
+    kept: list[Goes] = []
+    kept_lock = threading.Lock()
+
+    def churn() -> None:
+        mine = [Goes() for _ in range(200)]
+        for goes in mine:
+            live.add(goes)
+            live.add(Goes())  # dropped at once: dead references for the sweeps
+        for goes in mine[::2]:
+            live.discard(goes)
+        with kept_lock:
+            kept.extend(mine[1::2])
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    registered = {id(c) for c in live.live_connections() if isinstance(c, Goes)}
+    assert len(kept) == 800
+    assert all(id(goes) in registered for goes in kept)  # every live one is still there
+    for goes in kept:
+        live.discard(goes)
+    gc.collect()
+    assert not [c for c in live.live_connections() if isinstance(c, Goes)]
