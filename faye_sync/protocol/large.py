@@ -218,7 +218,7 @@ class LargeFrameReader:
 
     state: ReadyState
     _probe: codecs.IncrementalDecoder | None
-    _events: list[Event]
+    _events: list[Event] | None
     _message_produced: bool
     _produced: int
     _failed: bool
@@ -234,6 +234,9 @@ class LargeFrameReader:
         raise NotImplementedError
 
     def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _report(self, event: Event) -> None:
         raise NotImplementedError
 
     def _large_begin(
@@ -285,7 +288,7 @@ class LargeFrameReader:
         except UnicodeDecodeError:
             self._fail_protocol(1007, ERROR_UTF8)
             return None
-        self._events.append(Message(text))
+        self._report(Message(text))
         self._message_produced = True
         self._produced += frame.length
         return rest
