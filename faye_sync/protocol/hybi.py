@@ -290,7 +290,9 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             else:
                 payload = bytes(buf[start:end])
             pos = end
-            if opcode >= CLOSE:
+            if opcode == CLOSE:  # once per connection: one call less than _control_frame
+                self._peer_close(payload)
+            elif opcode > CLOSE:
                 self._control_frame(opcode, payload)
             elif fin and opcode != CONTINUATION:  # a whole message: what _data_frame does first
                 self._message_done(opcode, b0 & 0x40, payload)
@@ -418,6 +420,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
 
     def _peer_close(self, payload: bytes) -> None:
         code, reason = 1000, ""
+        answer = None  # the reply's payload, when it is the peer's own (valid code and reason)
         if len(payload) >= 2:
             (code,) = _unpack_medium(payload, 0)
             try:
@@ -426,14 +429,16 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 reason = ""
                 if code in VALID_CLOSE_CODES:
                     code = 1007  # RFC 6455 §8.1, invalid payload data; faye answers 1002
+            else:
+                answer = payload
             if code not in VALID_CLOSE_CODES:
-                code = 1002
+                code, answer = 1002, None
         elif payload:
             code = 1002
         if self.state == OPEN:
-            self._queue_frame(
-                self._frame(0x80 | CLOSE, close_payload(code, reason.encode("utf-8")))
-            )
+            if answer is None:
+                answer = close_payload(code, reason.encode("utf-8"))
+            self._queue_frame(self._frame(0x80 | CLOSE, answer))
         self._finish(code, reason)
 
     def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
@@ -500,7 +505,11 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._fragments = None
         if self._extensions is not None:
             self._extensions.close()
-        self._report(Close(code, reason))
+        events = self._events  # _report, inline: once per connection
+        if events is None:
+            self._events = [Close(code, reason)]
+        else:
+            events.append(Close(code, reason))
 
     def _report(self, event: Event) -> None:
         """Add an event for ``events_received`` (the first one makes the list)."""
