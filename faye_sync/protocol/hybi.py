@@ -322,7 +322,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
     def data_to_send(self) -> bytes:
         """Return and forget the bytes to write to the socket, in order."""
         output = self._output
-        if not output:
+        if output is None:  # (never an empty list: the first frame makes it)
             return b""
         self._output = None
         return output[0] if len(output) == 1 else b"".join(output)
