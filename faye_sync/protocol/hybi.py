@@ -290,10 +290,11 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             else:
                 payload = bytes(buf[start:end])
             pos = end
-            if opcode == CLOSE:  # once per connection: one call less than _control_frame
-                self._peer_close(payload)
-            elif opcode > CLOSE:
-                self._control_frame(opcode, payload)
+            if opcode >= CLOSE:  # one test for data frames (compiled, each reads a global)
+                if opcode == CLOSE:  # once per connection: one call less than _control_frame
+                    self._peer_close(payload)
+                else:
+                    self._control_frame(opcode, payload)
             elif fin and opcode != CONTINUATION:  # a whole message: what _data_frame does first
                 self._message_done(opcode, b0 & 0x40, payload)
             else:
