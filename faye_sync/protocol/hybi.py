@@ -138,9 +138,8 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self.state = OPEN
         self._extensions = extensions
         self._mask_key = mask_key
-        # Made on first use: an idle connection holds none of them (56 bytes
-        # each). Input bytes not parsed yet; the events and the frames not yet
-        # taken (None once taken: the next one starts a list).
+        # Made on first use, so an idle connection holds none (56 bytes each): input
+        # not parsed yet, events and frames not taken yet (None once taken).
         self._buffer: bytearray | None = None
         self._events: list[Event] | None = None
         self._output: list[bytes] | None = None
@@ -477,15 +476,6 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         else:
             self._fail_protocol(code, message)
 
-    def _pause(self, pos: int) -> None:
-        # faye hands each message to its listeners before it parses the next
-        # frame, so a reply goes out before a failure or close that follows in
-        # the same read. Stop here; the next receive_data() call goes on.
-        if self._buffer is not None:
-            del self._buffer[:pos]
-        self.paused = True
-        self._probe = None  # the frame is parsed again from its start
-
     def _fail_protocol(self, code: int, message: str) -> None:
         if self.state == CLOSED:
             return
@@ -506,16 +496,4 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._fragments = None
         if self._extensions is not None:
             self._extensions.close()
-        events = self._events  # _report, inline: once per connection
-        if events is None:
-            self._events = [Close(code, reason)]
-        else:
-            events.append(Close(code, reason))
-
-    def _report(self, event: Event) -> None:
-        """Add an event for ``events_received`` (the first one makes the list)."""
-        events = self._events
-        if events is None:
-            self._events = [event]
-        else:
-            events.append(event)
+        self._report(Close(code, reason))
