@@ -217,8 +217,10 @@ class _NothingToRead:
 
     __slots__ = ()
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        return 0
+    # ``recv_into(buffer)`` returns 0, the end of stream: ``SocketIO.readinto`` calls it
+    # with the buffer alone. A C function (an empty tuple's ``count``) rather than a
+    # method: no Python frame, entered from C, per handshake.
+    recv_into: Callable[[Any], int] = ().count
 
 
 _NOTHING_TO_READ = _NothingToRead()

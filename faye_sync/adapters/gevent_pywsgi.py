@@ -57,7 +57,9 @@ class GeventPyWSGIAdapter(Adapter):
         # pywsgi's own reader as wsgi.input, without looking it up three times.
         buffered = drain_buffered_reader(reader, sock)
         reader.close()  # see take_buffered
-        sock.settimeout(None)
+        # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
+        if getattr(sock, "timeout", 0) is not None:
+            sock.settimeout(None)
         return Hijack(sock, buffered, self.name)
 
     def server_name(self, environ: Environ) -> str:

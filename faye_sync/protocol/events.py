@@ -49,7 +49,7 @@ class Error:
     code: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Close:
     """The connection is closed, for faye's ``close`` event.
 
@@ -58,6 +58,15 @@ class Close:
 
     code: int | None
     reason: str | None
+
+    def __init__(self, code: int | None, reason: str | None) -> None:
+        # One per connection, made on the handshake's path: Message's way (above).
+        _set_close_code(self, code)
+        _set_close_reason(self, reason)
+
+
+_set_close_code = Close.__dict__["code"].__set__
+_set_close_reason = Close.__dict__["reason"].__set__
 
 
 Event = Open | Message | Ping | Pong | Error | Close

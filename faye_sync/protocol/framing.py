@@ -68,7 +68,7 @@ class FrameWriter:
     is_client: bool
     _mask_key: Callable[[], bytes]
     _extensions: MessagePipeline | None
-    _output: list[bytes]
+    _output: list[bytes] | None  # None until a frame is queued, and once they are taken
 
     def _fail_protocol(self, code: int, message: str) -> None:  # HybiProtocol's
         raise NotImplementedError
@@ -100,7 +100,7 @@ class FrameWriter:
         encoded = validate_close_arguments(code, reason, strict=strict)
         if self.state != OPEN:
             return False
-        self._output.append(self._frame(0x80 | CLOSE, close_payload(code, encoded)))
+        self._queue_frame(self._frame(0x80 | CLOSE, close_payload(code, encoded)))
         self.state = ReadyState.CLOSING
         return True
 
@@ -109,8 +109,16 @@ class FrameWriter:
             return False
         if len(payload) > 125:
             raise ValueError(f"a control frame payload holds at most 125 bytes, not {len(payload)}")
-        self._output.append(self._frame(0x80 | opcode, payload))
+        self._queue_frame(self._frame(0x80 | opcode, payload))
         return True
+
+    def _queue_frame(self, frame: bytes) -> None:
+        """Add a frame for ``data_to_send`` (the first one makes the list)."""
+        output = self._output
+        if output is None:
+            self._output = [frame]
+        else:
+            output.append(frame)
 
     def _frame(self, first: int, payload: bytes) -> bytes:
         length = len(payload)
@@ -132,7 +140,7 @@ class FrameWriter:
         return header + payload
 
     def _send_message(self, opcode: int, data: bytes) -> bool:
-        if self.state != OPEN:
+        if self.state is not OPEN:  # a ReadyState member: identity is enough
             return False
         first = 0x80 | opcode
         if self._extensions is not None:
@@ -145,10 +153,16 @@ class FrameWriter:
                 return False
             data = message.data
             first |= message.rsv1 << 6 | message.rsv2 << 5 | message.rsv3 << 4
+        output = self._output  # _queue_frame, inline: once per message
         if len(data) < LARGE_FRAME:
-            self._output.append(self._frame(first, data))
+            if output is None:
+                self._output = [self._frame(first, data)]
+            else:
+                output.append(self._frame(first, data))
+        elif output is None:
+            self._output = [*self._frame_parts(first, data)]
         else:
-            self._output += self._frame_parts(first, data)
+            output += self._frame_parts(first, data)
         return True
 
     def _frame_parts(self, first: int, payload: bytes) -> tuple[bytes, bytes]:
@@ -164,5 +178,8 @@ class FrameWriter:
 
     def frames_to_send(self) -> list[bytes]:
         """Like ``data_to_send``, but a large frame's header and payload stay apart."""
-        output, self._output = self._output, []
+        output = self._output
+        if output is None:
+            return []
+        self._output = None
         return output

@@ -102,7 +102,6 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
     __slots__ = (
         "_buffer",
         "_decoder",
-        "_eof",
         "_events",
         "_extensions",
         "_failed",
@@ -139,9 +138,11 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self.state = OPEN
         self._extensions = extensions
         self._mask_key = mask_key
-        self._buffer = bytearray()
-        self._events: list[Event] = []
-        self._output: list[bytes] = []
+        # Made on first use, so an idle connection holds none (56 bytes each): input
+        # not parsed yet, events and frames not taken yet (None once taken).
+        self._buffer: bytearray | None = None
+        self._events: list[Event] | None = None
+        self._output: list[bytes] | None = None
         # True once CLOSED, when input is dropped: a bool, because the parser
         # looks at it after every frame.
         self._failed = False
@@ -152,13 +153,12 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._produced = 0  # message bytes this receive_data() call has made
         self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
         self._probe_offset = 0
-        # The message being reassembled from fragments.
-        self._fragments = bytearray()
+        # The message being reassembled from fragments (None between them).
+        self._fragments: bytearray | None = None
         self._message_opcode = 0
-        self._message_rsv1 = False
+        self._message_rsv1 = 0  # the first frame's RSV1 bit (0x40) or 0
         self._message_length = 0
         self._decoder: codecs.IncrementalDecoder | None = None
-        self._eof = False
         self.large_frame = None
 
     # ------------------------------------------------------------------ input
@@ -173,7 +173,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self.paused = False
         self._message_produced = False
         self._produced = 0
-        if self.state == CLOSED:
+        if self.state is CLOSED:  # states are ReadyState members: identity is enough
             return
         if self.large_frame is not None:
             rest = self._large_arrived(self.large_frame, data)
@@ -181,6 +181,8 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 return
             data = rest
         buf = self._buffer
+        if buf is None:
+            buf = self._buffer = bytearray()
         buf += data
         pos = 0
         size = len(buf)
@@ -287,10 +289,13 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             else:
                 payload = bytes(buf[start:end])
             pos = end
-            if opcode >= CLOSE:
-                self._control_frame(opcode, payload)
+            if opcode >= CLOSE:  # one test for data frames (compiled, each reads a global)
+                if opcode == CLOSE:  # once per connection: one call less than _control_frame
+                    self._peer_close(payload)
+                else:
+                    self._control_frame(opcode, payload)
             elif fin and opcode != CONTINUATION:  # a whole message: what _data_frame does first
-                self._message_done(opcode, bool(b0 & 0x40), payload)
+                self._message_done(opcode, b0 & 0x40, payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
             if self._failed:
@@ -301,25 +306,25 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
 
     def receive_eof(self) -> None:
         """The peer closed its end of the TCP connection (or it broke)."""
-        if self._eof:
-            return
-        self._eof = True
-        if self.state != CLOSED:
+        if self.state != CLOSED:  # once closed (a second EOF too) there is nothing to do
             self._finish(1006, "")
 
     # ----------------------------------------------------------------- output
 
     def events_received(self) -> list[Event]:
         """Return and forget the events produced so far."""
-        events, self._events = self._events, []
+        events = self._events
+        if events is None:
+            return []
+        self._events = None
         return events
 
     def data_to_send(self) -> bytes:
         """Return and forget the bytes to write to the socket, in order."""
         output = self._output
-        if not output:
+        if output is None:  # (never an empty list: the first frame makes it)
             return b""
-        self._output = []
+        self._output = None
         return output[0] if len(output) == 1 else b"".join(output)
 
     def close_expected(self) -> bool:
@@ -343,10 +348,10 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
     def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
         if opcode != CONTINUATION:
             if fin:  # the common case: a whole message in one frame
-                self._message_done(opcode, bool(b0 & 0x40), payload)
+                self._message_done(opcode, b0 & 0x40, payload)
                 return
             self._message_opcode = opcode
-            self._message_rsv1 = bool(b0 & 0x40)
+            self._message_rsv1 = b0 & 0x40
             if opcode == TEXT and self._extensions is None:
                 self._decoder = _utf8_decoder()
         self._message_length += len(payload)
@@ -358,21 +363,24 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 return
         # One buffer, not one object per fragment: a peer sending many tiny or
         # empty fragments costs no more than max_length.
-        self._fragments += payload
+        fragments = self._fragments
+        if fragments is None:
+            fragments = self._fragments = bytearray()
+        fragments += payload
         if not fin:
             return
-        data, opcode, rsv1 = bytes(self._fragments), self._message_opcode, self._message_rsv1
-        self._fragments = bytearray()
+        data, opcode, rsv1 = bytes(fragments), self._message_opcode, self._message_rsv1
+        self._fragments = None
         self._message_opcode = 0
         self._message_length = 0
         self._decoder = None
         self._message_done(opcode, rsv1, data)
 
-    def _message_done(self, opcode: int, rsv1: bool, data: bytes) -> None:
+    def _message_done(self, opcode: int, rsv1: int, data: bytes) -> None:
         if self._extensions is not None:
             try:
                 message = self._extensions.process_incoming_message(
-                    ExtensionMessage(rsv1, False, False, opcode, data)
+                    ExtensionMessage(bool(rsv1), False, False, opcode, data)
                 )
             except ProtocolError as exc:
                 # faye reports an oversized inflated message in its own words
@@ -382,32 +390,37 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             if len(data) > self.max_length:
                 self._fail_protocol(1009, ERROR_TOO_LARGE)
                 return
-        if self.state != OPEN:
+        if self.state is not OPEN:
             return  # faye drops messages that arrive once we have sent our close
         if opcode == TEXT:
             try:
-                text = data.decode("utf-8")
+                event = Message(data.decode("utf-8"))
             except UnicodeDecodeError:
                 self._fail_protocol(1007, ERROR_UTF8)
                 return
-            self._events.append(Message(text))
         else:
-            self._events.append(Message(data))
+            event = Message(data)
+        events = self._events  # _report, inline: once per message
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
         self._message_produced = True
         self._produced += len(data)
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
             if self.state != CLOSED:
-                self._output.append(self._frame(0x80 | PONG, payload))
-            self._events.append(Ping(payload))
+                self._queue_frame(self._frame(0x80 | PONG, payload))
+            self._report(Ping(payload))
         elif opcode == PONG:
-            self._events.append(Pong(payload))
+            self._report(Pong(payload))
         else:
             self._peer_close(payload)
 
     def _peer_close(self, payload: bytes) -> None:
         code, reason = 1000, ""
+        answer = None  # the reply's payload, when it is the peer's own (valid code and reason)
         if len(payload) >= 2:
             (code,) = _unpack_medium(payload, 0)
             try:
@@ -416,14 +429,16 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 reason = ""
                 if code in VALID_CLOSE_CODES:
                     code = 1007  # RFC 6455 §8.1, invalid payload data; faye answers 1002
+            else:
+                answer = payload
             if code not in VALID_CLOSE_CODES:
-                code = 1002
+                code, answer = 1002, None
         elif payload:
             code = 1002
         if self.state == OPEN:
-            self._output.append(
-                self._frame(0x80 | CLOSE, close_payload(code, reason.encode("utf-8")))
-            )
+            if answer is None:
+                answer = close_payload(code, reason.encode("utf-8"))
+            self._queue_frame(self._frame(0x80 | CLOSE, answer))
         self._finish(code, reason)
 
     def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
@@ -461,21 +476,14 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         else:
             self._fail_protocol(code, message)
 
-    def _pause(self, pos: int) -> None:
-        # faye hands each message to its listeners before it parses the next
-        # frame, so a reply goes out before a failure or close that follows in
-        # the same read. Stop here; the next receive_data() call goes on.
-        del self._buffer[:pos]
-        self.paused = True
-        self._probe = None  # the frame is parsed again from its start
-
     def _fail_protocol(self, code: int, message: str) -> None:
         if self.state == CLOSED:
             return
-        self._events.append(Error(message, code))
+        self._report(Error(message, code))
         if self.state == OPEN:
-            frame = self._frame(0x80 | CLOSE, close_payload(code, _truncate_reason(message)))
-            self._output.append(frame)
+            self._queue_frame(
+                self._frame(0x80 | CLOSE, close_payload(code, _truncate_reason(message)))
+            )
         # While CLOSING our close frame is already out: RFC 6455 §7.1.7 still says to
         # close the connection (faye ignores the violation and waits for the timeout).
         self._finish(code, message)
@@ -483,9 +491,9 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
     def _finish(self, code: int, reason: str) -> None:
         self.state = CLOSED
         self._failed = True
-        self._buffer.clear()
+        self._buffer = None
         self.large_frame = None
-        self._fragments = bytearray()
+        self._fragments = None
         if self._extensions is not None:
             self._extensions.close()
-        self._events.append(Close(code, reason))
+        self._report(Close(code, reason))

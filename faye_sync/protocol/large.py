@@ -218,7 +218,9 @@ class LargeFrameReader:
 
     state: ReadyState
     _probe: codecs.IncrementalDecoder | None
-    _events: list[Event]
+    _events: list[Event] | None
+    _buffer: bytearray | None
+    paused: bool
     _message_produced: bool
     _produced: int
     _failed: bool
@@ -235,6 +237,25 @@ class LargeFrameReader:
 
     def _data_frame(self, b0: int, opcode: int, fin: int, payload: bytes) -> None:
         raise NotImplementedError
+
+    # Two of HybiProtocol's rare steps, here to keep hybi.py short.
+
+    def _report(self, event: Event) -> None:
+        """Add an event for ``events_received`` (the first one makes the list)."""
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
+
+    def _pause(self, pos: int) -> None:
+        # faye hands each message to its listeners before it parses the next
+        # frame, so a reply goes out before a failure or close that follows in
+        # the same read. Stop here; the next receive_data() call goes on.
+        if self._buffer is not None:
+            del self._buffer[:pos]
+        self.paused = True
+        self._probe = None  # the frame is parsed again from its start
 
     def _large_begin(
         self, b0: int, buf: bytearray, pos: int, start: int, size: int, length: int, masked: int
@@ -285,7 +306,7 @@ class LargeFrameReader:
         except UnicodeDecodeError:
             self._fail_protocol(1007, ERROR_UTF8)
             return None
-        self._events.append(Message(text))
+        self._report(Message(text))
         self._message_produced = True
         self._produced += frame.length
         return rest
