@@ -60,31 +60,10 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):  # no fork (Windows): the pid never changes
     os.register_at_fork(after_in_child=_forked)
-_open = 0
 _warned_full = False
 
-
-class Slot:
-    """One admitted socket or stream; :meth:`release` it when it closes (idempotent)."""
-
-    __slots__ = ("_kind", "_released")
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
-        self._released = False
-
-    def release(self) -> bool:
-        """Free the slot; True if this call freed it."""
-        global _open
-        if self._released:  # the second call (the finaliser after a close): no lock taken
-            return False
-        with _lock:
-            if self._released:  # another thread released it meanwhile (mypy cannot know)
-                return False  # type: ignore[unreachable]
-            self._released = True
-            _open -= 1
-        stats.closed(self._kind)
-        return True
+#: One admitted socket or stream; ``release()`` it when it closes (idempotent).
+Slot = stats.Admitted
 
 
 def set_connection_limit(
@@ -133,22 +112,17 @@ def admit(environ: Mapping[str, Any], kind: str) -> Slot | None:
         environ: the request's WSGI environ (to find the server's default cap).
         kind: ``"websocket"`` or ``"eventsource"``, for ``faye_sync.stats()``.
     """
-    global _open, _warned_full
+    global _warned_full
     derived = _derived  # the cap found from the server, without connection_limit's call
     if _limit == _AUTO and derived is not None and derived[0] == _pid:
         limit = derived[1]
     else:
         limit = connection_limit(environ)
+    slot = stats.admit(kind, limit)
+    if slot is not None:
+        return slot
     with _lock:
-        if limit is None or _open < limit:
-            _open += 1
-            admitted = True
-        else:
-            admitted, first_refusal, _warned_full = False, not _warned_full, True
-    if admitted:
-        stats.opened(kind)
-        return Slot(kind)
-    stats.refused(kind)
+        first_refusal, _warned_full = not _warned_full, True
     if first_refusal:
         log.warning(
             "%d WebSockets and event streams are open, the most this process "

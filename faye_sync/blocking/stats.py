@@ -1,7 +1,8 @@
 """Process-wide counts of WebSockets and event streams, for ``faye_sync.stats()``.
 
 Open sockets and streams, and refusals by the connection limit, are counted
-here as they happen (under a lock: they are rare). Messages and bytes are
+here as they happen (under a lock: they are rare); :func:`admit` checks the
+limit in the same lock round. Messages and bytes are
 counted by each connection on its own (an integer add, no lock: a connection's
 reads happen on one thread at a time and its writes under its send lock) and
 added here when it closes, so that :func:`snapshot` adds the live ones to these
@@ -17,16 +18,16 @@ from typing import Any
 
 __all__ = [
     "GAUGES",
+    "Admitted",
     "add_gauge",
-    "closed",
+    "admit",
     "counts",
-    "opened",
-    "refused",
     "retire",
 ]
 
 _lock = threading.Lock()
 _open: Counter[str] = Counter()  # "websocket", "eventsource": open now
+_open_total = 0  # both kinds, what the connection limit counts
 _refused: Counter[str] = Counter()  # by the connection limit
 _closes: Counter[int] = Counter()  # WebSocket closes by code
 
@@ -46,19 +47,47 @@ def add_gauge(name: str, read: Callable[[], float]) -> None:
     GAUGES[name] = read
 
 
-def opened(kind: str) -> None:
+class Admitted:
+    """One admitted socket or stream, counted open until :meth:`release` (idempotent)."""
+
+    __slots__ = ("_kind",)  # None once released
+
+    _kind: str | None
+
+    def release(self) -> bool:
+        """Count it closed; True if this call did."""
+        global _open_total
+        if self._kind is None:  # the second call (the finaliser after a close): no lock
+            return False
+        with _lock:
+            kind = self._kind
+            if kind is None:  # another thread released it meanwhile (mypy cannot know)
+                return False  # type: ignore[unreachable]
+            self._kind = None
+            _open_total -= 1
+            _open[kind] -= 1
+        return True
+
+
+_new = object.__new__  # a class call would enter Admitted.__init__ from C
+
+
+def admit(kind: str, limit: int | None) -> Admitted | None:
+    """Count one more open ``kind`` if fewer than ``limit`` are open (None: no limit).
+
+    Else count a refusal and return None. One lock round: the limit's check and
+    the counts are one step (a handshake's admission used to take four).
+    """
+    global _open_total
     with _lock:
-        _open[kind] += 1
-
-
-def closed(kind: str) -> None:
-    with _lock:
-        _open[kind] -= 1
-
-
-def refused(kind: str) -> None:
-    with _lock:
+        if limit is None or _open_total < limit:
+            _open_total += 1
+            _open[kind] += 1
+            admitted: Admitted = _new(Admitted)
+            admitted._kind = kind
+            return admitted
         _refused[kind] += 1
+        return None
 
 
 def retire(code: int, messages_in: int, messages_out: int, bytes_in: int, bytes_out: int) -> None:
