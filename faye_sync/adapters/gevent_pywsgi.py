@@ -48,19 +48,11 @@ class GeventPyWSGIAdapter(Adapter):
     def hijack(self, environ: Environ) -> Hijack:
         """:meth:`Adapter.hijack`, in one step on the standalone server (its usual shape)."""
         reader = environ.get("wsgi.input")
-        if type(reader) is not io.BufferedReader or "gunicorn.sock" in environ:
-            return super().hijack(environ)
-        sock = socket_of(reader)
-        if sock is None:
-            return super().hijack(environ)  # raises, saying where the socket was expected
-        # What find_socket, take_buffered, the timeout reset and server_name do for
-        # pywsgi's own reader as wsgi.input, without looking it up three times.
-        buffered = drain_buffered_reader(reader, sock)
-        reader.close()  # see take_buffered
-        # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
-        if getattr(sock, "timeout", 0) is not None:
-            sock.settimeout(None)
-        return Hijack(sock, buffered, self.name)
+        if type(reader) is io.BufferedReader and "gunicorn.sock" not in environ:
+            hijacked = hijack_reader(reader)
+            if hijacked is not None:
+                return hijacked
+        return super().hijack(environ)  # raises if there is no socket, saying where
 
     def server_name(self, environ: Environ) -> str:
         return "gunicorn.gevent_pywsgi" if "gunicorn.sock" in environ else self.name
@@ -85,3 +77,20 @@ class GeventPyWSGIAdapter(Adapter):
         # ``rfile.closed`` after each response, then ends the connection.
         reader.close()
         return buffered
+
+
+def hijack_reader(reader: io.BufferedReader) -> Hijack | None:
+    """The standalone server's connection, from its reader passed as ``wsgi.input``.
+
+    What find_socket, take_buffered, the timeout reset and server_name do for that
+    shape, without looking anything up twice; None if there is no socket under it.
+    """
+    sock = socket_of(reader)
+    if sock is None:
+        return None
+    buffered = drain_buffered_reader(reader, sock)
+    reader.close()  # see take_buffered
+    # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
+    if getattr(sock, "timeout", 0) is not None:
+        sock.settimeout(None)
+    return Hijack(sock, buffered, GeventPyWSGIAdapter.name)
