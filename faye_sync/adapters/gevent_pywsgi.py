@@ -25,6 +25,7 @@ from faye_sync.adapters.base import (
     Hijack,
     buffered_reader_of,
     drain_buffered_reader,
+    hijacked,
     socket_of,
     socket_under,
 )
@@ -93,4 +94,4 @@ def hijack_reader(reader: io.BufferedReader) -> Hijack | None:
     # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
     if getattr(sock, "timeout", 0) is not None:
         sock.settimeout(None)
-    return Hijack(sock, buffered, GeventPyWSGIAdapter.name)
+    return hijacked(sock, buffered, GeventPyWSGIAdapter.name)
