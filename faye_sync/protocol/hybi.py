@@ -104,16 +104,13 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         "_decoder",
         "_events",
         "_extensions",
-        "_failed",
         "_fragments",
         "_mask_key",
+        "_message_first",
         "_message_length",
-        "_message_opcode",
         "_message_produced",
-        "_message_rsv1",
         "_output",
         "_probe",
-        "_probe_offset",
         "_produced",
         "is_client",
         "large_frame",
@@ -143,20 +140,16 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._buffer: bytearray | None = None
         self._events: list[Event] | None = None
         self._output: list[bytes] | None = None
-        # True once CLOSED, when input is dropped: a bool, because the parser
-        # looks at it after every frame.
-        self._failed = False
         # True when receive_data() stopped before a frame that fails or closes,
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
         self._message_produced = False
         self._produced = 0  # message bytes this receive_data() call has made
-        self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
-        self._probe_offset = 0
+        # A text frame still arriving: its decoder, and how much of it was checked.
+        self._probe: tuple[codecs.IncrementalDecoder, int] | None = None
         # The message being reassembled from fragments (None between them).
         self._fragments: bytearray | None = None
-        self._message_opcode = 0
-        self._message_rsv1 = 0  # the first frame's RSV1 bit (0x40) or 0
+        self._message_first = 0  # its first frame's opcode and RSV1 bit (0x40); 0 between
         self._message_length = 0
         self._decoder: codecs.IncrementalDecoder | None = None
         self.large_frame = None
@@ -216,10 +209,10 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                     )
                     return
             elif opcode == CONTINUATION:
-                if not self._message_opcode:
+                if not self._message_first:
                     self._fail_at(pos, 1002, "Received unexpected continuation frame")
                     return
-            elif self._message_opcode:
+            elif self._message_first:
                 self._fail_at(
                     pos,
                     1002,
@@ -300,8 +293,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 self._message_done(opcode, b0 & 0x40, payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
-            if self._failed:
-                buf.clear()
+            if self._buffer is None:  # closed (_finish): the rest is dropped
                 return
         if pos:
             del buf[:pos]
@@ -352,8 +344,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             if fin:  # the common case: a whole message in one frame
                 self._message_done(opcode, b0 & 0x40, payload)
                 return
-            self._message_opcode = opcode
-            self._message_rsv1 = b0 & 0x40
+            self._message_first = b0 & 0x4F
             if opcode == TEXT and self._extensions is None:
                 self._decoder = utf8_decoder()
         self._message_length += len(payload)
@@ -371,12 +362,12 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         fragments += payload
         if not fin:
             return
-        data, opcode, rsv1 = bytes(fragments), self._message_opcode, self._message_rsv1
+        data, first = bytes(fragments), self._message_first
         self._fragments = None
-        self._message_opcode = 0
+        self._message_first = 0
         self._message_length = 0
         self._decoder = None
-        self._message_done(opcode, rsv1, data)
+        self._message_done(first & 0x0F, first & 0x40, data)
 
     def _message_done(self, opcode: int, rsv1: int, data: bytes) -> None:
         if self._extensions is not None:
@@ -481,7 +472,6 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
 
     def _finish(self, code: int, reason: str) -> None:
         self.state = CLOSED
-        self._failed = True
         self._buffer = None
         self.large_frame = None
         self._fragments = None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import codecs
 
 from ._mypyc import trait
-from .base import MIXIN_SLOTS, OPEN, ReadyState
+from .base import CLOSED, MIXIN_SLOTS, OPEN, ReadyState
 from .events import Event, Message
 from .masking import apply_mask
 
@@ -219,15 +219,13 @@ class LargeFrameReader:
     large_frame: LargeFrame | None  # a large frame's payload still arriving
 
     state: ReadyState
-    _probe: codecs.IncrementalDecoder | None
-    _probe_offset: int
+    _probe: tuple[codecs.IncrementalDecoder, int] | None
     _decoder: codecs.IncrementalDecoder | None
     _events: list[Event] | None
     _buffer: bytearray | None
     paused: bool
     _message_produced: bool
     _produced: int
-    _failed: bool
 
     # HybiProtocol's (mypyc allows no `if TYPE_CHECKING:` declarations in a class).
     def _fail_protocol(self, code: int, message: str) -> None:
@@ -245,23 +243,23 @@ class LargeFrameReader:
         they come, with a decoder of their own, so invalid UTF-8 fails at once
         (RFC 6455 §8.1) rather than when the frame is complete.
         """
-        if self._probe is None:
-            if opcode == 0x1:  # TEXT (framing.py, which imports this module)
-                self._probe = utf8_decoder()
-            elif opcode == 0x0 and self._decoder is not None:
-                self._probe = utf8_decoder()
-                self._probe.setstate(self._decoder.getstate())
-            else:
-                return True
-            self._probe_offset = 0
-        arrived = memoryview(buf)[start + self._probe_offset : size]
+        if self._probe is not None:
+            probe, offset = self._probe
+        elif opcode == 0x1:  # TEXT (framing.py, which imports this module)
+            probe, offset = utf8_decoder(), 0
+        elif opcode == 0x0 and self._decoder is not None:
+            probe, offset = utf8_decoder(), 0
+            probe.setstate(self._decoder.getstate())
+        else:
+            return True
+        arrived = memoryview(buf)[start + offset : size]
         if masked:
-            phase = self._probe_offset % 4
+            phase = offset % 4
             key = bytes(buf[start - 4 : start])
             arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
-        self._probe_offset = size - start
+        self._probe = (probe, size - start)
         try:
-            self._probe.decode(arrived)
+            probe.decode(arrived)
         except UnicodeDecodeError:
             return False
         return True
@@ -308,7 +306,7 @@ class LargeFrameReader:
         # A call, not a read after the one above: mypy (and mypyc, which trusts it)
         # would take self._probe for the None assigned before _probe_utf8 set it.
         probe, self._probe = self._probe, None
-        return probe
+        return None if probe is None else probe[0]
 
     def _large_arrived(
         self, frame: LargeFrame, data: bytes | bytearray | memoryview
@@ -328,7 +326,7 @@ class LargeFrameReader:
             return self._large_text(frame, rest)
         b0 = frame.b0
         self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
-        return None if self._failed else rest
+        return None if self.state is CLOSED else rest
 
     def _large_text(self, frame: LargeFrame, rest: bytes | memoryview) -> bytes | memoryview | None:
         """``_message_done`` for a text message of one frame, decoded as it arrived."""
