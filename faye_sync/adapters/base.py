@@ -256,15 +256,11 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     """
     raw = reader.raw
     if type(raw) is socket.SocketIO and getattr(raw, "_sock", None) is sock:
-        # The reader finds ``readinto`` on the raw stream at each read: an instance
-        # attribute comes before SocketIO's method. A C function (an empty tuple's
-        # ``count``, 0: the end of stream) instead of SocketIO's readinto and its
-        # readable(): two Python frames entered from C, per handshake.
-        raw.readinto = _END_OF_STREAM  # type: ignore[method-assign,assignment]
+        raw._sock = _NOTHING_TO_READ  # type: ignore[attr-defined]  # see socket_of
         try:
             peeked = reader.peek()
         finally:
-            del raw.readinto
+            raw._sock = sock  # type: ignore[attr-defined]
         return reader.read(len(peeked)) if peeked else b""
     sock.setblocking(False)
     try:
@@ -276,11 +272,23 @@ def drain_buffered_reader(reader: io.BufferedReader, sock: socket.socket) -> byt
     return reader.read(len(peeked)) if peeked else b""
 
 
-# What ``SocketIO.readinto`` becomes while :func:`drain_buffered_reader` peeks: its
-# end of stream makes ``peek()`` return the reader's buffer as it is. (Bytes a TLS
-# socket decrypted but has not returned stay in it: the backends read those before
-# they wait on the socket.)
-_END_OF_STREAM: Callable[[Any], int] = ().count
+class _NothingToRead:
+    """What ``SocketIO.readinto`` reads from while :func:`drain_buffered_reader` peeks.
+
+    Its end of stream makes ``peek()`` return the reader's buffer as it is. (Bytes a
+    TLS socket decrypted but has not returned stay in it: the backends read those
+    before they wait on the socket.)
+    """
+
+    __slots__ = ()
+
+    # ``recv_into(buffer)`` returns 0, the end of stream: ``SocketIO.readinto`` calls it
+    # with the buffer alone. A C function (an empty tuple's ``count``) rather than a
+    # method: no Python frame, entered from C, per handshake.
+    recv_into: Callable[[Any], int] = ().count
+
+
+_NOTHING_TO_READ = _NothingToRead()
 
 
 class Adapter(ABC):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from faye_sync.adapters.base import (
     Adapter,
@@ -71,13 +73,11 @@ class GeventPyWSGIAdapter(Adapter):
         reader = buffered_reader_of(environ.get("wsgi.input"))
         if reader is None or socket_of(reader) is not sock:
             return b""
-        buffered = drain_buffered_reader(reader, sock)
         # Closing the drained reader frees its 8 KiB buffer for as long as the
         # WebSocket lives (a third of an idle connection's memory). The socket
         # stays open (makefile counts its readers), and pywsgi, which checks
         # ``rfile.closed`` after each response, then ends the connection.
-        reader.close()
-        return buffered
+        return _drain_and_close(reader, sock)
 
 
 def hijack_reader(reader: io.BufferedReader) -> Hijack | None:
@@ -89,9 +89,34 @@ def hijack_reader(reader: io.BufferedReader) -> Hijack | None:
     sock = socket_of(reader)
     if sock is None:
         return None
-    buffered = drain_buffered_reader(reader, sock)
-    reader.close()  # see take_buffered
+    buffered = _drain_and_close(reader, sock)
     # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
     if getattr(sock, "timeout", 0) is not None:
         sock.settimeout(None)
     return hijacked(sock, buffered, GeventPyWSGIAdapter.name)
+
+
+def _drain_and_close(reader: io.BufferedReader, sock: socket.socket) -> bytes:
+    """:func:`drain_buffered_reader`, then close ``reader`` (see take_buffered)."""
+    raw = reader.raw
+    if type(raw) is not socket.SocketIO or getattr(raw, "_sock", None) is not sock:
+        buffered = drain_buffered_reader(reader, sock)
+    else:
+        # The reader finds ``readinto`` on the raw stream at each read: an instance
+        # attribute comes before SocketIO's method. A C function (an empty tuple's
+        # ``count``: 0, the end of stream) stands in for it, so that peek() returns
+        # the buffer as it is and never enters SocketIO's readinto and readable()
+        # (two Python frames, from C). Not in drain_buffered_reader: the new key
+        # gives the SocketIO a dict of its own (208 bytes) for as long as the server
+        # keeps it, which closing it (IOBase's closed flag) does anyway.
+        raw.readinto = _END_OF_STREAM  # type: ignore[method-assign,assignment]
+        try:
+            peeked = reader.peek()
+        finally:
+            del raw.readinto
+        buffered = reader.read(len(peeked)) if peeked else b""
+    reader.close()
+    return buffered
+
+
+_END_OF_STREAM: Callable[[Any], int] = ().count
