@@ -138,7 +138,10 @@ class Hijack:
         details = self._details
         if details.finished:
             return []
-        self._details = _details(details.buffered, details.server, details.on_finish, True)
+        done = None if details.buffered else _SHARED.get((details.server, details.on_finish, True))
+        if done is None:
+            done = _details(details.buffered, details.server, details.on_finish, True)
+        self._details = done
         if shut_down:
             # The peer gets FIN now; the server's header write that follows fails with
             # EPIPE (not logged as an error by any server we support) and its next

@@ -198,12 +198,15 @@ def server_handshake(
     if headers is None:  # the usual answer: what _response_head writes, from a template
         # accept_key's, inline: the key is ASCII here (_check_request)
         accept = b2a_base64(_sha1((key + GUID).encode()).digest(), newline=False)
-        head = _PLAIN_101 + accept + b"\r\n"
-        if subprotocol:
-            head += _header_line("Sec-WebSocket-Protocol", subprotocol)
-        if accepted:
-            head += _header_line("Sec-WebSocket-Extensions", accepted)
-        head += b"\r\n"
+        if not subprotocol and not accepted:
+            head = _PLAIN_101 + accept + b"\r\n\r\n"
+        else:
+            head = _PLAIN_101 + accept + b"\r\n"
+            if subprotocol:
+                head += _header_line("Sec-WebSocket-Protocol", subprotocol)
+            if accepted:
+                head += _header_line("Sec-WebSocket-Extensions", accepted)
+            head += b"\r\n"
     else:
         head = _response_head(key, headers, subprotocol, accepted)
     return _new_tuple(Acceptance, (head, protocol, subprotocol, protocol.version, accepted))
