@@ -111,6 +111,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         "_message_produced",
         "_output",
         "_probe",
+        "_probe_offset",
         "_produced",
         "is_client",
         "large_frame",
@@ -145,8 +146,8 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self.paused = False
         self._message_produced = False
         self._produced = 0  # message bytes this receive_data() call has made
-        # A text frame still arriving: its decoder, and how much of it was checked.
-        self._probe: tuple[codecs.IncrementalDecoder, int] | None = None
+        self._probe: codecs.IncrementalDecoder | None = None  # a text frame still arriving
+        self._probe_offset = 0
         # The message being reassembled from fragments (None between them).
         self._fragments: bytearray | None = None
         self._message_first = 0  # its first frame's opcode and RSV1 bit (0x40); 0 between

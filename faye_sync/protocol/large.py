@@ -219,7 +219,8 @@ class LargeFrameReader:
     large_frame: LargeFrame | None  # a large frame's payload still arriving
 
     state: ReadyState
-    _probe: tuple[codecs.IncrementalDecoder, int] | None
+    _probe: codecs.IncrementalDecoder | None
+    _probe_offset: int
     _decoder: codecs.IncrementalDecoder | None
     _events: list[Event] | None
     _buffer: bytearray | None
@@ -243,23 +244,23 @@ class LargeFrameReader:
         they come, with a decoder of their own, so invalid UTF-8 fails at once
         (RFC 6455 §8.1) rather than when the frame is complete.
         """
-        if self._probe is not None:
-            probe, offset = self._probe
-        elif opcode == 0x1:  # TEXT (framing.py, which imports this module)
-            probe, offset = utf8_decoder(), 0
-        elif opcode == 0x0 and self._decoder is not None:
-            probe, offset = utf8_decoder(), 0
-            probe.setstate(self._decoder.getstate())
-        else:
-            return True
-        arrived = memoryview(buf)[start + offset : size]
+        if self._probe is None:
+            if opcode == 0x1:  # TEXT (framing.py, which imports this module)
+                self._probe = utf8_decoder()
+            elif opcode == 0x0 and self._decoder is not None:
+                self._probe = utf8_decoder()
+                self._probe.setstate(self._decoder.getstate())
+            else:
+                return True
+            self._probe_offset = 0
+        arrived = memoryview(buf)[start + self._probe_offset : size]
         if masked:
-            phase = offset % 4
+            phase = self._probe_offset % 4
             key = bytes(buf[start - 4 : start])
             arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
-        self._probe = (probe, size - start)
+        self._probe_offset = size - start
         try:
-            probe.decode(arrived)
+            self._probe.decode(arrived)
         except UnicodeDecodeError:
             return False
         return True
@@ -306,7 +307,7 @@ class LargeFrameReader:
         # A call, not a read after the one above: mypy (and mypyc, which trusts it)
         # would take self._probe for the None assigned before _probe_utf8 set it.
         probe, self._probe = self._probe, None
-        return None if probe is None else probe[0]
+        return probe
 
     def _large_arrived(
         self, frame: LargeFrame, data: bytes | bytearray | memoryview
