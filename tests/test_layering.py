@@ -36,6 +36,7 @@ LAYERS = {
 # The sans-I/O core: computation only, never sockets, threads or clocks.
 CORE_STDLIB = {
     "__future__",
+    "_sha1",  # CPython's SHA-1, which hashlib wraps (the handshake's accept key)
     "base64",
     "binascii",
     "codecs",

@@ -14,9 +14,11 @@ importing this package imports no server.
 
 from __future__ import annotations
 
+import io
+
 from faye_sync.adapters.base import Adapter, Environ, Hijack
 from faye_sync.adapters.eventlet import EventletAdapter
-from faye_sync.adapters.gevent_pywsgi import GeventPyWSGIAdapter
+from faye_sync.adapters.gevent_pywsgi import GeventPyWSGIAdapter, hijack_reader
 from faye_sync.adapters.gunicorn import GunicornAdapter
 from faye_sync.adapters.refused import refusal, unsupported_server
 from faye_sync.adapters.testing import TestingAdapter
@@ -57,6 +59,26 @@ def hijack(environ: Environ) -> Hijack:
             out its connections (waitress, mod_wsgi, uWSGI, unknown servers); nothing
             has been touched then.
     """
+    get = environ.get
+    reader = get("wsgi.input")
+    if type(reader) is io.BufferedReader:
+        # gevent.pywsgi's own reader for an upgrade: its usual shape, told apart here at
+        # once by what refusal() and the adapters' recognises() would each look up.
+        software = get("SERVER_SOFTWARE")
+        if (
+            type(software) is str
+            and software.startswith("gevent/")
+            and get("REQUEST_METHOD") == "GET"
+            and get("SERVER_PROTOCOL") == "HTTP/1.1"
+            and "werkzeug.socket" not in environ  # WerkzeugAdapter comes first
+            and "gunicorn.sock" not in environ
+            and "waitress.client_disconnected" not in environ
+            and "mod_wsgi.version" not in environ
+            and "uwsgi.version" not in environ
+        ):
+            hijacked = hijack_reader(reader)
+            if hijacked is not None:
+                return hijacked
     error = refusal(environ)
     if error is not None:
         raise error

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from faye_sync.adapters.base import (
     Adapter,
@@ -25,6 +27,7 @@ from faye_sync.adapters.base import (
     Hijack,
     buffered_reader_of,
     drain_buffered_reader,
+    hijacked,
     socket_of,
     socket_under,
 )
@@ -48,19 +51,11 @@ class GeventPyWSGIAdapter(Adapter):
     def hijack(self, environ: Environ) -> Hijack:
         """:meth:`Adapter.hijack`, in one step on the standalone server (its usual shape)."""
         reader = environ.get("wsgi.input")
-        if type(reader) is not io.BufferedReader or "gunicorn.sock" in environ:
-            return super().hijack(environ)
-        sock = socket_of(reader)
-        if sock is None:
-            return super().hijack(environ)  # raises, saying where the socket was expected
-        # What find_socket, take_buffered, the timeout reset and server_name do for
-        # pywsgi's own reader as wsgi.input, without looking it up three times.
-        buffered = drain_buffered_reader(reader, sock)
-        reader.close()  # see take_buffered
-        # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
-        if getattr(sock, "timeout", 0) is not None:
-            sock.settimeout(None)
-        return Hijack(sock, buffered, self.name)
+        if type(reader) is io.BufferedReader and "gunicorn.sock" not in environ:
+            hijacked = hijack_reader(reader)
+            if hijacked is not None:
+                return hijacked
+        return super().hijack(environ)  # raises if there is no socket, saying where
 
     def server_name(self, environ: Environ) -> str:
         return "gunicorn.gevent_pywsgi" if "gunicorn.sock" in environ else self.name
@@ -78,10 +73,50 @@ class GeventPyWSGIAdapter(Adapter):
         reader = buffered_reader_of(environ.get("wsgi.input"))
         if reader is None or socket_of(reader) is not sock:
             return b""
-        buffered = drain_buffered_reader(reader, sock)
         # Closing the drained reader frees its 8 KiB buffer for as long as the
         # WebSocket lives (a third of an idle connection's memory). The socket
         # stays open (makefile counts its readers), and pywsgi, which checks
         # ``rfile.closed`` after each response, then ends the connection.
-        reader.close()
-        return buffered
+        return _drain_and_close(reader, sock)
+
+
+def hijack_reader(reader: io.BufferedReader) -> Hijack | None:
+    """The standalone server's connection, from its reader passed as ``wsgi.input``.
+
+    What find_socket, take_buffered, the timeout reset and server_name do for that
+    shape, without looking anything up twice; None if there is no socket under it.
+    """
+    sock = socket_of(reader)
+    if sock is None:
+        return None
+    buffered = _drain_and_close(reader, sock)
+    # gevent's settimeout is a Python call: skipped where pywsgi set none (its default).
+    if getattr(sock, "timeout", 0) is not None:
+        sock.settimeout(None)
+    return hijacked(sock, buffered, GeventPyWSGIAdapter.name)
+
+
+def _drain_and_close(reader: io.BufferedReader, sock: socket.socket) -> bytes:
+    """:func:`drain_buffered_reader`, then close ``reader`` (see take_buffered)."""
+    raw = reader.raw
+    if type(raw) is not socket.SocketIO or getattr(raw, "_sock", None) is not sock:
+        buffered = drain_buffered_reader(reader, sock)
+    else:
+        # The reader finds ``readinto`` on the raw stream at each read: an instance
+        # attribute comes before SocketIO's method. A C function (an empty tuple's
+        # ``count``: 0, the end of stream) stands in for it, so that peek() returns
+        # the buffer as it is and never enters SocketIO's readinto and readable()
+        # (two Python frames, from C). Not in drain_buffered_reader: the new key
+        # gives the SocketIO a dict of its own (208 bytes) for as long as the server
+        # keeps it, which closing it (IOBase's closed flag) does anyway.
+        raw.readinto = _END_OF_STREAM  # type: ignore[method-assign,assignment]
+        try:
+            peeked = reader.peek()
+        finally:
+            del raw.readinto
+        buffered = reader.read(len(peeked)) if peeked else b""
+    reader.close()
+    return buffered
+
+
+_END_OF_STREAM: Callable[[Any], int] = ().count

@@ -65,8 +65,9 @@ class Close:
         _set_close_reason(self, reason)
 
 
-_set_close_code = Close.__dict__["code"].__set__
-_set_close_reason = Close.__dict__["reason"].__set__
+# The slots' setters: hybi.py makes its Close with them, without a class call.
+set_close_code = _set_close_code = Close.__dict__["code"].__set__
+set_close_reason = _set_close_reason = Close.__dict__["reason"].__set__
 
 
 Event = Open | Message | Ping | Pong | Error | Close

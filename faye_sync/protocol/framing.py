@@ -29,6 +29,7 @@ __all__ = [
     "FrameWriter",
     "MessagePipeline",
     "close_payload",
+    "truncated_reason",
 ]
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -54,6 +55,11 @@ class MessagePipeline(Protocol):
 def close_payload(code: int, reason: bytes) -> bytes:
     """A close frame's payload: the code, then the reason's UTF-8."""
     return _pack_code(code) + reason
+
+
+def truncated_reason(reason: str) -> bytes:
+    """``reason`` in UTF-8, cut to what a close frame holds (123 bytes) between characters."""
+    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 @trait  # a mixin: mypyc compiles HybiProtocol's two halves as traits

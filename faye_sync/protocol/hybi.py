@@ -39,7 +39,7 @@ from collections.abc import Callable
 from ..exceptions import ProtocolError
 from ..extensions.base import ExtensionMessage
 from .base import CLOSED, MAX_LENGTH, OPEN, VALID_CLOSE_CODES
-from .events import Close, Error, Event, Message, Ping, Pong
+from .events import Close, Error, Event, Message, Ping, Pong, set_close_code, set_close_reason
 from .framing import (
     BINARY,
     CLOSE,
@@ -50,8 +50,9 @@ from .framing import (
     FrameWriter,
     MessagePipeline,
     close_payload,
+    truncated_reason,
 )
-from .large import ERROR_UTF8, LARGE_FRAME, LargeFrameReader
+from .large import ERROR_UTF8, LARGE_FRAME, LargeFrameReader, utf8_decoder
 from .masking import apply_mask
 
 # MAX_LENGTH and MessagePipeline are re-exported for the handshake and the client.
@@ -70,15 +71,14 @@ _OPCODES = frozenset((CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG))
 _unpack_medium = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+# A server's close frame header for each payload length (a control frame's: 0 to 125).
+_CLOSE_HEADERS = [bytes((0x80 | CLOSE, length)) for length in range(126)]
+
+_new_close = Close.__new__
 
 ERROR_TOO_LARGE = "WebSocket frame length too large"
 ERROR_UNMASKED = "Received unmasked frame but masking is required"
 ERROR_MASKED = "Received masked frame from the server"
-
-
-def _truncate_reason(reason: str) -> bytes:
-    return reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
 
 
 class HybiProtocol(LargeFrameReader, FrameWriter):
@@ -104,13 +104,11 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         "_decoder",
         "_events",
         "_extensions",
-        "_failed",
         "_fragments",
         "_mask_key",
+        "_message_first",
         "_message_length",
-        "_message_opcode",
         "_message_produced",
-        "_message_rsv1",
         "_output",
         "_probe",
         "_probe_offset",
@@ -143,9 +141,6 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._buffer: bytearray | None = None
         self._events: list[Event] | None = None
         self._output: list[bytes] | None = None
-        # True once CLOSED, when input is dropped: a bool, because the parser
-        # looks at it after every frame.
-        self._failed = False
         # True when receive_data() stopped before a frame that fails or closes,
         # so that the messages before it can be answered; call it again to go on.
         self.paused = False
@@ -155,8 +150,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._probe_offset = 0
         # The message being reassembled from fragments (None between them).
         self._fragments: bytearray | None = None
-        self._message_opcode = 0
-        self._message_rsv1 = 0  # the first frame's RSV1 bit (0x40) or 0
+        self._message_first = 0  # its first frame's opcode and RSV1 bit (0x40); 0 between
         self._message_length = 0
         self._decoder: codecs.IncrementalDecoder | None = None
         self.large_frame = None
@@ -181,7 +175,9 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 return
             data = rest
         buf = self._buffer
-        if buf is None:
+        if buf is None:  # the first bytes (or the first after a large frame)
+            if data[:1] == b"\x88" and self._lone_close(data):
+                return  # a close frame alone: a short connection's usual last read
             buf = self._buffer = bytearray()
         buf += data
         pos = 0
@@ -214,10 +210,10 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                     )
                     return
             elif opcode == CONTINUATION:
-                if not self._message_opcode:
+                if not self._message_first:
                     self._fail_at(pos, 1002, "Received unexpected continuation frame")
                     return
-            elif self._message_opcode:
+            elif self._message_first:
                 self._fail_at(
                     pos,
                     1002,
@@ -298,8 +294,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 self._message_done(opcode, b0 & 0x40, payload)
             else:
                 self._data_frame(b0, opcode, fin, payload)
-            if self._failed:
-                buf.clear()
+            if self._buffer is None:  # closed (_finish): the rest is dropped
                 return
         if pos:
             del buf[:pos]
@@ -350,10 +345,9 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
             if fin:  # the common case: a whole message in one frame
                 self._message_done(opcode, b0 & 0x40, payload)
                 return
-            self._message_opcode = opcode
-            self._message_rsv1 = b0 & 0x40
+            self._message_first = b0 & 0x4F
             if opcode == TEXT and self._extensions is None:
-                self._decoder = _utf8_decoder()
+                self._decoder = utf8_decoder()
         self._message_length += len(payload)
         if self._decoder is not None:
             try:  # fail fast on invalid UTF-8; the text itself is made once, at the end
@@ -369,12 +363,12 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         fragments += payload
         if not fin:
             return
-        data, opcode, rsv1 = bytes(fragments), self._message_opcode, self._message_rsv1
+        data, first = bytes(fragments), self._message_first
         self._fragments = None
-        self._message_opcode = 0
+        self._message_first = 0
         self._message_length = 0
         self._decoder = None
-        self._message_done(opcode, rsv1, data)
+        self._message_done(first & 0x0F, first & 0x40, data)
 
     def _message_done(self, opcode: int, rsv1: int, data: bytes) -> None:
         if self._extensions is not None:
@@ -418,6 +412,20 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         else:
             self._peer_close(payload)
 
+    def _lone_close(self, data: bytes | bytearray | memoryview) -> bool:
+        """receive_data's loop for a server's masked close frame alone, or False."""
+        length = len(data) - 6  # 2 bytes of header, 4 of mask
+        if (
+            not 0 <= length <= 125  # (a control frame's payload)
+            or data[1] != 0x80 | length  # masked, and ends where data does
+            or self.is_client
+            or self._message_length + length > self.max_length
+        ):
+            return False
+        self._probe = None
+        self._peer_close(apply_mask(data[6:], bytes(data[2:6])))
+        return True
+
     def _peer_close(self, payload: bytes) -> None:
         code, reason = 1000, ""
         answer = None  # the reply's payload, when it is the peer's own (valid code and reason)
@@ -435,46 +443,21 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
                 code, answer = 1002, None
         elif payload:
             code = 1002
-        if self.state == OPEN:
+        if self.state is OPEN:  # a ReadyState member: identity is enough
             if answer is None:
                 answer = close_payload(code, reason.encode("utf-8"))
-            self._queue_frame(self._frame(0x80 | CLOSE, answer))
-        self._finish(code, reason)
-
-    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
-        """Check the part of a text frame that has arrived; False if it is not UTF-8.
-
-        A large text frame can arrive over many reads: its bytes are checked as
-        they come, with a decoder of their own, so invalid UTF-8 fails at once
-        (RFC 6455 §8.1) rather than when the frame is complete.
-        """
-        if self._probe is None:
-            if opcode == TEXT:
-                self._probe = _utf8_decoder()
-            elif opcode == CONTINUATION and self._decoder is not None:
-                self._probe = _utf8_decoder()
-                self._probe.setstate(self._decoder.getstate())
+            # _frame and _queue_frame for a server, inline: once per connection
+            frame = (
+                self._frame(0x88, answer)
+                if self.is_client
+                else _CLOSE_HEADERS[len(answer)] + answer
+            )
+            output = self._output
+            if output is None:
+                self._output = [frame]
             else:
-                return True
-            self._probe_offset = 0
-        arrived = memoryview(buf)[start + self._probe_offset : size]
-        if masked:
-            phase = self._probe_offset % 4
-            key = bytes(buf[start - 4 : start])
-            arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
-        self._probe_offset = size - start
-        try:
-            self._probe.decode(arrived)
-        except UnicodeDecodeError:
-            return False
-        return True
-
-    def _fail_at(self, pos: int, code: int, message: str) -> None:
-        """Fail on a frame header, or pause before it if a message came first."""
-        if self._message_produced:
-            self._pause(pos)
-        else:
-            self._fail_protocol(code, message)
+                output.append(frame)
+        self._finish(code, reason)
 
     def _fail_protocol(self, code: int, message: str) -> None:
         if self.state == CLOSED:
@@ -482,7 +465,7 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
         self._report(Error(message, code))
         if self.state == OPEN:
             self._queue_frame(
-                self._frame(0x80 | CLOSE, close_payload(code, _truncate_reason(message)))
+                self._frame(0x80 | CLOSE, close_payload(code, truncated_reason(message)))
             )
         # While CLOSING our close frame is already out: RFC 6455 §7.1.7 still says to
         # close the connection (faye ignores the violation and waits for the timeout).
@@ -490,10 +473,17 @@ class HybiProtocol(LargeFrameReader, FrameWriter):
 
     def _finish(self, code: int, reason: str) -> None:
         self.state = CLOSED
-        self._failed = True
         self._buffer = None
         self.large_frame = None
         self._fragments = None
         if self._extensions is not None:
             self._extensions.close()
-        self._report(Close(code, reason))
+        # Close(code, reason) without its __init__, which a class call enters from C
+        event = _new_close(Close)
+        set_close_code(event, code)
+        set_close_reason(event, reason)
+        events = self._events  # _report, inline: once per connection
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)

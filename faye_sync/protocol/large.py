@@ -34,13 +34,15 @@ from __future__ import annotations
 import codecs
 
 from ._mypyc import trait
-from .base import MIXIN_SLOTS, OPEN, ReadyState
+from .base import CLOSED, MIXIN_SLOTS, OPEN, ReadyState
 from .events import Event, Message
 from .masking import apply_mask
 
-__all__ = ["ERROR_UTF8", "LARGE_FRAME", "LargeFrame", "LargeFrameReader"]
+__all__ = ["ERROR_UTF8", "LARGE_FRAME", "LargeFrame", "LargeFrameReader", "utf8_decoder"]
 
 ERROR_UTF8 = "Could not decode a text frame as UTF-8"
+
+utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 #: Frames from this payload length on are read in place (smaller ones arrive in
 #: one or two reads of the blocking layer's 64 KiB, where copying costs little).
@@ -218,20 +220,15 @@ class LargeFrameReader:
 
     state: ReadyState
     _probe: codecs.IncrementalDecoder | None
+    _probe_offset: int
+    _decoder: codecs.IncrementalDecoder | None
     _events: list[Event] | None
     _buffer: bytearray | None
     paused: bool
     _message_produced: bool
     _produced: int
-    _failed: bool
 
     # HybiProtocol's (mypyc allows no `if TYPE_CHECKING:` declarations in a class).
-    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
-        raise NotImplementedError
-
-    def _fail_at(self, pos: int, code: int, message: str) -> None:
-        raise NotImplementedError
-
     def _fail_protocol(self, code: int, message: str) -> None:
         raise NotImplementedError
 
@@ -239,6 +236,41 @@ class LargeFrameReader:
         raise NotImplementedError
 
     # Two of HybiProtocol's rare steps, here to keep hybi.py short.
+
+    def _probe_utf8(self, opcode: int, buf: bytearray, start: int, size: int, masked: int) -> bool:
+        """Check the part of a text frame that has arrived; False if it is not UTF-8.
+
+        A large text frame can arrive over many reads: its bytes are checked as
+        they come, with a decoder of their own, so invalid UTF-8 fails at once
+        (RFC 6455 §8.1) rather than when the frame is complete.
+        """
+        if self._probe is None:
+            if opcode == 0x1:  # TEXT (framing.py, which imports this module)
+                self._probe = utf8_decoder()
+            elif opcode == 0x0 and self._decoder is not None:
+                self._probe = utf8_decoder()
+                self._probe.setstate(self._decoder.getstate())
+            else:
+                return True
+            self._probe_offset = 0
+        arrived = memoryview(buf)[start + self._probe_offset : size]
+        if masked:
+            phase = self._probe_offset % 4
+            key = bytes(buf[start - 4 : start])
+            arrived = memoryview(apply_mask(arrived, key[phase:] + key[:phase]))
+        self._probe_offset = size - start
+        try:
+            self._probe.decode(arrived)
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    def _fail_at(self, pos: int, code: int, message: str) -> None:
+        """Fail on a frame header, or pause before it if a message came first."""
+        if self._message_produced:
+            self._pause(pos)
+        else:
+            self._fail_protocol(code, message)
 
     def _report(self, event: Event) -> None:
         """Add an event for ``events_received`` (the first one makes the list)."""
@@ -295,7 +327,7 @@ class LargeFrameReader:
             return self._large_text(frame, rest)
         b0 = frame.b0
         self._data_frame(b0, b0 & 0x0F, b0 & 0x80, frame.payload())
-        return None if self._failed else rest
+        return None if self.state is CLOSED else rest
 
     def _large_text(self, frame: LargeFrame, rest: bytes | memoryview) -> bytes | memoryview | None:
         """``_message_done`` for a text message of one frame, decoded as it arrived."""

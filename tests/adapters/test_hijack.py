@@ -398,11 +398,15 @@ def test_bytes_the_reader_has_not_buffered_stay_in_the_socket(
         pass
     client_side.sendall(b"later")  # in the kernel, not in the reader's buffer
     environ = _environ(SERVER_SOFTWARE="WSGIServer/0.2", **{"wsgi.input": reader})
+    size = sys.getsizeof(vars(reader.raw))
     taken = hijack(environ)
     assert taken.buffered == b""  # the drain made no read of the socket...
     server_side.settimeout(TIMEOUT)
     assert server_side.recv(16) == b"later"  # ...so the session reads them from it
     assert reader.raw._sock is server_side  # type: ignore[attr-defined]  # put back
+    # No key added to the SocketIO's attributes, even for a while: its dict would stay
+    # the larger for as long as the server keeps the reader.
+    assert sys.getsizeof(vars(reader.raw)) == size
 
 
 def _hijack_from_wsgiref(server_side: socket.socket) -> Hijack:
@@ -452,3 +456,72 @@ def test_importing_adapters_imports_no_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+PYWSGI = "gevent/26.9 Python/3.11"
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "words"),
+    [
+        pytest.param({"REQUEST_METHOD": "POST"}, 405, "not POST", id="post"),
+        pytest.param({"SERVER_PROTOCOL": "HTTP/1.0"}, 505, "needs HTTP/1.1", id="http1.0"),
+        pytest.param({"uwsgi.version": b"2.0"}, 501, "uWSGI cannot", id="uwsgi"),
+        pytest.param({"mod_wsgi.version": (5, 0)}, 501, "mod_wsgi cannot", id="mod_wsgi"),
+    ],
+)
+def test_pywsgi_shaped_environs_are_refused_as_any_other(
+    socket_pair: tuple[socket.socket, socket.socket],
+    extra: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    # pywsgi's usual environ is taken in one step: the refusals still come first.
+    server_side, client_side = socket_pair
+    reader = _wsgiref_like(server_side, client_side)
+    environ = {**_environ(SERVER_SOFTWARE=PYWSGI, **{"wsgi.input": reader}), **extra}
+    with pytest.raises(HijackError, match=words) as refused:
+        hijack(environ)
+    assert refused.value.status == status
+    assert server_side.gettimeout() == 10.0
+    assert reader.peek() == b"early"
+
+
+def test_pywsgi_shaped_environ_with_werkzeugs_socket_goes_to_werkzeug(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, client_side = socket_pair
+    reader = _wsgiref_like(server_side, client_side)
+    environ = _environ(SERVER_SOFTWARE=PYWSGI, **{"wsgi.input": reader})
+    taken = hijack({**environ, "werkzeug.socket": server_side})
+    assert (taken.socket, taken.buffered, taken.server) == (server_side, b"early", "werkzeug")
+
+
+def test_pywsgi_reader_gives_its_read_ahead_and_is_closed(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, client_side = socket_pair
+    reader = _wsgiref_like(server_side, client_side)
+    taken = hijack(_environ(SERVER_SOFTWARE=PYWSGI, **{"wsgi.input": reader}))
+    assert (taken.socket, taken.buffered, taken.server) == (server_side, b"early", "gevent.pywsgi")
+    assert taken.socket.gettimeout() is None
+    assert reader.closed
+    assert "readinto" not in vars(reader.raw)  # SocketIO's own method again
+    assert "early" in repr(taken) and "gevent.pywsgi" in repr(taken)
+
+
+def test_hijacks_of_one_server_share_their_details_and_finish_once(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server_side, _ = socket_pair
+    first, second = _hijack_from_wsgiref(server_side), _hijack_from_wsgiref(server_side)
+    assert Hijack.__slots__ == ("_details", "socket")  # 48 bytes with the GC header
+    assert first._details is second._details  # nothing read ahead: one shared object
+    hooked: list[int] = []
+    own = Hijack(server_side, b"", "custom", on_finish=lambda: hooked.append(1))
+    answered: list[str] = []
+    assert own.finish(lambda status, headers: answered.append(status)) == []
+    assert own.finish(lambda status, headers: answered.append(status)) == []
+    assert hooked == [1] and answered == ["101 Switching Protocols"]
+    assert (own.server, own.buffered, own.on_finish is not None) == ("custom", b"", True)
+    assert not first._details.finished  # the other hijacks of the server are not finished

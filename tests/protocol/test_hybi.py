@@ -532,3 +532,50 @@ def test_continuation_checked_in_pieces_from_the_messages_state() -> None:
     assert protocol.events_received() == []
     protocol.receive_data(rest[9:])
     assert protocol.events_received()[-1].code == 1007  # type: ignore[union-attr]
+
+
+CLOSE_READS = [
+    masked(0x88, b""),
+    masked(0x88, b"\x03"),  # one byte: 1002
+    masked(0x88, struct.pack("!H", 1000)),
+    masked(0x88, struct.pack("!H", 4001) + "bye é".encode()),
+    masked(0x88, struct.pack("!H", 1005)),  # not a code that may be sent: 1002
+    masked(0x88, struct.pack("!H", 1000) + b"\xff\xfe"),  # not UTF-8: 1007
+    masked(0x88, struct.pack("!H", 1000) + b"r" * 123),  # the longest close frame
+    masked(0x88, b"x" * 126),  # too long for a control frame: 1002
+    masked(0x88, struct.pack("!H", 1001)) + masked(0x81, b"after"),  # dropped
+    masked(0x88, struct.pack("!H", 1000))[:5],  # not all there yet
+    bytes([0x88, 0x02]) + struct.pack("!H", 1000),  # unmasked: 1002
+]
+
+
+@pytest.mark.parametrize("data", CLOSE_READS, ids=range(len(CLOSE_READS)))
+@pytest.mark.parametrize("shape", [bytes, bytearray, memoryview])
+def test_a_close_as_the_first_read_is_parsed_as_after_other_frames(
+    data: bytes, shape: type
+) -> None:
+    # The first read of a server's protocol makes no input buffer for a close frame
+    # alone (receive_data's short path); after a message the buffer exists and the
+    # frame goes through the loop. Both give the same events, reply and state.
+    first, after = HybiProtocol(is_client=False), HybiProtocol(is_client=False)
+    after.receive_data(masked(0x81, b"hi"))
+    assert after.events_received() == [Message("hi")]
+    assert after.data_to_send() == b""
+    first.receive_data(shape(data))
+    after.receive_data(shape(data))
+    assert first.events_received() == after.events_received()
+    assert first.data_to_send() == after.data_to_send()
+    assert first.state == after.state
+    first.receive_data(masked(0x88, b""))  # the rest of a partial frame, or nothing
+    after.receive_data(masked(0x88, b""))
+    assert first.events_received() == after.events_received()
+    assert first.data_to_send() == after.data_to_send()
+    assert first.state == after.state == CLOSED
+
+
+def test_a_close_alone_is_answered_with_its_own_payload_and_reported() -> None:
+    protocol = HybiProtocol(is_client=False)
+    protocol.receive_data(masked(0x88, struct.pack("!H", 4001) + b"bye"))
+    assert protocol.events_received() == [Close(4001, "bye")]
+    assert protocol.data_to_send() == bytes([0x88, 5]) + struct.pack("!H", 4001) + b"bye"
+    assert protocol.state == CLOSED
