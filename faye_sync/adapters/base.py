@@ -21,7 +21,8 @@ import socket
 import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from faye_sync.exceptions import HijackError
 
@@ -45,36 +46,7 @@ __all__ = [
 Environ = Mapping[str, Any]
 
 
-class _Details(NamedTuple):
-    """A :class:`Hijack`'s attributes but its socket: one object shared by most."""
-
-    buffered: bytes
-    server: str
-    on_finish: Callable[[], None] | None
-    finished: bool
-
-
-# The details with nothing read ahead, by server, hook and finished: the usual ones.
-_SHARED: dict[tuple[str, Callable[[], None] | None, bool], _Details] = {}
-_PLAIN: dict[str, _Details] = {}  # the same, by server, with no hook and not finished
-
-
-def _details(
-    buffered: bytes, server: str, on_finish: Callable[[], None] | None, finished: bool
-) -> _Details:
-    if buffered:
-        return _Details(buffered, server, on_finish, finished)
-    key = (server, on_finish, finished)
-    details = _SHARED.get(key)
-    if details is None:
-        details = _Details(b"", server, on_finish, finished)
-        if len(_SHARED) < 64:  # the servers' names and hooks: a handful
-            _SHARED[key] = details
-            if on_finish is None and not finished:
-                _PLAIN[server] = details
-    return details
-
-
+@dataclass(slots=True)  # one per open WebSocket: no __dict__
 class Hijack:
     """A connection taken over from the WSGI server.
 
@@ -90,34 +62,11 @@ class Hijack:
             (eventlet's ``already_handled`` flag); ``None`` on most servers.
     """
 
-    # One per open WebSocket: the socket, and the rest in an object that connections
-    # from one server share while nothing was read ahead (48 bytes, not 72).
-    __slots__ = ("_details", "socket")
-
-    def __init__(
-        self,
-        socket: socket.socket,
-        buffered: bytes,
-        server: str,
-        on_finish: Callable[[], None] | None = None,
-    ) -> None:
-        self.socket = socket
-        self._details = _details(buffered, server, on_finish, False)
-
-    @property
-    def buffered(self) -> bytes:
-        return self._details.buffered
-
-    @property
-    def server(self) -> str:
-        return self._details.server
-
-    @property
-    def on_finish(self) -> Callable[[], None] | None:
-        return self._details.on_finish
-
-    def __repr__(self) -> str:
-        return f"Hijack(socket={self.socket!r}, buffered={self.buffered!r}, server={self.server!r})"
+    socket: socket.socket
+    buffered: bytes
+    server: str
+    on_finish: Callable[[], None] | None = field(default=None, repr=False)
+    _finished: bool = field(default=False, init=False, repr=False)
 
     def finish(self, start_response: StartResponse, *, shut_down: bool = True) -> list[bytes]:
         """End the WSGI call so that the server adds nothing to the connection.
@@ -135,13 +84,9 @@ class Hijack:
         Returns:
             The empty body the application returns.
         """
-        details = self._details
-        if details.finished:
+        if self._finished:
             return []
-        done = None if details.buffered else _SHARED.get((details.server, details.on_finish, True))
-        if done is None:
-            done = _details(details.buffered, details.server, details.on_finish, True)
-        self._details = done
+        self._finished = True
         if shut_down:
             # The peer gets FIN now; the server's header write that follows fails with
             # EPIPE (not logged as an error by any server we support) and its next
@@ -150,8 +95,8 @@ class Hijack:
                 self.socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # the peer already closed it (ENOTCONN): nothing is left to stop
-        if details.on_finish is not None:
-            details.on_finish()
+        if self.on_finish is not None:
+            self.on_finish()
         # With a status set, the access log says 101 and werkzeug's ``write()`` does not
         # assert; the headers themselves never reach the wire (the socket is shut).
         start_response("101 Switching Protocols", [])
@@ -162,8 +107,10 @@ def hijacked(sock: socket.socket, buffered: bytes, server: str) -> Hijack:
     """``Hijack(sock, buffered, server)`` without a class call (it enters ``__init__`` from C)."""
     hijack: Hijack = _new(Hijack)
     hijack.socket = sock
-    details = None if buffered else _PLAIN.get(server)
-    hijack._details = _details(buffered, server, None, False) if details is None else details
+    hijack.buffered = buffered
+    hijack.server = server
+    hijack.on_finish = None
+    hijack._finished = False
     return hijack
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from faye_sync.adapters import Hijack, hijack
+from faye_sync.adapters.base import hijacked
 from faye_sync.exceptions import HijackError
 from tests.servers import ACCESS_STATUS, HIJACKABLE_KINDS, Server, is_available, serve
 
@@ -510,18 +511,15 @@ def test_pywsgi_reader_gives_its_read_ahead_and_is_closed(
     assert "early" in repr(taken) and "gevent.pywsgi" in repr(taken)
 
 
-def test_hijacks_of_one_server_share_their_details_and_finish_once(
+def test_a_hijack_made_without_its_class_call_is_a_whole_one_and_finishes_once(
     socket_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server_side, _ = socket_pair
-    first, second = _hijack_from_wsgiref(server_side), _hijack_from_wsgiref(server_side)
-    assert Hijack.__slots__ == ("_details", "socket")  # 48 bytes with the GC header
-    assert first._details is second._details  # nothing read ahead: one shared object
+    fast = hijacked(server_side, b"ahead", "gevent.pywsgi")
+    assert fast == Hijack(server_side, b"ahead", "gevent.pywsgi")  # every field set
     hooked: list[int] = []
     own = Hijack(server_side, b"", "custom", on_finish=lambda: hooked.append(1))
     answered: list[str] = []
     assert own.finish(lambda status, headers: answered.append(status)) == []
     assert own.finish(lambda status, headers: answered.append(status)) == []
     assert hooked == [1] and answered == ["101 Switching Protocols"]
-    assert (own.server, own.buffered, own.on_finish is not None) == ("custom", b"", True)
-    assert not first._details.finished  # the other hijacks of the server are not finished
