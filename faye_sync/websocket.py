@@ -42,7 +42,7 @@ from .blocking.backends import Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
-from .extensions.pipeline import Extensions
+from .extensions.pipeline import _VALID_NAMES, Extensions
 from .protocol.base import MAX_LENGTH, FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
 
@@ -153,6 +153,35 @@ def _is_secure(environ: Mapping[str, Any]) -> bool:
         or environ.get("HTTP_X_FORWARDED_SCHEME") == "https"
         or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
     )
+
+
+def _accepted_before(extensions: Iterable[Extension], max_length: int) -> bool:
+    """True if ``Extensions(extensions, max_length=max_length)`` surely accepts these.
+
+    The usual list: extensions whose names the pipeline has checked before, with the
+    fields its fast path (``Extensions.add``) checks. False means "not sure": the
+    caller then builds the pipeline, whose checks raise what they always have.
+    """
+    if type(extensions) is not list or type(max_length) is not int or max_length < 0:
+        return False
+    names: list[str] = []
+    try:
+        for extension in extensions:
+            name = extension.name
+            if not (
+                type(name) is str
+                and name in _VALID_NAMES
+                and extension.type == "permessage"
+                and type(extension.rsv1) is bool
+                and type(extension.rsv2) is bool
+                and type(extension.rsv3) is bool
+                and name not in names
+            ):
+                return False
+            names.append(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def origin_allowed(origin: str | None, allowed: Origins) -> bool:
@@ -454,7 +483,15 @@ class WebSocket(Connection):
                 request.method, request.header("connection"), request.header("upgrade")
             ):
                 return draft_handshake(request, max_length=max_length, headers=headers)
-        pipeline = Extensions(extensions, max_length=max_length) if extensions else None
+        pipeline = None
+        # A request that offers no extension (most clients but browsers) needs no
+        # pipeline, only its checks: done here if they passed before (a sixth of the
+        # pipeline's cost), else by Extensions, which raises. Headers: _request's.
+        if extensions and (
+            request.headers._environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")  # type: ignore[attr-defined]
+            or not _accepted_before(extensions, max_length)
+        ):
+            pipeline = Extensions(extensions, max_length=max_length)
         return server_handshake(
             request,
             protocols=protocols,
