@@ -354,7 +354,7 @@ class WebSocket(Connection):
             self._start()
         if self._partial is not None and self._rejection is None:
             with self._send_lock:  # bounded: a stalled peer is cut after send_timeout
-                self._drain(blocking=True)
+                self._drain()
 
     def _release(self, code: int) -> None:
         """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""

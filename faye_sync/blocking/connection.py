@@ -403,7 +403,8 @@ class Connection(KeepAlive):
         discard_live(self)
         if self._timers is not None:  # most run none: their pings come from the sweep
             self._stop_timers()
-        self._write_last_frames()
+        if self._partial is not None or self._urgent or self._pending or self._send_lock.locked():
+            self._write_last_frames()  # (a lock round less when there is nothing to wait for)
         self._shutdown()
         self._release(event.code or 1005)
         try:

@@ -102,6 +102,9 @@ class _NoLock:
     def release(self) -> None:
         pass
 
+    def locked(self) -> bool:
+        return False
+
     def __enter__(self) -> bool:
         return True
 

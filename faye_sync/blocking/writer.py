@@ -161,7 +161,7 @@ class Writer(EventEmitter):
                     if mutex is not NO_LOCK:
                         mutex.release()
                 if queued:
-                    written = self._drain(blocking=True)
+                    written = self._drain()
                 else:
                     written = self._write(data) if data else True
             finally:
@@ -224,7 +224,7 @@ class Writer(EventEmitter):
                 with self._mutex:
                     sent = frame(message)
                     self._enqueue(self._protocol.data_to_send())
-            written = self._drain(blocking=True)
+            written = self._drain()
         finally:
             self._unlock()
         return written, sent
@@ -288,34 +288,63 @@ class Writer(EventEmitter):
         If a sender holds the lock, it writes the rest. Otherwise what the
         socket did not take is left to a writer task (a waiting sender will do).
         """
+        lock = self._send_lock
         while (
             self._partial is not None or self._urgent or self._pending
         ) and not self._write_failed:
-            if not self._send_lock.acquire(blocking=False):
+            if not lock.acquire(False):
                 return  # the holder looks at the queues again before it lets go
             try:
-                self._drain(blocking=False)
-                left = self._partial is not None and not self._write_failed
+                left = self._write_now()
             finally:
-                self._send_lock.release()
+                lock.release()
             if left:
                 if not self._writer_active and not self._senders_waiting:
                     self._writer_active = True
                     self._backend.spawn(self._writer)
                 return
 
+    def _write_now(self) -> bool:
+        """Write ``_partial`` and the queues as far as the socket takes them now.
+
+        The send lock is held. True if something is left. ``_drain``'s loop
+        without waiting, in one frame: the 101 and a reader's replies (the
+        close's among them) come this way, one call each instead of three.
+        """
+        sock, send_now = self._sock, self._send_now
+        assert sock is not None and send_now is not None
+        while not self._write_failed:
+            view = self._partial
+            if view is None:
+                if self._urgent is None and self._pending is None:
+                    return False  # as the check under the mutex would find
+                view = self._take_queued()
+                if view is None:
+                    return False
+            try:
+                count = send_now(sock, view)
+            except OSError:
+                self._fail_write("")
+                return False
+            self._written += count
+            if count != len(view):
+                self._partial = view[count:]
+                return True
+            self._partial = None
+        return False
+
     def _write_last_frames(self) -> None:
         """Before the FIN: let a write in progress end and write a queued close frame.
 
         Both peers may close at once: another thread may have taken our close
         frame off the queue and not written it yet. Bounded, so a send stuck on
-        a peer that does not read cannot hold the close up.
+        a peer that does not read cannot hold the close up. (The caller skips
+        the call when the lock is free and nothing is queued: nothing to do.)
         """
         if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
             return
         try:
-            if self._partial is not None or self._urgent or self._pending:
-                self._drain(blocking=False)
+            self._write_now()
         finally:
             self._send_lock.release()
 
@@ -325,7 +354,7 @@ class Writer(EventEmitter):
         try:
             with self._send_lock:  # bounded: the holder waits at most send_timeout
                 self._writer_active = False
-                written = self._drain(blocking=True)
+                written = self._drain()
         except Exception:  # a writer must not die silently
             log.exception("WebSocket writer failed")
             self._abort(1006, "")
@@ -335,13 +364,11 @@ class Writer(EventEmitter):
         if not written:
             self._collect()
 
-    def _drain(self, *, blocking: bool) -> bool:
+    def _drain(self) -> bool:
         """Write the queues with the send lock held; False once writing failed.
 
-        Urgent frames go first, after any partly written frame. Without
-        ``blocking`` it stops when the socket is full (the rest is kept in
-        ``_partial``); with it, it waits for room, at most ``send_timeout``
-        seconds each time.
+        Urgent frames go first, after any partly written frame. Waits for room,
+        at most ``send_timeout`` seconds each time (``_write_now`` does not wait).
         """
         while not self._write_failed:
             view = self._partial
@@ -351,8 +378,7 @@ class Writer(EventEmitter):
                 view = self._take_queued()
                 if view is None:
                     return True
-            if not self._write_some(view, blocking) and not blocking:
-                return not self._write_failed  # the socket is full: the rest waits
+            self._write_some(view)
         return False
 
     def _take_queued(self) -> memoryview | None:
@@ -392,32 +418,25 @@ class Writer(EventEmitter):
             self._fail_write(self._timeout_reason())
             return False
         self._partial = memoryview(data)[count:]
-        return self._drain(blocking=True)
+        return self._drain()
 
     def _timeout_reason(self) -> str:
         return f"send timeout: the peer took no data for {self._timeouts.send_timeout} s"
 
-    def _write_some(self, view: memoryview, blocking: bool) -> bool:
-        """Write part of ``_partial``: True when it is all written, else False."""
-        sock = self._sock
-        assert sock is not None and self._send_now is not None and self._send_wait is not None
+    def _write_some(self, view: memoryview) -> None:
+        """Write part of ``_partial``, waiting for room (at most ``send_timeout``)."""
+        sock, send_wait = self._sock, self._send_wait
+        assert sock is not None and send_wait is not None
         try:
-            if blocking:
-                count = self._send_wait(sock, view, self._timeouts.send_timeout)
-                if not count:
-                    self._fail_write(self._timeout_reason())
-                    return False
-            else:
-                count = self._send_now(sock, view)
+            count = send_wait(sock, view, self._timeouts.send_timeout)
         except OSError:
             self._fail_write("")
-            return False
+            return
+        if not count:
+            self._fail_write(self._timeout_reason())
+            return
         self._written += count
-        if count == len(view):
-            self._partial = None
-            return True
-        self._partial = view[count:]
-        return False
+        self._partial = None if count == len(view) else view[count:]
 
     def _fail_write(self, reason: str) -> None:
         """The socket broke or stalled: drop the output and end the connection (1006)."""
