@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .greenlet_lock import NO_LOCK, free_lock
+from .greenlet_lock import connection_locks as greenlet_connection_locks
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -136,6 +137,10 @@ class Backend:
         if sender is _send_tls:  # a sender may wait: full records
             sender = _send_tls_record
         return lambda sock, data, timeout: _send_or_wait(self, sender, sock, data, timeout)
+
+    def senders(self, sock: socket.socket, timeout: float | None) -> tuple[SendNow, SendWait]:
+        """:meth:`sender` and :meth:`writer` of ``sock``, in one call."""
+        return self.sender(sock), self.writer(sock, timeout)
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
@@ -342,6 +347,7 @@ class GeventBackend(Backend):
         import gevent.socket
 
         self._gevent = gevent
+        self.timer_scope = gevent.get_hub  # type: ignore[method-assign]
         self._event = gevent.event.Event
         self._wait_read = gevent.socket.wait_read
         self._wait_write = gevent.socket.wait_write
@@ -360,8 +366,8 @@ class GeventBackend(Backend):
         # blocks: no other greenlet can enter it, so there is nothing to lock.
         return NO_LOCK
 
-    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
-        return NO_LOCK, free_lock(), free_lock()
+    # The function itself (no method frame): made without a class call each.
+    connection_locks = staticmethod(greenlet_connection_locks)
 
     def signal(self) -> Signal:
         event: Signal = self._event()
@@ -414,6 +420,11 @@ class GeventBackend(Backend):
             return _send_gevent
         return get_backend("threads").sender(sock)
 
+    def senders(self, sock: socket.socket, timeout: float | None) -> tuple[SendNow, SendWait]:
+        if type(sock) is self._plain:  # gevent's own socket: the usual one, in one call
+            return _send_gevent_plain, _send_gevent_plain_or_wait
+        return self.sender(sock), self.writer(sock, timeout)
+
     def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
         # One function for all sockets of a kind: no object per socket.
         if type(sock) is self._plain:
@@ -438,7 +449,8 @@ class GeventBackend(Backend):
         return _GeventTimer(timer)
 
     def timer_scope(self) -> object:
-        # The hub whose loop runs the timer: each thread has its own.
+        # The hub whose loop runs the timer: each thread has its own. (Replaced by
+        # gevent.get_hub itself in __init__: a C function, no Python frame a handshake.)
         return self._gevent.get_hub()
 
 

@@ -311,7 +311,7 @@ class Connection(KeepAlive):
         self._flush_now()  # the 101, when the WebSocket's first use sends it
         if buffered:
             self._process(buffered, eof=False)
-        else:
+        elif self._protocol.state != OPEN:  # an open frame layer: nothing to report yet
             self._collect()  # a failed handshake's error and close
         if self._closed_event is None:
             self._start_timers()

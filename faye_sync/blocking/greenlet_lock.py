@@ -17,7 +17,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
-__all__ = ["NO_LOCK", "GreenletLock", "free_lock"]
+__all__ = ["NO_LOCK", "GreenletLock", "connection_locks", "free_lock"]
 
 
 class GreenletLock:
@@ -89,6 +89,15 @@ def free_lock() -> GreenletLock:
     lock._locked = False
     lock._waiters = None
     return lock
+
+
+def connection_locks() -> tuple[_NoLock, GreenletLock, GreenletLock]:
+    """A connection's mutex (``NO_LOCK``), send lock and read lock: one call a handshake."""
+    send: GreenletLock = _new(GreenletLock)
+    read: GreenletLock = _new(GreenletLock)
+    send._locked = read._locked = False
+    send._waiters = read._waiters = None
+    return NO_LOCK, send, read
 
 
 class _NoLock:

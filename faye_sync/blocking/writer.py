@@ -113,8 +113,8 @@ class Writer(EventEmitter):
         self._send_wait: SendWait | None = None
         sock = self._sock
         if sock is not None:
-            self._send_now = self._backend.sender(sock)
-            self._send_wait = self._backend.writer(sock, self._timeouts.send_timeout)
+            senders = self._backend.senders(sock, self._timeouts.send_timeout)
+            self._send_now, self._send_wait = senders
 
     @property
     def buffered_amount(self) -> int:
@@ -271,10 +271,13 @@ class Writer(EventEmitter):
 
     def _queue_replies(self, data: bytes) -> None:
         """Queue ``data``, what reading made: pongs are urgent, a close follows the data."""
-        if self._protocol.state == CLOSED:
-            self._enqueue(data)  # a close reply (and any pongs before it)
-        else:
+        if self._protocol.state != CLOSED:
             self._enqueue_urgent(data)
+        elif self._pending is None:  # the close reply, nothing ahead: _enqueue without a call
+            self._pending = [data]
+            self._pending_size = len(data)
+        else:
+            self._enqueue(data)  # a close reply (and any pongs before it)
 
     def _unlock(self) -> None:
         """Release the send lock, then write what a reader queued meanwhile."""
