@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote
 
 from .adapters import hijack
@@ -199,6 +199,25 @@ def origin_allowed(origin: str | None, allowed: Origins) -> bool:
     return False
 
 
+class _Response:
+    """``WebSocket.response``: the WSGI return value.
+
+    Runs the connection to its end, then tears down; for a rejected handshake it
+    is the HTTP error faye sends. Not a property: this descriptor has no
+    ``__set__``, so the ``[]`` that the ``with`` block leaves in the instance
+    (once it has responded) is read without a call (a property's getter is
+    Python entered from C: about 1,500 instructions a handshake).
+    """
+
+    @overload
+    def __get__(self, ws: None, owner: type[WebSocket]) -> _Response: ...
+    @overload
+    def __get__(self, ws: WebSocket, owner: type[WebSocket]) -> Iterable[bytes]: ...
+
+    def __get__(self, ws: WebSocket | None, owner: type[WebSocket]) -> Iterable[bytes] | _Response:
+        return self if ws is None else ws._response()
+
+
 class WebSocket(Connection):
     """A server-side WebSocket on the request's own thread or greenlet.
 
@@ -254,6 +273,8 @@ class WebSocket(Connection):
         "extensions",
         "protocol",
     )
+
+    response = _Response()
 
     def __init__(
         self,
@@ -410,6 +431,7 @@ class WebSocket(Connection):
                 self.run()  # a framework calls respond() with its own start_response
             else:
                 self.respond(self._start_response)
+                self.response = []  # what ws.response then reads, without a call
             return False
         if not isinstance(exc, Exception):
             self._end_after_failure(1001)
@@ -499,12 +521,8 @@ class WebSocket(Connection):
             max_length=max_length,
         )
 
-    @property
-    def response(self) -> Iterable[bytes]:
-        """The WSGI return value: runs the connection to its end, then tears down.
-
-        For a rejected handshake it is the HTTP error faye sends.
-        """
+    def _response(self) -> Iterable[bytes]:
+        """:attr:`response`'s value (see :class:`_Response`)."""
         if self._start_response is None:
             raise TypeError(
                 "this WebSocket was made without start_response: return "
