@@ -37,6 +37,7 @@ from ..protocol.base import CLOSED, FrameProtocol
 from ..protocol.large import LARGE_FRAME
 from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
+from .greenlet_lock import GreenletLock
 from .large import send_large
 
 if TYPE_CHECKING:
@@ -295,12 +296,27 @@ class Writer(EventEmitter):
         while (
             self._partial is not None or self._urgent or self._pending
         ) and not self._write_failed:
-            if not lock.acquire(False):
-                return  # the holder looks at the queues again before it lets go
-            try:
-                left = self._write_now()
-            finally:
-                lock.release()
+            if type(lock) is GreenletLock:
+                # Its acquire(False) and release(), inlined (four calls a handshake): a
+                # free lock has no waiters, and a greenlet that comes to wait meanwhile
+                # (a TLS send may switch) is handed the lock as release() would.
+                if lock._locked:
+                    return  # the holder looks at the queues again before it lets go
+                lock._locked = True
+                try:
+                    left = self._write_now()
+                finally:
+                    if lock._waiters:
+                        lock.release()
+                    else:
+                        lock._locked = False
+            elif not lock.acquire(False):
+                return
+            else:
+                try:
+                    left = self._write_now()
+                finally:
+                    lock.release()
             if left:
                 if not self._writer_active and not self._senders_waiting:
                     self._writer_active = True
