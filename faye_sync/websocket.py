@@ -37,7 +37,7 @@ from .adapters.admission import (
 )
 from .adapters.base import Environ, Hijack
 from .adapters.operator import tell_operator
-from .blocking.backends import Backend, detect_backend, get_backend
+from .blocking.backends import BACKEND_OF_TYPE, Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
@@ -315,7 +315,11 @@ class WebSocket(Connection):
         if self._hijack is None:
             return
         sock = self._hijack.socket
-        chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
+        chosen: Backend = (
+            get_backend(backend)
+            if backend
+            else BACKEND_OF_TYPE.get(type(sock)) or detect_backend(sock)
+        )
         super().__init__(
             sock,
             outcome.protocol,
@@ -541,7 +545,8 @@ class WebSocket(Connection):
         # ``with`` did it, and the handler returns ws.response.
         if self._slot is None and self._hijack is not None:
             return []
-        self.run()
+        if self._closed_event is None or self._pump_active or self._messages or not self._started:
+            self.run()  # (else it has nothing left to do: a call less)
         if self._rejection is not None:
             rejection = self._rejection
             start_response(rejection.status, rejection.response_headers())

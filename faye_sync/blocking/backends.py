@@ -474,7 +474,9 @@ class _GeventTimer:
 
 
 _backends: dict[str, Backend] = {}
-_BACKEND_OF_TYPE: dict[type, Backend] = {}  # gevent's socket types, decided once each
+#: gevent's socket types, decided once each by :func:`detect_backend`: a caller that
+#: looks here first saves that call.
+BACKEND_OF_TYPE: dict[type, Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -498,13 +500,13 @@ def get_backend(name: str) -> Backend:
 
 def detect_backend(sock: object | None = None) -> Backend:
     """gevent when the socket is gevent's or this code runs in a gevent greenlet."""
-    backend = _BACKEND_OF_TYPE.get(type(sock))
+    backend = BACKEND_OF_TYPE.get(type(sock))
     if backend is not None:
         return backend
     gevent = sys.modules.get("gevent")
     if gevent is not None:
         if sock is not None and type(sock).__module__.startswith("gevent"):
-            backend = _BACKEND_OF_TYPE[type(sock)] = get_backend("gevent")
+            backend = BACKEND_OF_TYPE[type(sock)] = get_backend("gevent")
             return backend
         if isinstance(gevent.getcurrent(), gevent.Greenlet):
             return get_backend("gevent")

@@ -305,8 +305,13 @@ class Connection(KeepAlive):
     def _start(self) -> None:
         """Fire ``open`` and parse the buffered bytes, on first use (faye's next tick)."""
         self._started = True
-        if self._protocol.state == OPEN:  # a failed handshake never opens
-            self._open()
+        # _open(), inlined (a call a handshake); a failed handshake never opens.
+        reported = self._reported
+        if self._protocol.state == OPEN and not reported & _OPEN_REPORTED:
+            if self._closed_event is None:
+                self._reported = reported | _OPEN_REPORTED
+                if self._listeners:  # most have no listener (nor onopen: it is one)
+                    self.emit(_OPEN)
         buffered, self._buffered = self._buffered, b""
         self._flush_now()  # the 101, when the WebSocket's first use sends it
         if buffered:
@@ -405,7 +410,12 @@ class Connection(KeepAlive):
             self._stop_timers()
         if self._partial is not None or self._urgent or self._pending or self._send_lock.locked():
             self._write_last_frames()  # (a lock round less when there is nothing to wait for)
-        self._shutdown()
+        sock = self._sock
+        if sock is not None:  # _shutdown(), inlined: a call a handshake
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._release(event.code or 1005)
         try:
             if self._listeners:  # most have no listener (nor onclose: it is one)
