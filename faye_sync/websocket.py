@@ -136,7 +136,6 @@ class WebSocket(Connection):
         "__dict__",
         "_environ",
         "_hijack",
-        "_rejection",
         "_slot",
         "_start_response",
         "extensions",
@@ -144,6 +143,9 @@ class WebSocket(Connection):
     )
 
     response = _Response()
+    # The HTTP error of a refused handshake: set in its instance dict, so that the
+    # accepted ones (nearly all) have no slot for it.
+    _rejection: Rejection | None = None
 
     def __init__(
         self,
@@ -166,7 +168,6 @@ class WebSocket(Connection):
         self._start_response = start_response
         self._environ = environ
         self._hijack: Hijack | None = None
-        self._rejection: Rejection | None = None
         self._slot: Slot | None = None  # None again once responded (see respond)
         request = _request(environ, "ws" if allow_drafts else None)  # ws.url: when asked
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
