@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any
 
 from .adapters import hijack
 from .adapters.admission import (
@@ -66,25 +66,6 @@ PING_INTERVAL = 25.0
 def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     """For a teardown whose status the framework, or the server's error path, reports."""
     return lambda _: None
-
-
-class _Response:
-    """``WebSocket.response``: the WSGI return value.
-
-    Runs the connection to its end, then tears down; for a rejected handshake it
-    is the HTTP error faye sends. Not a property: this descriptor has no
-    ``__set__``, so the ``[]`` that the ``with`` block leaves in the instance
-    (once it has responded) is read without a call (a property's getter is
-    Python entered from C: about 1,500 instructions a handshake).
-    """
-
-    @overload
-    def __get__(self, ws: None, owner: type[WebSocket]) -> _Response: ...
-    @overload
-    def __get__(self, ws: WebSocket, owner: type[WebSocket]) -> Iterable[bytes]: ...
-
-    def __get__(self, ws: WebSocket | None, owner: type[WebSocket]) -> Iterable[bytes] | _Response:
-        return self if ws is None else ws._response()
 
 
 class WebSocket(Connection):
@@ -142,7 +123,6 @@ class WebSocket(Connection):
         "protocol",
     )
 
-    response = _Response()
     # The HTTP error of a refused handshake: set in its instance dict, so that the
     # accepted ones (nearly all) have no slot for it.
     _rejection: Rejection | None = None
@@ -305,7 +285,6 @@ class WebSocket(Connection):
                 self.run()  # a framework calls respond() with its own start_response
             else:
                 self.respond(self._start_response)
-                self.response = []  # what ws.response then reads, without a call
             return False
         if not isinstance(exc, Exception):
             self._end_after_failure(1001)
@@ -395,8 +374,12 @@ class WebSocket(Connection):
             max_length=max_length,
         )
 
-    def _response(self) -> Iterable[bytes]:
-        """:attr:`response`'s value (see :class:`_Response`)."""
+    @property
+    def response(self) -> Iterable[bytes]:
+        """The WSGI return value: runs the connection to its end, then tears down.
+
+        For a rejected handshake it is the HTTP error faye sends.
+        """
         if self._start_response is None:
             raise TypeError(
                 "this WebSocket was made without start_response: return "
