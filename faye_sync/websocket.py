@@ -21,11 +21,9 @@ exception in the handler into a 1011 close instead of an HTTP 500 in the socket.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from .adapters import hijack
 from .adapters.admission import (
@@ -37,19 +35,26 @@ from .adapters.admission import (
 )
 from .adapters.base import Environ, Hijack
 from .adapters.operator import tell_operator
-from .blocking import stats
-from .blocking.backends import Backend, detect_backend, get_backend
+from .blocking.backends import BACKEND_OF_TYPE, Backend, detect_backend, get_backend
 from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
 from .extensions.pipeline import Extensions
 from .protocol.base import MAX_LENGTH, FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
+from .wsgi_request import (
+    EnvironHeaders,
+    Origins,
+    _accepted_before,
+    _request,
+    origin_allowed,
+    request_from_environ,
+)
 
-__all__ = ["EnvironHeaders", "WebSocket", "request_from_environ"]
+# EnvironHeaders, origin_allowed and request_from_environ live in wsgi_request.py now.
+__all__ = ["EnvironHeaders", "WebSocket", "origin_allowed", "request_from_environ"]
 
 StartResponse = Callable[..., Any]
-Origins = Sequence["str | re.Pattern[str] | None"]
 
 log = logging.getLogger(__name__)
 
@@ -61,113 +66,6 @@ PING_INTERVAL = 25.0
 def _ignore_start_response(*_: Any) -> Callable[[bytes], object]:
     """For a teardown whose status the framework, or the server's error path, reports."""
     return lambda _: None
-
-
-class _EnvironKeys(dict[str, str]):
-    """Header name -> environ key ("sec-websocket-key" -> "HTTP_SEC_WEBSOCKET_KEY").
-
-    Made once per name (a handshake looks up a dozen), in ``__missing__``: a known
-    name is then one subscript, done in C.
-    """
-
-    def __missing__(self, name: str) -> str:
-        key = "HTTP_" + name.upper().replace("-", "_")
-        if len(self) < 256:  # the names code asks for: a handful
-            self[name] = key
-        return key
-
-
-_ENVIRON_KEYS = _EnvironKeys()
-_new = object.__new__  # see _request
-
-
-class EnvironHeaders(Mapping[str, str]):
-    """The ``HTTP_*`` headers of a WSGI environ by lower-case name, read when asked.
-
-    A handshake looks up a handful of headers: this saves copying all of environ.
-    """
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        self._environ = environ
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self._environ.get(_ENVIRON_KEYS[name])
-        if type(value) is str:
-            return value
-        return default if value is None else str(value)
-
-    def __getitem__(self, name: str) -> str:
-        value: str | None = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return (key[5:].replace("_", "-").lower() for key in self._environ if key[:5] == "HTTP_")
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-# What quote() below leaves alone: a path made only of these needs no quoting.
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9/;=,@:!$&'()*+~._-]*")
-
-
-def request_from_environ(environ: Mapping[str, Any], scheme: str = "ws") -> Request:
-    """The upgrade request a WSGI server received, as the handshake sees it."""
-    return _request(environ, scheme)
-
-
-def _request(environ: Mapping[str, Any], scheme: str | None) -> Request:
-    """The request; without its ``url`` if ``scheme`` is None (only the drafts need it)."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    if not _PLAIN_PATH.fullmatch(path):
-        path = quote(path, safe="/;=,@:!$&'()*+~")
-    query = environ.get("QUERY_STRING", "")
-    target = path + (f"?{query}" if query else "")
-    url = ""
-    if scheme is not None:
-        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-        url = f"{scheme}{'s' if _is_secure(environ) else ''}://{host}{target}"
-    headers: EnvironHeaders = _new(EnvironHeaders)  # a class call enters __init__ from C
-    headers._environ = environ
-    return Request(
-        method=environ.get("REQUEST_METHOD", "GET"),
-        target=target,
-        headers=headers,
-        url=url,
-    )
-
-
-def _is_secure(environ: Mapping[str, Any]) -> bool:
-    # faye's isSecureRequest: a TLS socket or one of the proxies' headers.
-    return (
-        environ.get("wsgi.url_scheme") == "https"
-        or environ.get("HTTPS") == "on"
-        or environ.get("HTTP_X_FORWARDED_SSL") == "on"
-        or environ.get("HTTP_X_FORWARDED_SCHEME") == "https"
-        or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
-    )
-
-
-def origin_allowed(origin: str | None, allowed: Origins) -> bool:
-    """True if ``origin`` matches an exact string or a regex; None admits no Origin."""
-    for entry in allowed:
-        if entry is None:
-            if origin is None:
-                return True
-        elif origin is not None:
-            if isinstance(entry, str):
-                if entry == origin:
-                    return True
-            elif entry.fullmatch(origin):
-                return True
-    return False
 
 
 class WebSocket(Connection):
@@ -219,12 +117,15 @@ class WebSocket(Connection):
         "__dict__",
         "_environ",
         "_hijack",
-        "_rejection",
         "_slot",
         "_start_response",
         "extensions",
         "protocol",
     )
+
+    # The HTTP error of a refused handshake: set in its instance dict, so that the
+    # accepted ones (nearly all) have no slot for it.
+    _rejection: Rejection | None = None
 
     def __init__(
         self,
@@ -247,7 +148,6 @@ class WebSocket(Connection):
         self._start_response = start_response
         self._environ = environ
         self._hijack: Hijack | None = None
-        self._rejection: Rejection | None = None
         self._slot: Slot | None = None  # None again once responded (see respond)
         request = _request(environ, "ws" if allow_drafts else None)  # ws.url: when asked
         self.protocol = self.extensions = ""  # what the 101 agreed on; empty if refused
@@ -265,7 +165,11 @@ class WebSocket(Connection):
         if self._hijack is None:
             return
         sock = self._hijack.socket
-        chosen: Backend = get_backend(backend) if backend else detect_backend(sock)
+        chosen: Backend = (
+            get_backend(backend)
+            if backend
+            else BACKEND_OF_TYPE.get(type(sock)) or detect_backend(sock)
+        )
         super().__init__(
             sock,
             outcome.protocol,
@@ -325,13 +229,13 @@ class WebSocket(Connection):
             self._start()
         if self._partial is not None and self._rejection is None:
             with self._send_lock:  # bounded: a stalled peer is cut after send_timeout
-                self._drain(blocking=True)
+                self._drain()
 
     def _release(self, code: int) -> None:
         """Closed: free the admission slot, keep the counts for ``faye_sync.stats()``."""
         slot = self._slot
-        if slot is not None and slot.release():
-            stats.retire(code, self._messages_in, self._messages_out, self._bytes_in, self._written)
+        if slot is not None:
+            slot.release(code, self._messages_in, self._messages_out, self._bytes_in, self._written)
 
     def __del__(self) -> None:
         """Collected: if its handler never returned ``ws.response``, say so and free the slot.
@@ -345,8 +249,7 @@ class WebSocket(Connection):
         if slot is None:
             return
         try:
-            if slot.release():
-                stats.retire(1006, 0, 0, 0, 0)  # dropped unclosed
+            slot.release(1006)  # dropped unclosed
             tell_operator(  # it has a slot: it was never responded
                 self._environ,
                 f"WebSocket for {self.url} was dropped unfinished: the WSGI call must "
@@ -454,7 +357,15 @@ class WebSocket(Connection):
                 request.method, request.header("connection"), request.header("upgrade")
             ):
                 return draft_handshake(request, max_length=max_length, headers=headers)
-        pipeline = Extensions(extensions, max_length=max_length) if extensions else None
+        pipeline = None
+        # A request that offers no extension (most clients but browsers) needs no
+        # pipeline, only its checks: done here if they passed before (a sixth of the
+        # pipeline's cost), else by Extensions, which raises. Headers: _request's.
+        if extensions and (
+            request.headers._environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")  # type: ignore[attr-defined]
+            or not _accepted_before(extensions, max_length)
+        ):
+            pipeline = Extensions(extensions, max_length=max_length)
         return server_handshake(
             request,
             protocols=protocols,
@@ -487,7 +398,8 @@ class WebSocket(Connection):
         # ``with`` did it, and the handler returns ws.response.
         if self._slot is None and self._hijack is not None:
             return []
-        self.run()
+        if self._closed_event is None or self._pump_active or self._messages or not self._started:
+            self.run()  # (else it has nothing left to do: a call less)
         if self._rejection is not None:
             rejection = self._rejection
             start_response(rejection.status, rejection.response_headers())

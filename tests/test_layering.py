@@ -21,6 +21,8 @@ LAYERS = {
     "net": 2,
     "adapters": 3,
     "websocket": 4,
+    # The upgrade request read from a WSGI environ: the server WebSocket's, split from it.
+    "wsgi_request": 3,
     "client": 4,
     "eventsource": 4,
     "eventsource_client": 4,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from faye_sync import PerMessageDeflate
 from faye_sync.protocol.base import CLOSED
 from faye_sync.websocket import EnvironHeaders, WebSocket, request_from_environ
 
@@ -82,3 +83,47 @@ def test_a_rejected_handshake_has_the_accepted_attributes_empty() -> None:
     list(ws.response)
     assert answered and answered[0].startswith("400")
     assert ws.ready_state == CLOSED
+
+
+UPGRADE = {"HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket"}
+UPGRADE |= {"HTTP_SEC_WEBSOCKET_VERSION": "13"}
+
+
+def _construct(extensions: list[Any], offer: str | None, max_length: int = 2**20) -> None:
+    """A WebSocket for a valid upgrade request (no server: it is then refused with 501)."""
+    extra = dict(UPGRADE)
+    if offer is not None:
+        extra["HTTP_SEC_WEBSOCKET_EXTENSIONS"] = offer
+    ws = WebSocket(environ(**extra), lambda *_: None, extensions=extensions, max_length=max_length)
+    list(ws.response)
+
+
+def _bad(field: str, value: object) -> PerMessageDeflate:
+    extension = PerMessageDeflate()
+    setattr(extension, field, value)
+    return extension
+
+
+@pytest.mark.parametrize("offer", [None, "", "permessage-deflate"])
+@pytest.mark.parametrize(
+    ("extensions", "max_length", "error"),
+    [
+        ([_bad("name", 42)], 100, "extension.name must be a string"),
+        ([_bad("name", "not a token")], 100, "extension.name must be a header token"),
+        ([_bad("type", "perframe")], 100, 'extension.type must be "permessage"'),
+        ([_bad("rsv1", 1)], 100, "extension.rsv1 must be True or False"),
+        ([_bad("rsv3", None)], 100, "extension.rsv3 must be True or False"),
+        ([PerMessageDeflate(), PerMessageDeflate()], 100, "is already registered"),
+        ([PerMessageDeflate()], -1, "max_length must not be negative"),
+        ([PerMessageDeflate()], 1.5, "max_length must be an integer"),
+    ],
+)
+def test_a_bad_extension_raises_at_construction_whether_offered_or_not(
+    offer: str | None, extensions: list[Any], max_length: int, error: str
+) -> None:
+    # A request without an offer builds no pipeline, but the extensions are still
+    # checked, and the pipeline's error raised, as with one: seen valid ones first.
+    _construct([PerMessageDeflate()], None)
+    _construct([PerMessageDeflate()], "permessage-deflate")
+    with pytest.raises((TypeError, ValueError), match=error):
+        _construct(extensions, offer, max_length)

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .greenlet_lock import NO_LOCK, free_lock
+from .greenlet_lock import connection_locks as greenlet_connection_locks
 from .timer_thread import TimerThread
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
 class Lock(Protocol):
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
     def release(self) -> None: ...
+    def locked(self) -> bool: ...
     def __enter__(self) -> Any: ...
     def __exit__(
         self,
@@ -84,8 +86,7 @@ class Backend:
         raise NotImplementedError
 
     def connection_locks(self) -> tuple[Lock, Lock, Lock]:
-        """A connection's mutex, send lock and read lock: one call for every handshake."""
-        return self.mutex(), self.lock(), self.lock()
+        return self.mutex(), self.lock(), self.lock()  # mutex, send lock, read lock
 
     def signal(self) -> Signal:
         raise NotImplementedError
@@ -115,26 +116,27 @@ class Backend:
     def sender(self, sock: socket.socket) -> SendNow:
         """How to write to ``sock`` without waiting for room (chosen once per socket).
 
-        The function returns how many bytes the socket took, 0 when it is full.
-        A TLS socket writes whole records: once it looks writable it is given
-        one small record (2 KiB), which the kernel's free space takes in
-        practice (writable means at least half the queued amount is free). It
-        raises OSError when the connection is broken.
+        The function returns how many bytes the socket took (0: it is full), or
+        raises OSError when the connection is broken. A TLS socket writes whole
+        records: once writable it is given one small record (2 KiB), which the
+        kernel's free space takes (writable: half the queued amount is free).
         """
         raise NotImplementedError
 
     def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
         """How a sender writes to ``sock`` (chosen once per socket; may set options).
 
-        The function writes at least one byte, waiting at most ``timeout``
-        seconds for room (None: no limit), and returns how many it wrote: 0 if
-        the peer took nothing in time. It raises OSError when the connection is
-        broken.
+        The function writes at least one byte, waiting at most ``timeout`` seconds
+        for room (None: no limit), and returns how many it wrote (0: the peer took
+        nothing in time), or raises OSError when the connection is broken.
         """
         sender = self.sender(sock)
         if sender is _send_tls:  # a sender may wait: full records
             sender = _send_tls_record
         return lambda sock, data, timeout: _send_or_wait(self, sender, sock, data, timeout)
+
+    def senders(self, sock: socket.socket, timeout: float | None) -> tuple[SendNow, SendWait]:
+        return self.sender(sock), self.writer(sock, timeout)  # one call a handshake
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         raise NotImplementedError
@@ -318,15 +320,13 @@ def _os_poll() -> Any:
         if monkey is not None and monkey.is_module_patched("select"):
             _original_poll = monkey.get_original("select", "poll")
         else:
-            # Not patched yet: this module's reference stays the original even if
-            # gevent patches select later.
+            # Not patched yet: this reference stays the original if gevent patches later.
             _original_poll = _POLL_AT_IMPORT
     return _original_poll()
 
 
 _POLL_AT_IMPORT = select.poll
 _original_poll: Any = None
-
 
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 _WRITABLE = select.POLLOUT | select.POLLHUP | select.POLLERR
@@ -341,12 +341,13 @@ class GeventBackend(Backend):
         import gevent.socket
 
         self._gevent = gevent
+        # timer_scope: the hub whose loop runs timers (one a thread), by gevent's C function.
+        self.timer_scope = gevent.get_hub  # type: ignore[method-assign]
         self._event = gevent.event.Event
         self._wait_read = gevent.socket.wait_read
         self._wait_write = gevent.socket.wait_write
-        # Its plain socket, whose own read watcher recv() waits on and whose OS
-        # socket the senders write to; none if the private names they use are
-        # gone from the installed gevent.
+        # Its plain socket, whose own read watcher recv() waits on and whose OS socket
+        # the senders write to; none if gevent no longer has the private names used.
         plain = gevent.socket.socket
         names = ("_wait", "_read_event", "_sock")
         self._plain: type | None = plain if all(hasattr(plain, n) for n in names) else None
@@ -355,12 +356,11 @@ class GeventBackend(Backend):
         return free_lock()  # a flag while free: see greenlet_lock.py
 
     def mutex(self) -> Lock:
-        # Greenlets switch only where they block, and a mutex section never
-        # blocks: no other greenlet can enter it, so there is nothing to lock.
+        # Greenlets switch only where they block, and a mutex section never blocks:
+        # no other greenlet can enter it, so there is nothing to lock.
         return NO_LOCK
 
-    def connection_locks(self) -> tuple[Lock, Lock, Lock]:
-        return NO_LOCK, free_lock(), free_lock()
+    connection_locks = staticmethod(greenlet_connection_locks)  # no method frame
 
     def signal(self) -> Signal:
         event: Signal = self._event()
@@ -413,6 +413,11 @@ class GeventBackend(Backend):
             return _send_gevent
         return get_backend("threads").sender(sock)
 
+    def senders(self, sock: socket.socket, timeout: float | None) -> tuple[SendNow, SendWait]:
+        if type(sock) is self._plain:  # gevent's own socket: the usual one, in one call
+            return _send_gevent_plain, _send_gevent_plain_or_wait
+        return super().senders(sock, timeout)
+
     def writer(self, sock: socket.socket, timeout: float | None) -> SendWait:
         # One function for all sockets of a kind: no object per socket.
         if type(sock) is self._plain:
@@ -436,10 +441,6 @@ class GeventBackend(Backend):
         timer.start(self._gevent.spawn, fn)
         return _GeventTimer(timer)
 
-    def timer_scope(self) -> object:
-        # The hub whose loop runs the timer: each thread has its own.
-        return self._gevent.get_hub()
-
 
 # gevent's socket types without TLS: written with _send_gevent.
 _GEVENT_PLAIN: set[type] = set()
@@ -461,7 +462,8 @@ class _GeventTimer:
 
 
 _backends: dict[str, Backend] = {}
-_BACKEND_OF_TYPE: dict[type, Backend] = {}  # gevent's socket types, decided once each
+#: gevent's socket types, decided once each by detect_backend (a caller may look first)
+BACKEND_OF_TYPE: dict[type, Backend] = {}
 _backends_lock = threading.Lock()
 
 
@@ -485,13 +487,13 @@ def get_backend(name: str) -> Backend:
 
 def detect_backend(sock: object | None = None) -> Backend:
     """gevent when the socket is gevent's or this code runs in a gevent greenlet."""
-    backend = _BACKEND_OF_TYPE.get(type(sock))
+    backend = BACKEND_OF_TYPE.get(type(sock))
     if backend is not None:
         return backend
     gevent = sys.modules.get("gevent")
     if gevent is not None:
         if sock is not None and type(sock).__module__.startswith("gevent"):
-            backend = _BACKEND_OF_TYPE[type(sock)] = get_backend("gevent")
+            backend = BACKEND_OF_TYPE[type(sock)] = get_backend("gevent")
             return backend
         if isinstance(gevent.getcurrent(), gevent.Greenlet):
             return get_backend("gevent")

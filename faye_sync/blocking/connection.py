@@ -56,7 +56,7 @@ READ_SIZE = 65536
 _PUMP_POLL = 0.25  # how often a pump checks whether a receive() wants the socket
 _HIGH_WATER = 2**20  # bytes of messages a pump keeps before it stops reading
 _OPEN = Event("open")  # events are frozen: every connection's open can be this one
-_OPEN_REPORTED, _ERROR_REPORTED = 1, 2  # bits of Connection._reported
+_OPEN_REPORTED, _ERROR_REPORTED, _CLOSING_REPORTED = 1, 2, 4  # Connection._reported
 _RAISE = object()  # receive()'s default at the close: raise ConnectionClosed
 
 
@@ -88,7 +88,6 @@ class Connection(KeepAlive):
         "_buffered",
         "_bytes_in",  # and _messages_*, _written: faye_sync.stats(), an integer add each
         "_closed_event",
-        "_closing_reported",
         "_messages",
         "_messages_in",
         "_messages_size",
@@ -132,8 +131,9 @@ class Connection(KeepAlive):
         self._init_timers((ping, ping_timeout, close_timeout, idle_timeout, send_timeout))
         self._init_writer()  # after: it reads send_timeout from _timeouts
         self._started = False
-        self._reported = 0  # _OPEN_REPORTED | _ERROR_REPORTED: each goes out once
-        self._closing_reported = False  # close is being dispatched (ready_state CLOSED)
+        # _OPEN_REPORTED | _ERROR_REPORTED: each goes out once; | _CLOSING_REPORTED: close
+        # is being dispatched (ready_state CLOSED). Bits of one slot: 8 bytes each.
+        self._reported = 0
         self._closed_event: Close | None = None  # set once close has been dispatched
         self._user_reads = False
         self._pump_active = False
@@ -147,7 +147,7 @@ class Connection(KeepAlive):
     @property
     def ready_state(self) -> ReadyState:
         """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3), as faye reports it."""
-        if self._closing_reported:
+        if self._reported & _CLOSING_REPORTED:
             return CLOSED
         state = self._protocol.state
         return CLOSING if state == CLOSED else state
@@ -305,13 +305,18 @@ class Connection(KeepAlive):
     def _start(self) -> None:
         """Fire ``open`` and parse the buffered bytes, on first use (faye's next tick)."""
         self._started = True
-        if self._protocol.state == OPEN:  # a failed handshake never opens
-            self._open()
+        # _open(), inlined (a call a handshake); a failed handshake never opens.
+        reported = self._reported
+        if self._protocol.state == OPEN and not reported & _OPEN_REPORTED:
+            if self._closed_event is None:
+                self._reported = reported | _OPEN_REPORTED
+                if self._listeners:  # most have no listener (nor onopen: it is one)
+                    self.emit(_OPEN)
         buffered, self._buffered = self._buffered, b""
         self._flush_now()  # the 101, when the WebSocket's first use sends it
         if buffered:
             self._process(buffered, eof=False)
-        else:
+        elif self._protocol.state != OPEN:  # an open frame layer: nothing to report yet
             self._collect()  # a failed handshake's error and close
         if self._closed_event is None:
             self._start_timers()
@@ -397,14 +402,21 @@ class Connection(KeepAlive):
                 self._open()
 
     def _finish(self, event: Close) -> None:
-        if self._closing_reported:
+        reported = self._reported
+        if reported & _CLOSING_REPORTED:
             return
-        self._closing_reported = True
+        self._reported = reported | _CLOSING_REPORTED
         discard_live(self)
         if self._timers is not None:  # most run none: their pings come from the sweep
             self._stop_timers()
-        self._write_last_frames()
-        self._shutdown()
+        if self._partial is not None or self._urgent or self._pending or self._send_lock.locked():
+            self._write_last_frames()  # (a lock round less when there is nothing to wait for)
+        sock = self._sock
+        if sock is not None:  # _shutdown(), inlined: a call a handshake
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._release(event.code or 1005)
         try:
             if self._listeners:  # most have no listener (nor onclose: it is one)

@@ -17,7 +17,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
-__all__ = ["NO_LOCK", "GreenletLock", "free_lock"]
+__all__ = ["NO_LOCK", "GreenletLock", "connection_locks", "free_lock"]
 
 
 class GreenletLock:
@@ -91,6 +91,15 @@ def free_lock() -> GreenletLock:
     return lock
 
 
+def connection_locks() -> tuple[_NoLock, GreenletLock, GreenletLock]:
+    """A connection's mutex (``NO_LOCK``), send lock and read lock: one call a handshake."""
+    send: GreenletLock = _new(GreenletLock)
+    read: GreenletLock = _new(GreenletLock)
+    send._locked = read._locked = False
+    send._waiters = read._waiters = None
+    return NO_LOCK, send, read
+
+
 class _NoLock:
     """A lock that never waits: for sections no other greenlet can enter."""
 
@@ -101,6 +110,9 @@ class _NoLock:
 
     def release(self) -> None:
         pass
+
+    def locked(self) -> bool:
+        return False
 
     def __enter__(self) -> bool:
         return True

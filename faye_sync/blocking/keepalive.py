@@ -169,8 +169,11 @@ class KeepAlive(Writer):
 
     def _start_timers(self) -> None:
         timeouts = self._timeouts
-        if timeouts.ping:
-            _sweep_for(self._backend, timeouts.ping).add(self)
+        ping = timeouts.ping
+        if ping:
+            backend = self._backend  # _sweep_for(backend, ping), inlined: a call less
+            sweep = _sweeps.get((backend, ping, backend.timer_scope()))
+            (sweep or _sweep_for(backend, ping)).add(self)
         if timeouts.idle_timeout:
             timers = self._the_timers()
             timers.last_received = self._now()

@@ -22,7 +22,6 @@ __all__ = [
     "add_gauge",
     "admit",
     "counts",
-    "retire",
 ]
 
 _lock = threading.Lock()
@@ -54,8 +53,19 @@ class Admitted:
 
     _kind: str | None
 
-    def release(self) -> bool:
-        """Count it closed; True if this call did."""
+    def release(
+        self,
+        code: int | None = None,
+        messages_in: int = 0,
+        messages_out: int = 0,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+    ) -> bool:
+        """Count it closed; True if this call did.
+
+        A WebSocket gives its close ``code`` and its counts, kept in the totals in
+        the same lock round.
+        """
         global _open_total
         if self._kind is None:  # the second call (the finaliser after a close): no lock
             return False
@@ -66,6 +76,13 @@ class Admitted:
             self._kind = None
             _open_total -= 1
             _open[kind] -= 1
+            if code is not None:
+                _closes[code] += 1
+                totals = _totals
+                totals[0] += messages_in
+                totals[1] += messages_out
+                totals[2] += bytes_in
+                totals[3] += bytes_out
         return True
 
 
@@ -88,17 +105,6 @@ def admit(kind: str, limit: int | None) -> Admitted | None:
             return admitted
         _refused[kind] += 1
         return None
-
-
-def retire(code: int, messages_in: int, messages_out: int, bytes_in: int, bytes_out: int) -> None:
-    """A WebSocket closed with ``code``: keep its counts in the totals."""
-    with _lock:
-        _closes[code] += 1
-        totals = _totals
-        totals[0] += messages_in
-        totals[1] += messages_out
-        totals[2] += bytes_in
-        totals[3] += bytes_out
 
 
 def counts() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from ..protocol.base import CLOSED, FrameProtocol
 from ..protocol.large import LARGE_FRAME
 from .backends import NO_LOCK, Backend, Lock, SendNow, SendWait
 from .emitter import EventEmitter
+from .greenlet_lock import GreenletLock
 from .large import send_large
 
 if TYPE_CHECKING:
@@ -113,8 +114,8 @@ class Writer(EventEmitter):
         self._send_wait: SendWait | None = None
         sock = self._sock
         if sock is not None:
-            self._send_now = self._backend.sender(sock)
-            self._send_wait = self._backend.writer(sock, self._timeouts.send_timeout)
+            senders = self._backend.senders(sock, self._timeouts.send_timeout)
+            self._send_now, self._send_wait = senders
 
     @property
     def buffered_amount(self) -> int:
@@ -161,7 +162,7 @@ class Writer(EventEmitter):
                     if mutex is not NO_LOCK:
                         mutex.release()
                 if queued:
-                    written = self._drain(blocking=True)
+                    written = self._drain()
                 else:
                     written = self._write(data) if data else True
             finally:
@@ -224,7 +225,7 @@ class Writer(EventEmitter):
                 with self._mutex:
                     sent = frame(message)
                     self._enqueue(self._protocol.data_to_send())
-            written = self._drain(blocking=True)
+            written = self._drain()
         finally:
             self._unlock()
         return written, sent
@@ -271,10 +272,13 @@ class Writer(EventEmitter):
 
     def _queue_replies(self, data: bytes) -> None:
         """Queue ``data``, what reading made: pongs are urgent, a close follows the data."""
-        if self._protocol.state == CLOSED:
-            self._enqueue(data)  # a close reply (and any pongs before it)
-        else:
+        if self._protocol.state != CLOSED:
             self._enqueue_urgent(data)
+        elif self._pending is None:  # the close reply, nothing ahead: _enqueue without a call
+            self._pending = [data]
+            self._pending_size = len(data)
+        else:
+            self._enqueue(data)  # a close reply (and any pongs before it)
 
     def _unlock(self) -> None:
         """Release the send lock, then write what a reader queued meanwhile."""
@@ -288,34 +292,78 @@ class Writer(EventEmitter):
         If a sender holds the lock, it writes the rest. Otherwise what the
         socket did not take is left to a writer task (a waiting sender will do).
         """
+        lock = self._send_lock
         while (
             self._partial is not None or self._urgent or self._pending
         ) and not self._write_failed:
-            if not self._send_lock.acquire(blocking=False):
-                return  # the holder looks at the queues again before it lets go
-            try:
-                self._drain(blocking=False)
-                left = self._partial is not None and not self._write_failed
-            finally:
-                self._send_lock.release()
+            if type(lock) is GreenletLock:
+                # Its acquire(False) and release(), inlined (four calls a handshake): a
+                # free lock has no waiters, and a greenlet that comes to wait meanwhile
+                # (a TLS send may switch) is handed the lock as release() would.
+                if lock._locked:
+                    return  # the holder looks at the queues again before it lets go
+                lock._locked = True
+                try:
+                    left = self._write_now()
+                finally:
+                    if lock._waiters:
+                        lock.release()
+                    else:
+                        lock._locked = False
+            elif not lock.acquire(False):
+                return
+            else:
+                try:
+                    left = self._write_now()
+                finally:
+                    lock.release()
             if left:
                 if not self._writer_active and not self._senders_waiting:
                     self._writer_active = True
                     self._backend.spawn(self._writer)
                 return
 
+    def _write_now(self) -> bool:
+        """Write ``_partial`` and the queues as far as the socket takes them now.
+
+        The send lock is held. True if something is left. ``_drain``'s loop
+        without waiting, in one frame: the 101 and a reader's replies (the
+        close's among them) come this way, one call each instead of three.
+        """
+        sock, send_now = self._sock, self._send_now
+        assert sock is not None and send_now is not None
+        while not self._write_failed:
+            view = self._partial
+            if view is None:
+                if self._urgent is None and self._pending is None:
+                    return False  # as the check under the mutex would find
+                view = self._take_queued()
+                if view is None:
+                    return False
+            try:
+                count = send_now(sock, view)
+            except OSError:
+                self._fail_write("")
+                return False
+            self._written += count
+            if count != len(view):
+                self._partial = view[count:]
+                return True
+            self._partial = None
+        return False
+
     def _write_last_frames(self) -> None:
         """Before the FIN: let a write in progress end and write a queued close frame.
 
         Both peers may close at once: another thread may have taken our close
         frame off the queue and not written it yet. Bounded, so a send stuck on
-        a peer that does not read cannot hold the close up.
+        a peer that does not read cannot hold the close up. (The caller skips
+        the call when the lock is free and nothing is queued: nothing to do.)
         """
         if self._sock is None or not self._send_lock.acquire(timeout=_LAST_WRITE_WAIT):
             return
         try:
-            if self._partial is not None or self._urgent or self._pending:
-                self._drain(blocking=False)
+            self._write_now()
         finally:
             self._send_lock.release()
 
@@ -325,7 +373,7 @@ class Writer(EventEmitter):
         try:
             with self._send_lock:  # bounded: the holder waits at most send_timeout
                 self._writer_active = False
-                written = self._drain(blocking=True)
+                written = self._drain()
         except Exception:  # a writer must not die silently
             log.exception("WebSocket writer failed")
             self._abort(1006, "")
@@ -335,13 +383,11 @@ class Writer(EventEmitter):
         if not written:
             self._collect()
 
-    def _drain(self, *, blocking: bool) -> bool:
+    def _drain(self) -> bool:
         """Write the queues with the send lock held; False once writing failed.
 
-        Urgent frames go first, after any partly written frame. Without
-        ``blocking`` it stops when the socket is full (the rest is kept in
-        ``_partial``); with it, it waits for room, at most ``send_timeout``
-        seconds each time.
+        Urgent frames go first, after any partly written frame. Waits for room,
+        at most ``send_timeout`` seconds each time (``_write_now`` does not wait).
         """
         while not self._write_failed:
             view = self._partial
@@ -351,8 +397,7 @@ class Writer(EventEmitter):
                 view = self._take_queued()
                 if view is None:
                     return True
-            if not self._write_some(view, blocking) and not blocking:
-                return not self._write_failed  # the socket is full: the rest waits
+            self._write_some(view)
         return False
 
     def _take_queued(self) -> memoryview | None:
@@ -392,32 +437,25 @@ class Writer(EventEmitter):
             self._fail_write(self._timeout_reason())
             return False
         self._partial = memoryview(data)[count:]
-        return self._drain(blocking=True)
+        return self._drain()
 
     def _timeout_reason(self) -> str:
         return f"send timeout: the peer took no data for {self._timeouts.send_timeout} s"
 
-    def _write_some(self, view: memoryview, blocking: bool) -> bool:
-        """Write part of ``_partial``: True when it is all written, else False."""
-        sock = self._sock
-        assert sock is not None and self._send_now is not None and self._send_wait is not None
+    def _write_some(self, view: memoryview) -> None:
+        """Write part of ``_partial``, waiting for room (at most ``send_timeout``)."""
+        sock, send_wait = self._sock, self._send_wait
+        assert sock is not None and send_wait is not None
         try:
-            if blocking:
-                count = self._send_wait(sock, view, self._timeouts.send_timeout)
-                if not count:
-                    self._fail_write(self._timeout_reason())
-                    return False
-            else:
-                count = self._send_now(sock, view)
+            count = send_wait(sock, view, self._timeouts.send_timeout)
         except OSError:
             self._fail_write("")
-            return False
+            return
+        if not count:
+            self._fail_write(self._timeout_reason())
+            return
         self._written += count
-        if count == len(view):
-            self._partial = None
-            return True
-        self._partial = view[count:]
-        return False
+        self._partial = None if count == len(view) else view[count:]
 
     def _fail_write(self, reason: str) -> None:
         """The socket broke or stalled: drop the output and end the connection (1006)."""

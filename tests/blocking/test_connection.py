@@ -381,6 +381,34 @@ def test_many_greenlets_sending_never_interleave(
     assert all(sender.value is True for sender in senders)
 
 
+def test_a_sender_that_comes_during_a_flush_that_switches_gets_the_lock(
+    gevent_pair: tuple[Connection, Connection],
+) -> None:
+    # The non-blocking flush (a ping here; pongs, the 101, a close reply) takes and
+    # releases the greenlet send lock inline. A send that switches greenlets (gevent's
+    # TLS send may wait) lets a sender come and wait for the lock meanwhile: the flush
+    # must hand it over (FIFO) as release() does, and the frames must not interleave.
+    import gevent
+
+    server, client = gevent_pair
+    send_now = server._send_now
+    assert send_now is not None
+
+    def switching_send(sock: Any, data: Any) -> int:
+        gevent.sleep(0.01)  # another greenlet runs now: the sender below
+        return send_now(sock, data)
+
+    server._send_now = switching_send
+    pinger = gevent.spawn(server.ping, b"first")
+    gevent.sleep(0)  # the ping's flush starts, holds the lock, and switches in the send
+    assert server._send_lock.locked()
+    sender = gevent.spawn(server.send, "behind the ping")
+    gevent.joinall([pinger, sender], timeout=WAIT)
+    assert pinger.value is True and sender.value is True  # the sender was handed the lock
+    assert not server._send_lock.locked()
+    assert client.receive(timeout=WAIT) == "behind the ping"  # whole, after the ping
+
+
 def test_frame_length_header_alone_fails_without_allocating(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
