@@ -39,13 +39,12 @@ from .blocking.backends import BACKEND_OF_TYPE, Backend, detect_backend, get_bac
 from .blocking.connection import CLOSE_TIMEOUT, SEND_TIMEOUT, Connection
 from .exceptions import HijackError
 from .extensions.base import Extension
-from .extensions.pipeline import Extensions
+from .extensions.pipeline import Extensions, accepted_before
 from .protocol.base import MAX_LENGTH, FailedProtocol
 from .protocol.handshake import Rejection, Request, is_websocket, server_handshake
 from .wsgi_request import (
     EnvironHeaders,
     Origins,
-    _accepted_before,
     _request,
     origin_allowed,
     request_from_environ,
@@ -363,7 +362,7 @@ class WebSocket(Connection):
         # pipeline's cost), else by Extensions, which raises. Headers: _request's.
         if extensions and (
             request.headers._environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")  # type: ignore[attr-defined]
-            or not _accepted_before(extensions, max_length)
+            or not accepted_before(extensions, max_length)
         ):
             pipeline = Extensions(extensions, max_length=max_length)
         return server_handshake(

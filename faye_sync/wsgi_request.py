@@ -3,20 +3,16 @@
 :class:`EnvironHeaders` reads the ``HTTP_*`` headers when asked, instead of
 copying them; :func:`request_from_environ` makes the handshake's
 :class:`~faye_sync.protocol.handshake.Request`; :func:`origin_allowed` is the
-``allowed_origins`` rule; ``_accepted_before`` tells whether the extension
-pipeline would accept the application's extensions, without building it, for a
-request that offers none. :mod:`faye_sync.websocket` uses them.
+``allowed_origins`` rule. :mod:`faye_sync.websocket` uses them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from .extensions.base import Extension
-from .extensions.pipeline import _VALID_NAMES
 from .protocol.handshake import Request
 
 __all__ = ["EnvironHeaders", "Origins", "origin_allowed", "request_from_environ"]
@@ -115,35 +111,6 @@ def _is_secure(environ: Mapping[str, Any]) -> bool:
         or environ.get("HTTP_X_FORWARDED_SCHEME") == "https"
         or environ.get("HTTP_X_FORWARDED_PROTO") == "https"
     )
-
-
-def _accepted_before(extensions: Iterable[Extension], max_length: int) -> bool:
-    """True if ``Extensions(extensions, max_length=max_length)`` surely accepts these.
-
-    The usual list: extensions whose names the pipeline has checked before, with the
-    fields its fast path (``Extensions.add``) checks. False means "not sure": the
-    caller then builds the pipeline, whose checks raise what they always have.
-    """
-    if type(extensions) is not list or type(max_length) is not int or max_length < 0:
-        return False
-    names: list[str] = []
-    try:
-        for extension in extensions:
-            name = extension.name
-            if not (
-                type(name) is str
-                and name in _VALID_NAMES
-                and extension.type == "permessage"
-                and type(extension.rsv1) is bool
-                and type(extension.rsv2) is bool
-                and type(extension.rsv3) is bool
-                and name not in names
-            ):
-                return False
-            names.append(name)
-    except AttributeError:
-        return False
-    return True
 
 
 def origin_allowed(origin: str | None, allowed: Origins) -> bool:

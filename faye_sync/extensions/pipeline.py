@@ -17,7 +17,7 @@ from ..exceptions import ProtocolError
 from .base import ClientSession, Extension, ExtensionMessage, Params, Session
 from .parser import is_token, parse_header, serialize_params
 
-__all__ = ["MAX_LENGTH", "Extensions"]
+__all__ = ["MAX_LENGTH", "Extensions", "accepted_before"]
 
 MAX_LENGTH = 2**20  # as the frame layer's: 1 MiB
 
@@ -85,21 +85,10 @@ class Extensions:
                 ``"permessage"``, an ``rsv`` field is not a bool, or an
                 extension with that name is already registered.
         """
-        try:  # the usual extension: a valid name seen before, the type and bools
-            name = extension.name
-            if (
-                type(name) is str
-                and name in _VALID_NAMES
-                and extension.type == "permessage"
-                and type(extension.rsv1) is bool
-                and type(extension.rsv2) is bool
-                and type(extension.rsv3) is bool
-                and name not in self._registered
-            ):
-                self._registered[name] = extension
-                return
-        except AttributeError:  # the checks below say which
-            pass
+        name = _usual_name(extension)
+        if name is not None and name not in self._registered:
+            self._registered[name] = extension
+            return
         self._add_checked(extension)
 
     def _add_checked(self, extension: Extension) -> None:
@@ -340,3 +329,42 @@ def _close_quietly(session: Session) -> None:
         session.close()
     except Exception:  # faye ignores errors from closing (websocket-extensions 0.1.1)
         pass
+
+
+def _usual_name(extension: Extension) -> str | None:
+    """The name of the usual extension (a valid name seen before, the type and bools), or None.
+
+    None means "not sure": :meth:`Extensions.add` then makes each check in turn.
+    """
+    try:
+        name = extension.name
+        if (
+            type(name) is str
+            and name in _VALID_NAMES
+            and extension.type == "permessage"
+            and type(extension.rsv1) is bool
+            and type(extension.rsv2) is bool
+            and type(extension.rsv3) is bool
+        ):
+            return name
+    except AttributeError:  # the checks of _add_checked say which
+        pass
+    return None
+
+
+def accepted_before(extensions: Iterable[Extension], max_length: int) -> bool:
+    """True if ``Extensions(extensions, max_length=max_length)`` surely accepts these.
+
+    A server that is offered no extension needs no pipeline, only its checks: this
+    makes the cheap ones, for a list like those accepted before. False means "not
+    sure": build the pipeline, whose checks raise what they always have.
+    """
+    if type(extensions) is not list or type(max_length) is not int or max_length < 0:
+        return False
+    names: set[str] = set()
+    for extension in extensions:
+        name = _usual_name(extension)
+        if name is None or name in names:
+            return False
+        names.add(name)
+    return True
