@@ -411,12 +411,7 @@ class Connection(KeepAlive):
             self._stop_timers()
         if self._partial is not None or self._urgent or self._pending or self._send_lock.locked():
             self._write_last_frames()  # (a lock round less when there is nothing to wait for)
-        sock = self._sock
-        if sock is not None:  # _shutdown(), inlined: a call a handshake
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._shutdown()  # a call, not inline: the client's closes its socket too
         self._release(event.code or 1005)
         try:
             if self._listeners:  # most have no listener (nor onclose: it is one)
