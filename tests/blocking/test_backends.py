@@ -66,6 +66,7 @@ def _gevent_recv_outcome(read: Callable[[Any], bytes], event: str) -> object:
     import gevent.socket
 
     a, b = gevent.socket.socketpair()
+    reader = gevent.getcurrent()
     try:
 
         def act() -> None:
@@ -75,6 +76,17 @@ def _gevent_recv_outcome(read: Callable[[Any], bytes], event: str) -> object:
                 b.close()
             elif event == "shutdown":  # what a connection's _shutdown does to its reader
                 a.shutdown(socket.SHUT_RDWR)
+            elif event == "closed meanwhile":  # gevent throws EBADF into the sleeper
+                a.close()
+            elif event == "killed":
+                reader.throw(gevent.GreenletExit)
+            elif event == "switched into":  # not by the socket's watcher
+                reader.switch("stray")
+            elif event == "second reader":
+                try:
+                    read(a)
+                except Exception as exc:
+                    b.sendall(type(exc).__name__.encode())
 
         if event == "closed":
             a.close()
@@ -83,8 +95,11 @@ def _gevent_recv_outcome(read: Callable[[Any], bytes], event: str) -> object:
         try:
             with gevent.Timeout(10):
                 return read(a)
-        except OSError as exc:
+        except (OSError, gevent.GreenletExit, gevent.exceptions.InvalidSwitchError) as exc:
             return type(exc)
+        finally:  # the sleep's watcher is stopped however it ended: a new read may wait
+            if a.fileno() >= 0:
+                assert a._read_event.callback is None
     finally:
         a.close()
         b.close()
@@ -92,18 +107,30 @@ def _gevent_recv_outcome(read: Callable[[Any], bytes], event: str) -> object:
 
 @pytest.mark.parametrize(
     ("event", "expected"),
-    [("data", b"late"), ("eof", b""), ("shutdown", OSError), ("closed", OSError)],
+    [
+        ("data", b"late"),
+        ("eof", b""),
+        ("shutdown", OSError),
+        ("closed", OSError),
+        ("closed meanwhile", OSError),
+        ("killed", "GreenletExit"),
+        ("switched into", "InvalidSwitchError"),
+        ("second reader", b"ConcurrentObjectUseError"),
+    ],
 )
 def test_gevent_recv_waits_first_and_ends_as_gevents_recv(event: str, expected: object) -> None:
     # GeventBackend.recv waits on the socket's own watcher before it reads (no
-    # EAGAIN raised per message): it returns or raises what gevent's recv does.
-    # A shutdown by another greenlet wakes it with an OSError (the reader's EOF).
+    # EAGAIN raised per message), switching to the hub itself (backends.py,
+    # _sleep_until): it returns or raises what gevent's recv does. A shutdown by
+    # another greenlet wakes it with an OSError (the reader's EOF).
     backend = get_backend("gevent")
     ours = _gevent_recv_outcome(lambda sock: backend.recv(sock, 100), event)
     theirs = _gevent_recv_outcome(lambda sock: sock.recv(100), event)
     assert ours == theirs
     if isinstance(expected, bytes):
         assert ours == expected
+    elif isinstance(expected, str):
+        assert isinstance(ours, type) and ours.__name__ == expected
     else:
         assert isinstance(ours, type) and issubclass(ours, OSError)
 
