@@ -411,9 +411,10 @@ class GeventBackend(Backend):
 
         A sleeping greenlet keeps the C stack between its start and its switch
         copied on the heap. gevent's wait reaches the switch through four Cython
-        functions and a ``Waiter``: about 940 bytes of stack for every idle
-        connection (CPython 3.11 and later keep Python frames off the C stack, so
-        switching from here saves them). What it keeps of gevent's wait: only the
+        functions and a ``Waiter``, whose C frames are about 940 of the bytes every
+        idle connection holds; switching from Python leaves them out, as CPython
+        3.11 and later keep Python frames off the C stack
+        (``benchmarks/idle_breakdown.py``). What it keeps of gevent's wait: only the
         watcher's own callback may wake the greenlet, and the watcher is stopped
         however the sleep ends (gevent's ``cancel_wait`` of a socket closed
         elsewhere, and ``kill``, throw into the greenlet through the callback).
