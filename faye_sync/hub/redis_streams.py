@@ -37,7 +37,9 @@ local function clock(meta)
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local last = redis.call('HGET', meta, 'last')
   if not last then
-    last = string.format('%.0f-0', now)
+    -- A new epoch starts a millisecond ahead: an id the emptied store stamped
+    -- in this same millisecond must still be below it (or it is issued again).
+    last = string.format('%.0f-0', now + 1)
     redis.call('HSET', meta, 'last', last, 'epoch', last)
   end
   return now, last

@@ -15,6 +15,7 @@ import redis
 from faye_sync import HubUnavailable
 from faye_sync.hub import RESET, Hub
 from faye_sync.hub.message import id_key
+from faye_sync.hub.redis_streams import _PUBLISH
 from tests.hub.helpers import WAIT, take, until
 from tests.redis_server import RedisServer
 
@@ -81,6 +82,8 @@ def test_retention_by_age_on_redis(redis_server: RedisServer, prefix: str) -> No
 
 def test_an_id_from_before_flushall_gets_an_epoch_reset(own_redis: RedisServer) -> None:
     with Hub.from_url(own_redis.url, block=0.2) as hub:
+        hub.publish("chat", "opens the epoch")
+        time.sleep(0.002)  # a store is flushed a while after it starts, not in its millisecond
         old = hub.publish("chat", "before")
         redis.Redis.from_url(own_redis.url).flushall()
         new = hub.publish("chat", "after")
@@ -88,6 +91,29 @@ def test_an_id_from_before_flushall_gets_an_epoch_reset(own_redis: RedisServer) 
     assert reset.event == RESET and json.loads(reset.data)["reason"] == "epoch"
     assert id_key(old) < id_key(reset.id) < id_key(new)
     assert (message.id, message.data) == (new, "after")
+
+
+def test_an_id_stamped_in_the_millisecond_of_a_flushall_is_not_stamped_again(
+    own_redis: RedisServer,
+) -> None:
+    # Publish, FLUSHALL, publish in one MULTI: nearly always one millisecond of
+    # Redis's clock, where the new epoch used to restart the old store's ids.
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    stamp = client.register_script(_PUBLISH)
+    keys, args = ["faye_sync:meta", "faye_sync:ch:chat"], ["x", "0", "", "", "", "1", "chat"]
+    with Hub.from_url(own_redis.url, block=0.2) as hub:
+        for _ in range(20):
+            hub.publish("chat", "opens the epoch")
+            time.sleep(0.002)  # as in the test above
+            transaction = client.pipeline(transaction=True)
+            stamp(keys, args, client=transaction)
+            transaction.flushall()
+            stamp(keys, args, client=transaction)
+            old, _, new = transaction.execute()
+            assert id_key(old) != id_key(new)
+            reset, message = take(hub.subscribe("chat", last_id=old), 2)
+            assert json.loads(reset.data)["reason"] == "epoch" and message.id == new
+    client.close()
 
 
 def test_publish_during_an_outage_raises_promptly_and_recovers(own_redis: RedisServer) -> None:
