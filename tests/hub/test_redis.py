@@ -98,10 +98,12 @@ def test_an_id_stamped_in_the_millisecond_of_a_flushall_is_not_stamped_again(
 ) -> None:
     # Publish, FLUSHALL, publish in one MULTI: nearly always one millisecond of
     # Redis's clock, where the new epoch used to restart the old store's ids.
-    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
-    stamp = client.register_script(_PUBLISH)
     keys, args = ["faye_sync:meta", "faye_sync:ch:chat"], ["x", "0", "", "", "", "1", "chat"]
-    with Hub.from_url(own_redis.url, block=0.2) as hub:
+    with (
+        redis.Redis.from_url(own_redis.url, decode_responses=True) as client,
+        Hub.from_url(own_redis.url, block=0.2) as hub,
+    ):
+        stamp = client.register_script(_PUBLISH)
         for _ in range(20):
             hub.publish("chat", "opens the epoch")
             time.sleep(0.002)  # as in the test above
@@ -111,9 +113,9 @@ def test_an_id_stamped_in_the_millisecond_of_a_flushall_is_not_stamped_again(
             stamp(keys, args, client=transaction)
             old, _, new = transaction.execute()
             assert id_key(old) != id_key(new)
-            reset, message = take(hub.subscribe("chat", last_id=old), 2)
+            with hub.subscribe("chat", last_id=old) as sub:
+                reset, message = take(sub, 2)
             assert json.loads(reset.data)["reason"] == "epoch" and message.id == new
-    client.close()
 
 
 def test_publish_during_an_outage_raises_promptly_and_recovers(own_redis: RedisServer) -> None:
